@@ -1,0 +1,6 @@
+"""interp_lib: the package of the course "How do neural networks 'think'?".
+
+Infrastructure (data, models, plotting, helpers) plus one module per topic whose
+exercise functions you implement. See README.md and ``python -m interp_lib check``.
+"""
+__version__ = "0.1.0"

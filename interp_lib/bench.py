@@ -1,0 +1,143 @@
+"""The benchmark: ``python -m interp_lib bench`` (maintainers; not part of ``make test``).
+
+Two kinds of measurement, written to ``bench/results.json`` and printed as a table:
+
+* **lessons** - wall-clock time and peak memory (resident set of the kernel) of
+  executing each lesson top to bottom in solutions mode, one thread;
+* **methods** - rows defined in ``bench/rows_*.py``. Each file has a function
+  ``rows()`` returning :class:`Row` objects: our method and the reference library's
+  (or the physical limit, e.g. the forward and backward passes a method must make) on
+  the same work. Both are timed interleaved, ``--runs`` times (median), in one process.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import importlib.util
+import json
+import os
+import pathlib
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from typing import Callable
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+BENCH_DIR = ROOT / "bench"
+RESULTS = BENCH_DIR / "results.json"
+
+__all__ = ["Row", "time_call", "run_rows", "run_lessons", "main"]
+
+
+@dataclasses.dataclass
+class Row:
+    """One comparison: ``ours()`` against ``reference()`` on the same work."""
+    name: str                    # e.g. "label issues (digits, 1797 x 10)"
+    ours: Callable[[], object]
+    reference: Callable[[], object]
+    against: str                 # e.g. "cleanlab 2.9" or "limit: 64 forward+backward"
+    goal: float | None = None    # the ratio ours/reference we aim at (<=)
+    lesson: str = ""
+
+
+def time_call(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def _discover() -> list[Row]:
+    rows: list[Row] = []
+    for path in sorted(BENCH_DIR.glob("rows_*.py")):
+        spec = importlib.util.spec_from_file_location(f"bench_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        rows.extend(module.rows())
+    return rows
+
+
+def run_rows(runs: int = 5, only: list[str] | None = None) -> list[dict]:
+    import torch
+
+    torch.set_num_threads(1)
+    os.environ["INTERP_LIB_SOLUTIONS"] = "all"
+    out = []
+    for row in _discover():
+        if only and not any(o in row.name for o in only):
+            continue
+        row.ours(), row.reference()  # warm-up (imports, caches)
+        ours, ref = [], []
+        for _ in range(max(runs, 1)):
+            ours.append(time_call(row.ours))
+            ref.append(time_call(row.reference))
+        t_ours, t_ref = statistics.median(ours), statistics.median(ref)
+        result = {"name": row.name, "lesson": row.lesson, "against": row.against,
+                  "ours_s": round(t_ours, 5), "reference_s": round(t_ref, 5),
+                  "ratio": round(t_ours / t_ref, 3), "goal": row.goal, "runs": runs}
+        result["met"] = None if row.goal is None else result["ratio"] <= row.goal
+        print(f"  {row.name:52} {t_ours * 1e3:9.1f} ms vs {t_ref * 1e3:9.1f} ms  "
+              f"x{result['ratio']:.2f}  ({row.against})", flush=True)
+        out.append(result)
+    return out
+
+
+_LESSON_RUNNER = """
+import json, resource, sys, time
+from interp_lib.cli import execute_notebook
+import pathlib, shutil, tempfile
+src = pathlib.Path(sys.argv[1])
+with tempfile.TemporaryDirectory() as tmp:
+    dst = pathlib.Path(tmp) / src.name
+    shutil.copy(src, dst)
+    for extra in src.parent.iterdir():
+        if extra.suffix != ".ipynb" and extra.is_file():
+            shutil.copy(extra, pathlib.Path(tmp) / extra.name)
+    seconds = execute_notebook(dst)
+peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+print(json.dumps({"seconds": seconds, "peak_mb": peak_kb / 1024}))
+"""
+
+
+def run_lessons(numbers: list[str] | None = None) -> list[dict]:
+    from .cli import lesson_paths
+
+    out = []
+    for path in lesson_paths(numbers):
+        proc = subprocess.run([sys.executable, "-c", _LESSON_RUNNER, str(path)], cwd=ROOT,
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            print(f"  {path.name}: FAILED\n{proc.stderr[-2000:]}")
+            out.append({"lesson": path.name, "error": proc.stderr[-2000:]})
+            continue
+        data = json.loads(proc.stdout.strip().splitlines()[-1])
+        row = {"lesson": path.name, "seconds": round(data["seconds"], 2),
+               "peak_mb": round(data["peak_mb"], 1), "goal_s": 30, "met": data["seconds"] < 30}
+        print(f"  {path.name:40} {row['seconds']:7.1f} s  {row['peak_mb']:7.0f} MB peak", flush=True)
+        out.append(row)
+    return out
+
+
+def machine() -> dict:
+    import torch
+
+    return {"date": datetime.date.today().isoformat(), "python": platform.python_version(),
+            "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(), "threads": 1}
+
+
+def main(args) -> int:
+    result = {"machine": machine(), "lessons": [], "methods": []}
+    if not args.no_lessons:
+        print("Lessons (solutions mode, one thread):")
+        result["lessons"] = run_lessons()
+        ok = [r["seconds"] for r in result["lessons"] if "seconds" in r]
+        result["course_seconds"] = round(sum(ok), 1)
+        print(f"  whole course: {result['course_seconds']} s")
+    print(f"Methods (median of {args.runs} runs; ours vs reference):")
+    result["methods"] = run_rows(args.runs, args.only)
+    BENCH_DIR.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"written: {RESULTS.relative_to(ROOT)}")
+    return 0

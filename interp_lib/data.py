@@ -1,0 +1,274 @@
+"""Offline data: real handwritten digits and procedural shapes-and-textures images.
+
+Nothing here downloads anything.
+
+* :func:`load_digits` - scikit-learn's bundled handwritten digits (1,797 real images
+  with real labels, 8x8), upsampled to 28x28, with a fixed train/test split.
+* :func:`make_shapes` - a generator of 32x32 RGB images of a shape filled with a
+  texture, with random colours, position, size and rotation. Its knobs make
+  cue-conflict images, randomise texture, choose what the label follows, plant a
+  class-correlated corner tag and flip labels. Shape, texture and label are returned,
+  so the ground truth is always known.
+* :func:`flip_labels` - flip a given fraction of labels; returns the flipped mask.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "DIGIT_CLASSES", "SHAPES", "TEXTURES", "Shapes", "load_digits", "make_shapes",
+    "load_shapes", "flip_labels", "TAG_SIZE",
+]
+
+DIGIT_CLASSES = tuple(str(d) for d in range(10))
+SHAPES = ("circle", "square", "triangle", "cross")
+TEXTURES = ("stripes", "checker", "dots", "zigzag")
+TAG_SIZE = 6  # the Clever Hans tag is a TAG_SIZE x TAG_SIZE patch in the top-left corner
+
+DIGITS_TEST_SIZE = 540  # 30 % of 1,797, stratified, fixed
+
+
+def load_digits(split: str = "train", size: int = 28) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scikit-learn's bundled digits as ``(x, y)``.
+
+    ``x`` is float32 ``(N, 1, size, size)`` in [0, 1] (8x8 originals upsampled
+    bilinearly), ``y`` int64 ``(N,)``. ``split`` is ``"train"`` (1,257 images),
+    ``"test"`` (540) or ``"all"`` (1,797, in scikit-learn's order). The split is fixed
+    (stratified, seed 0), the same on every machine.
+    """
+    from sklearn.datasets import load_digits as _sk_digits
+    from sklearn.model_selection import train_test_split
+
+    if split not in ("train", "test", "all"):
+        raise ValueError(f"`split` must be 'train', 'test' or 'all', got {split!r}")
+    if not isinstance(size, int) or size < 8:
+        raise ValueError(f"`size` must be an int >= 8 (the originals are 8x8), got {size!r}")
+    bunch = _sk_digits()
+    images = torch.tensor(bunch.images, dtype=torch.float32)[:, None] / 16.0
+    if size != 8:
+        images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
+    images = images.clamp(0.0, 1.0)
+    labels = torch.tensor(bunch.target, dtype=torch.int64)
+    if split == "all":
+        return images, labels
+    idx_train, idx_test = train_test_split(
+        np.arange(len(labels)), test_size=DIGITS_TEST_SIZE, random_state=0,
+        stratify=bunch.target,
+    )
+    idx = torch.as_tensor(np.sort(idx_train if split == "train" else idx_test))
+    return images[idx], labels[idx]
+
+
+@dataclasses.dataclass
+class Shapes:
+    """A batch of generated images and everything known about them."""
+    x: torch.Tensor          # (N, 3, size, size) float32 in [0, 1]
+    y: torch.Tensor          # (N,) the label (after any label noise)
+    shape: torch.Tensor      # (N,) index into SHAPES
+    texture: torch.Tensor    # (N,) index into TEXTURES
+    flipped: torch.Tensor    # (N,) bool: label noise changed this label
+    tag: torch.Tensor        # (N,) bool: the image carries the class tag
+    tag_mask: torch.Tensor   # (1, 1, size, size) bool: where a tag would be
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, idx) -> "Shapes":
+        return Shapes(self.x[idx], self.y[idx], self.shape[idx], self.texture[idx],
+                      self.flipped[idx], self.tag[idx], self.tag_mask)
+
+
+def _shape_masks(u: torch.Tensor, v: torch.Tensor, kind: torch.Tensor) -> torch.Tensor:
+    """Inside-masks for object coordinates (u, v) (unit scale), one kind per image."""
+    s3 = math.sqrt(3.0)
+    masks = torch.stack([
+        u ** 2 + v ** 2 <= 0.9 ** 2,                                               # circle
+        torch.maximum(u.abs(), v.abs()) <= 0.72,                                   # square
+        (v >= -0.5) & (s3 * u + v <= 1.0) & (-s3 * u + v <= 1.0),                  # triangle
+        ((u.abs() <= 0.3) & (v.abs() <= 0.95)) | ((v.abs() <= 0.3) & (u.abs() <= 0.95)),  # cross
+    ])
+    return masks.gather(0, kind.view(1, -1, 1, 1).expand(1, *u.shape)).squeeze(0)
+
+
+def _textures(a: torch.Tensor, b: torch.Tensor, kind: torch.Tensor) -> torch.Tensor:
+    """Binary patterns in rotated pixel coordinates (a, b) already divided by the period."""
+    two_pi = 2 * math.pi
+    fa, fb = a - torch.floor(a) - 0.5, b - torch.floor(b) - 0.5
+    pats = torch.stack([
+        torch.sin(two_pi * a) > 0,                                          # stripes
+        torch.sin(two_pi * a) * torch.sin(two_pi * b) > 0,                  # checker
+        fa ** 2 + fb ** 2 < 0.27 ** 2,                                      # dots
+        torch.sin(two_pi * (a + 0.6 * (2 * (b / 2 - torch.floor(b / 2 + 0.5))).abs())) > 0,  # zigzag
+    ])
+    return pats.gather(0, kind.view(1, -1, 1, 1).expand(1, *a.shape)).squeeze(0)
+
+
+def _tag_patterns(labels: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """A distinct 2x2-block binary pattern for each class (TAG_SIZE x TAG_SIZE)."""
+    codes = torch.arange(1, n_classes + 1)
+    bits = torch.stack([(codes >> i) & 1 for i in range(4)], dim=1).float()  # (K, 4)
+    grid = bits.view(n_classes, 2, 2)
+    pattern = grid.repeat_interleave(TAG_SIZE // 2, 1).repeat_interleave(TAG_SIZE // 2, 2)
+    return pattern[labels]
+
+
+def make_shapes(
+    n: int,
+    seed: int = 0,
+    *,
+    texture_rate: float = 0.0,
+    cue_conflict: bool = False,
+    label_by: str = "shape",
+    label_noise: float = 0.0,
+    tag_rate: float = 0.0,
+    shapes: tuple[str, ...] = SHAPES,
+    textures: tuple[str, ...] | None = None,
+    size: int = 32,
+) -> Shapes:
+    """Generate ``n`` images of a textured shape on a darker background.
+
+    Every image draws a shape, a texture, a rotation, a size, a position, a texture
+    orientation and period (4-5 pixels) and three colours (background, texture ink,
+    texture paper) at random from ``seed``.
+
+    * ``texture_rate``: the probability that an image's texture is drawn at random;
+      otherwise the texture matches the shape (texture i for shape i). 0 gives a
+      dataset where texture is a perfect shortcut, 1 one where only shape predicts.
+    * ``cue_conflict=True``: every texture differs from its shape (Geirhos et al.).
+    * ``label_by``: ``"shape"`` or ``"texture"``: what the label follows.
+    * ``label_noise``: the fraction of labels flipped to another class (exactly
+      ``round(label_noise * n)``; see ``Shapes.flipped``).
+    * ``tag_rate``: the probability that an image carries its label's tag, a small
+      class-specific pattern in the top-left corner (a Clever Hans shortcut).
+    * ``shapes``/``textures``: subsets of :data:`SHAPES`/:data:`TEXTURES` (classes are
+      indices into the subset given); ``size``: image side in pixels (>= 16).
+    """
+    if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
+        raise ValueError(f"`n` must be a positive int, got {n!r}")
+    for name, rate in (("texture_rate", texture_rate), ("label_noise", label_noise), ("tag_rate", tag_rate)):
+        if not isinstance(rate, (int, float)) or not 0.0 <= rate <= 1.0:
+            raise ValueError(f"`{name}` must be in [0, 1], got {rate!r}")
+    if label_by not in ("shape", "texture"):
+        raise ValueError(f"`label_by` must be 'shape' or 'texture', got {label_by!r}")
+    if not isinstance(size, int) or size < 16:
+        raise ValueError(f"`size` must be an int >= 16 pixels, got {size!r}")
+    textures = tuple(TEXTURES[: len(shapes)]) if textures is None else tuple(textures)
+    for name, chosen, known in (("shapes", shapes, SHAPES), ("textures", textures, TEXTURES)):
+        unknown = [c for c in chosen if c not in known]
+        if unknown or len(chosen) < 2 or len(set(chosen)) != len(chosen):
+            raise ValueError(f"`{name}` must be >= 2 distinct names from {known}; got {tuple(chosen)}")
+    if len(shapes) != len(textures) and (texture_rate < 1.0 or cue_conflict):
+        raise ValueError("matching textures to shapes needs as many textures as shapes")
+    k_shape, k_tex = len(shapes), len(textures)
+    if cue_conflict and k_tex < 2:
+        raise ValueError("cue conflict needs at least two textures")
+
+    g = torch.Generator().manual_seed(int(seed))
+    U = lambda *shape: torch.rand(*shape, generator=g)  # noqa: E731
+    shape_local = torch.randint(k_shape, (n,), generator=g)
+    random_tex = torch.randint(k_tex, (n,), generator=g)
+    use_random = U(n) < texture_rate
+    texture_local = torch.where(use_random, random_tex, shape_local % k_tex)
+    if cue_conflict:
+        offset = torch.randint(1, k_tex, (n,), generator=g)
+        texture_local = (shape_local + offset) % k_tex
+    labels = shape_local if label_by == "shape" else texture_local
+    n_classes = k_shape if label_by == "shape" else k_tex
+
+    # geometry: radius 7-12 px (at 32 px), aspect ratio, rotation, centre inside the image
+    scale = size / 32.0
+    radius = (7.0 + 5.0 * U(n)) * scale
+    aspect = 0.7 + 0.6 * U(n)  # stretch along the object's own axis
+    angle = 2 * math.pi * U(n)
+    reach = radius * torch.maximum(aspect, 1 / aspect.sqrt())
+    cx = reach + (size - 2 * reach).clamp(min=0) * U(n)
+    cy = reach + (size - 2 * reach).clamp(min=0) * U(n)
+    tex_angle = math.pi * U(n)
+    period = (4.0 + U(n)) * scale
+    tex_phase = U(n, 2)
+    # colours: dark background, brighter object (ink and paper differ clearly)
+    bg = 0.05 + 0.3 * U(n, 3)
+    ink = 0.55 + 0.45 * U(n, 3)
+    paper = ink * (0.25 + 0.35 * U(n, 1))
+    noise = 0.03 * torch.randn(n, 3, size, size, generator=g)
+    tagged = U(n) < tag_rate
+
+    coords = torch.arange(size, dtype=torch.float32) + 0.5
+    py, px = torch.meshgrid(coords, coords, indexing="ij")
+    px, py = px.expand(n, size, size), py.expand(n, size, size)
+    dx, dy = px - cx.view(-1, 1, 1), py - cy.view(-1, 1, 1)
+    cos, sin = torch.cos(angle).view(-1, 1, 1), torch.sin(angle).view(-1, 1, 1)
+    u = (cos * dx + sin * dy) / (radius * aspect).view(-1, 1, 1)
+    v = (-sin * dx + cos * dy) / (radius / aspect.sqrt()).view(-1, 1, 1)
+    shape_ids = torch.tensor([SHAPES.index(s) for s in shapes])[shape_local]
+    tex_ids = torch.tensor([TEXTURES.index(t) for t in textures])[texture_local]
+    inside = _shape_masks(u, -v, shape_ids)
+    tc, ts = torch.cos(tex_angle).view(-1, 1, 1), torch.sin(tex_angle).view(-1, 1, 1)
+    a = (tc * px + ts * py) / period.view(-1, 1, 1) + tex_phase[:, :1, None]
+    b = (-ts * px + tc * py) / period.view(-1, 1, 1) + tex_phase[:, 1:, None]
+    pattern = _textures(a, b, tex_ids)
+
+    obj = torch.where(pattern[:, None], ink[:, :, None, None], paper[:, :, None, None])
+    img = torch.where(inside[:, None], obj, bg[:, :, None, None]) + noise
+
+    tag_mask = torch.zeros(1, 1, size, size, dtype=torch.bool)
+    tag_mask[..., 1:1 + TAG_SIZE, 1:1 + TAG_SIZE] = True
+
+    flipped = torch.zeros(n, dtype=torch.bool)
+    if label_noise > 0:
+        labels, flipped = flip_labels(labels, label_noise, n_classes=n_classes, seed=seed + 7919)
+    if tagged.any():
+        # the tag follows the (possibly noisy) label, as an annotator's watermark would
+        pat = _tag_patterns(labels[tagged], n_classes).unsqueeze(1)
+        patch = 0.05 + 0.9 * pat.expand(-1, 3, -1, -1)
+        img[tagged, :, 1:1 + TAG_SIZE, 1:1 + TAG_SIZE] = patch
+    return Shapes(img.clamp(0.0, 1.0), labels, shape_local, texture_local, flipped,
+                  tagged, tag_mask)
+
+
+# Fixed seeds for the datasets the shipped models were trained and tested on.
+SHAPES_SPLIT_SEEDS = {"train": 0, "test": 1, "val": 2}
+
+
+def load_shapes(split: str = "train", n: int | None = None, **knobs) -> Shapes:
+    """A fixed split of :func:`make_shapes` (train 4,000 / test 1,000 / val 1,000 images).
+
+    ``knobs`` are passed to :func:`make_shapes`; the seed is fixed by the split, so the
+    same call gives the same images everywhere.
+    """
+    if split not in SHAPES_SPLIT_SEEDS:
+        raise ValueError(f"`split` must be one of {tuple(SHAPES_SPLIT_SEEDS)}, got {split!r}")
+    default = 4000 if split == "train" else 1000
+    return make_shapes(default if n is None else n, seed=1000 + SHAPES_SPLIT_SEEDS[split], **knobs)
+
+
+def flip_labels(labels, rate: float, n_classes: int | None = None, seed: int = 0):
+    """Flip exactly ``round(rate * len(labels))`` labels, each to a different random class.
+
+    Returns ``(noisy_labels, flipped)`` of the input's kind (numpy array or torch
+    tensor); ``flipped`` is a boolean mask of the changed labels. ``n_classes``
+    defaults to ``max(labels) + 1``.
+    """
+    is_torch = isinstance(labels, torch.Tensor)
+    y = labels.detach().cpu().numpy() if is_torch else np.asarray(labels)
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"`labels` must be a 1-D array of integer class labels, got {y.dtype} {y.shape}")
+    if not isinstance(rate, (int, float)) or not 0.0 <= rate <= 1.0:
+        raise ValueError(f"`rate` must be in [0, 1], got {rate!r}")
+    k = int(y.max()) + 1 if n_classes is None else int(n_classes)
+    if k < 2 or (len(y) and y.max() >= k) or (len(y) and y.min() < 0):
+        raise ValueError(f"`n_classes` must be >= 2 and cover every label, got {n_classes!r}")
+    rng = np.random.default_rng(seed)
+    n_flip = int(round(rate * len(y)))
+    idx = rng.choice(len(y), size=n_flip, replace=False)
+    noisy = y.copy()
+    noisy[idx] = (y[idx] + rng.integers(1, k, size=n_flip)) % k
+    flipped = noisy != y
+    if is_torch:
+        return torch.as_tensor(noisy, dtype=labels.dtype), torch.as_tensor(flipped)
+    return noisy, flipped
