@@ -74,7 +74,7 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in [
               "shapes", {"texture_rate": 0.5}, epochs=25, lr=2e-3, min_accuracy=0.9),
     ModelSpec("shapes_shape", "shapes CNN, labels by shape, texture always random (shape-biased)",
               "shapes", {"texture_rate": 1.0}, epochs=30, lr=2e-3, min_accuracy=0.9),
-    ModelSpec("shapes_cleverhans", "shapes CNN trained on images that carry a class tag in the corner",
+    ModelSpec("shapes_cleverhans", "shapes CNN trained on images that carry a class tag in the corner (80 %)",
               "shapes", {"texture_rate": 1.0, "tag_rate": 0.8}, epochs=20, lr=2e-3, min_accuracy=0.9),
 ]}
 
