@@ -85,14 +85,20 @@ class Exercise:
     def solution(self) -> Callable[..., Any]:
         """The reference body (raises :class:`SolutionsMissing` in the student release)."""
         try:
+            importlib.import_module("solutions")
+        except ImportError:
+            raise SolutionsMissing(
+                f"{ENV_VAR}={os.environ.get(ENV_VAR, '')!r} asks for the reference body of "
+                f"exercise {self.id} `{self.name}`, but the `solutions` package is not "
+                "here (this is the student release). Unset the variable to run your own code."
+            ) from None
+        try:
             mod = importlib.import_module(f"solutions.{self.module}")
         except ModuleNotFoundError as err:
-            if err.name in ("solutions", f"solutions.{self.module}"):
+            if err.name == f"solutions.{self.module}":
                 raise SolutionsMissing(
-                    f"{ENV_VAR}={os.environ.get(ENV_VAR, '')!r} asks for the reference body of "
-                    f"exercise {self.id} `{self.name}`, but the `solutions` package is not "
-                    "here (this is the student release). Unset the variable to run your own "
-                    "code."
+                    f"solutions/{self.module}.py is missing: no reference body for exercise "
+                    f"{self.id} `{self.name}`"
                 ) from None
             raise
         try:
