@@ -1,106 +1,10 @@
-"""Shared fixtures and the course's pytest options.
-
-Options:
-  --solutions=VALUE   set INTERP_LIB_SOLUTIONS (``all``, ``none`` or exercise ids) for the
-                      tests and for the notebook kernels nbval starts (they inherit it).
-  --stub-check        run each exercise test with the reference bodies of every *other*
-                      exercise and the stub of its own: every such test must then fail
-                      with NotImplementedError naming its exercise (tests/test_exercises.py
-                      runs this mode and checks it).
-  --results-json=PATH write one record per test (exercise id, weight, outcome, message);
-                      `python -m interp_lib check` reads it.
-
-Markers: ``exercise(id, weight=1)`` ties a test to an exercise (partial credit by
-weight); ``reference`` marks cross-checks against captum/zennit/torchattacks/cleanlab
-(skipped where those are not installed, e.g. the student release); ``browser`` and
-``npm`` mark tests that need those tools (skipped on a laptop without them, a failure
-in CI).
+"""Shared fixtures. The course's pytest options (--solutions, --stub-check,
+--results-json) and markers live in interp_lib/pytest_plugin.py, registered as a pytest
+entry point.
 """
 from __future__ import annotations
 
-import json
-import os
-import shutil
-
 import pytest
-import torch
-
-from interp_lib import exercises
-
-
-def pytest_addoption(parser):
-    group = parser.getgroup("interp-course")
-    group.addoption("--solutions", default=None,
-                    help="INTERP_LIB_SOLUTIONS for tests and notebook kernels (all | none | ids)")
-    group.addoption("--stub-check", action="store_true",
-                    help="run each exercise test against its own stub (all others: reference)")
-    group.addoption("--results-json", default=None, help="write per-test results to this file")
-
-
-def pytest_configure(config):
-    value = config.getoption("--solutions")
-    if value is not None:
-        os.environ[exercises.ENV_VAR] = value
-    torch.set_num_threads(1)
-    config._interp_results = []
-
-
-def exercise_marker(item) -> tuple[str, float] | None:
-    mark = item.get_closest_marker("exercise")
-    if mark is None:
-        return None
-    return str(mark.args[0]), float(mark.kwargs.get("weight", mark.args[1] if len(mark.args) > 1 else 1))
-
-
-@pytest.fixture(autouse=True)
-def _stub_check_mode(request, monkeypatch):
-    if request.config.getoption("--stub-check"):
-        marker = exercise_marker(request.node)
-        if marker is not None:
-            monkeypatch.setenv(exercises.ENV_VAR, f"all,-{marker[0]}")
-    yield
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    report = outcome.get_result()
-    # A test that needs a tool skips on a laptop without it, but in CI a skip is a failure.
-    if report.skipped and os.environ.get("CI") == "true" and any(
-        item.get_closest_marker(m) for m in ("browser", "npm")
-    ):
-        report.outcome = "failed"
-        report.longrepr = f"skipped in CI, where browser/npm tools must be installed: {report.longrepr}"
-    if report.when == "call" or (report.when == "setup" and not report.passed):
-        marker = exercise_marker(item)
-        message = ""
-        if report.failed and call.excinfo is not None:
-            exc = call.excinfo.value
-            message = f"{type(exc).__name__}: {exc}".strip().splitlines()[0][:500] if str(exc) else type(exc).__name__
-        elif report.skipped:
-            message = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
-        item.config._interp_results.append({
-            "nodeid": item.nodeid,
-            "exercise": marker[0] if marker else None,
-            "weight": marker[1] if marker else None,
-            "hidden": item.get_closest_marker("hidden") is not None,
-            "outcome": report.outcome,
-            "message": message,
-        })
-
-
-def pytest_sessionfinish(session, exitstatus):
-    path = session.config.getoption("--results-json")
-    if path:
-        with open(path, "w", encoding="utf-8") as fh:
-            json.dump(session.config._interp_results, fh, indent=1)
-
-
-def needs(tool: str):
-    """Skip (on a laptop) when ``tool`` is not on PATH; CI turns the skip into a failure."""
-    if shutil.which(tool) is None:
-        pytest.skip(f"{tool} is not installed")
-
 
 # --------------------------------------------------------------------------- fixtures
 
