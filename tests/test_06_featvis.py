@@ -1,0 +1,333 @@
+"""Lesson 06: total_variation, random_transform, activation_maximisation (+ infrastructure)."""
+import collections
+import copy
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from interp_lib import exercises, featvis
+from interp_lib.utils import assert_close
+
+
+# --------------------------------------------------------------------------- helpers
+
+def snapshot(model):
+    return {
+        "params": [p.detach().clone() for p in model.parameters()],
+        "flags": [p.requires_grad for p in model.parameters()],
+        "grads": [None if p.grad is None else p.grad.clone() for p in model.parameters()],
+        "modes": [m.training for m in model.modules()],
+        "hooks": [sum(len(d) for k, d in vars(m).items() if k.endswith("hooks") and isinstance(d, dict))
+                  for m in model.modules()],
+    }
+
+
+def assert_unchanged(model, before):
+    after = snapshot(model)
+    assert after["flags"] == before["flags"]
+    assert after["modes"] == before["modes"]
+    assert after["hooks"] == before["hooks"], "a hook was left behind"
+    for a, b in zip(after["params"], before["params"]):
+        assert torch.equal(a, b)
+    for a, b in zip(after["grads"], before["grads"]):
+        assert (a is None) == (b is None)
+
+
+def unguarded_body(name):
+    """The body the switch selects, *without* the wrapper's guard (tests its own cleanup)."""
+    ex = exercises.get(name)
+    return ex.solution() if exercises.solutions_selected(ex) else ex.stub
+
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+class BoomError(Exception):
+    pass
+
+
+class Boom(nn.Module):
+    """Raises on its ``after``-th call."""
+
+    def __init__(self, after):
+        super().__init__()
+        self.after, self.calls = after, 0
+
+    def forward(self, x):
+        self.calls += 1
+        if self.calls >= self.after:
+            raise BoomError("boom")
+        return x
+
+
+def tiny_model(boom_after=None):
+    layers = [("conv1", nn.Conv2d(3, 4, 3, padding=1)), ("relu1", nn.ReLU())]
+    if boom_after is not None:
+        layers.append(("boom", Boom(boom_after)))
+    layers += [("flatten", nn.Flatten()), ("fc", nn.Linear(4 * 8 * 8, 2))]
+    torch.manual_seed(0)
+    return nn.Sequential(collections.OrderedDict(layers))
+
+
+@pytest.fixture(scope="module")
+def conv3_max(shapes_model, shapes_test):
+    return featvis.dataset_maximum(shapes_model, "conv3", shapes_test.x)
+
+
+# --------------------------------------------------------------------------- 06.1 total_variation
+
+@pytest.mark.exercise("06.1", weight=2)
+def test_total_variation_by_hand():
+    x = torch.tensor([[[[0.0, 1.0], [2.0, 4.0]]]])            # dh = 1, dv = 2
+    assert_close(featvis.total_variation(x), torch.tensor([5.0]))
+    assert_close(featvis.total_variation(x, beta=1.0), torch.tensor([math.sqrt(5.0)]))
+    assert_close(featvis.total_variation(x, beta=1.0, eps=4.0), torch.tensor([3.0]))
+    const = torch.full((2, 3, 5, 4), 0.3)
+    assert_close(featvis.total_variation(const), torch.zeros(2), atol_scale=0)
+
+
+@pytest.mark.exercise("06.1", weight=2)
+def test_total_variation_matches_formula_loop():
+    x = torch.rand(3, 2, 4, 5, generator=gen(1), dtype=torch.float64)
+    for beta in (2.0, 1.0, 3.0):
+        expected = torch.zeros(3, dtype=torch.float64)
+        for n in range(3):
+            for c in range(2):
+                for i in range(3):
+                    for j in range(4):
+                        dh = x[n, c, i, j + 1] - x[n, c, i, j]
+                        dv = x[n, c, i + 1, j] - x[n, c, i, j]
+                        expected[n] += (dh ** 2 + dv ** 2) ** (beta / 2)
+        got = featvis.total_variation(x, beta=beta)
+        assert got.shape == (3,)
+        assert_close(got, expected, rtol=1e-10)
+
+
+@pytest.mark.exercise("06.1")
+def test_total_variation_gradient():
+    x = torch.rand(2, 3, 6, 6, generator=gen(2)).requires_grad_(True)
+    featvis.total_variation(x).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_total_variation_bad_input():
+    with pytest.raises(ValueError, match="beta"):
+        featvis.total_variation(torch.rand(1, 1, 4, 4), beta=0)
+    with pytest.raises(ValueError, match="x"):
+        featvis.total_variation(torch.rand(4, 4))
+
+
+# --------------------------------------------------------------------------- 06.2 random_transform
+
+@pytest.mark.exercise("06.2")
+def test_random_transform_shape_and_gradient():
+    x = torch.rand(4, 3, 32, 32, generator=gen(3)).requires_grad_(True)
+    out = featvis.random_transform(x, gen(0))
+    assert out.shape == x.shape
+    (out * torch.arange(out.numel()).reshape(out.shape)).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+@pytest.mark.exercise("06.2", weight=2)
+def test_random_transform_exact_integer_shift():
+    x = torch.rand(8, 2, 16, 20, generator=gen(4))
+    g = gen(5)
+    dx, dy, _, _ = featvis.transform_parameters(copy.deepcopy(g), 8, jitter=3, scale=(1.0, 1.0), degrees=0.0)
+    assert (dx != 0).any() and (dy != 0).any()
+    out = featvis.random_transform(x, g, jitter=3, scale=(1.0, 1.0), degrees=0.0)
+    for n in range(8):
+        a, b = int(dx[n]), int(dy[n])
+        # interior: output[r, c] = input[r - dy, c - dx]
+        got = out[n, :, 3:-3, 3:-3]
+        want = x[n, :, 3 - b:16 - 3 - b, 3 - a:20 - 3 - a]
+        assert_close(got, want, rtol=1e-5, what=f"image {n} shifted by ({a}, {b})")
+
+
+def blob(h, w, col, row, sigma=1.2):
+    r = torch.arange(h, dtype=torch.float64)[:, None]
+    c = torch.arange(w, dtype=torch.float64)[None, :]
+    return torch.exp(-((r - row) ** 2 + (c - col) ** 2) / (2 * sigma ** 2))
+
+
+@pytest.mark.exercise("06.2", weight=3)
+def test_random_transform_follows_the_generator():
+    n, h, w = 12, 32, 32
+    p = torch.tensor([19.0, 12.0], dtype=torch.float64)           # (column, row)
+    x = blob(h, w, *p).expand(n, 1, h, w).contiguous()
+    g = gen(7)
+    twin = copy.deepcopy(g)
+    out = featvis.random_transform(x, g, jitter=3, scale=(0.8, 1.2), degrees=30.0)
+    dx, dy, s, angle = featvis.transform_parameters(twin, n, jitter=3, scale=(0.8, 1.2), degrees=30.0)
+    # the generator must be consumed exactly as documented
+    assert torch.equal(torch.rand(4, generator=g), torch.rand(4, generator=twin))
+    centre = torch.tensor([(w - 1) / 2, (h - 1) / 2], dtype=torch.float64)
+    rows = torch.arange(h, dtype=torch.float64)[:, None]
+    cols = torch.arange(w, dtype=torch.float64)[None, :]
+    for i in range(n):
+        a = math.radians(float(angle[i]))
+        rot = torch.tensor([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]], dtype=torch.float64)
+        want = centre + float(s[i]) * rot @ (p - centre) + torch.tensor([float(dx[i]), float(dy[i])], dtype=torch.float64)
+        img = out[i, 0].double()
+        got = torch.stack([(img * cols).sum() / img.sum(), (img * rows).sum() / img.sum()])
+        assert (got - want).abs().max() < 0.25, f"image {i}: blob at {got.tolist()}, expected {want.tolist()}"
+        assert img.sum() / x[i, 0].sum() == pytest.approx(float(s[i]) ** 2, rel=0.05)
+
+
+def test_random_transform_bad_input():
+    with pytest.raises(TypeError, match="generator"):
+        featvis.random_transform(torch.rand(1, 3, 8, 8), None)
+    with pytest.raises(ValueError, match="scale"):
+        featvis.random_transform(torch.rand(1, 3, 8, 8), gen(), scale=(1.2, 0.8))
+
+
+# --------------------------------------------------------------------------- 06.3 activation_maximisation
+
+@pytest.mark.exercise("06.3", weight=3)
+def test_activation_maximisation_beats_dataset_maximum(shapes_model, conv3_max):
+    channels = [int(c) for c in conv3_max.topk(3).indices]
+    before = snapshot(shapes_model)
+    res = featvis.activation_maximisation(shapes_model, "conv3", channels, steps=48, generator=gen(0))
+    assert_unchanged(shapes_model, before)
+    assert res.image.shape == (3, 3, 32, 32) and res.image.min() >= 0 and res.image.max() <= 1
+    assert res.history.shape == (48, 3)
+    assert (res.activation > conv3_max[channels]).all(), (res.activation, conv3_max[channels])
+    # the reported activation is the channel mean of the final image
+    acts = featvis.channel_activations(shapes_model, "conv3", res.image)
+    assert_close(res.activation, acts[torch.arange(3), channels], rtol=1e-4)
+
+
+@pytest.mark.exercise("06.3")
+def test_activation_maximisation_logit_neuron_and_start(shapes_model, shapes_test):
+    res = featvis.activation_maximisation(shapes_model, "fc2", 2, steps=16, generator=gen(1), param="fourier")
+    assert res.image.shape == (1, 3, 32, 32)
+    with torch.no_grad():
+        logit = shapes_model(res.image)[0, 2]
+    assert float(res.activation[0]) == pytest.approx(float(logit), rel=1e-4, abs=1e-4)
+    assert res.history[-1, 0] > res.history[0, 0]
+    start = shapes_test.x[:2]
+    res = featvis.activation_maximisation(shapes_model, "conv2", 5, neuron=(3, 4), steps=8, start=start, lr=0.01)
+    assert res.image.shape == start.shape
+    assert (res.image - start).abs().max() <= 8 * 0.015, "a pixel start image is the starting point"
+    with torch.no_grad():
+        acts = featvis.channel_activations(shapes_model, "conv2", res.image, neuron=(3, 4))[:, 5]
+    assert_close(res.activation, acts, rtol=1e-4)
+
+
+@pytest.mark.exercise("06.3")
+def test_activation_maximisation_is_reproducible(shapes_model):
+    kw = dict(steps=12, transforms=True, param="fourier", decorrelate=True, tv=1.0, l2=1.0, blur_every=4)
+    a = featvis.activation_maximisation(shapes_model, "relu2", 1, generator=gen(3), **kw)
+    b = featvis.activation_maximisation(shapes_model, "relu2", 1, generator=gen(3), **kw)
+    assert torch.equal(a.image, b.image)
+    c = featvis.activation_maximisation(shapes_model, "relu2", 1, generator=gen(4), **kw)
+    assert not torch.equal(a.image, c.image)
+
+
+@pytest.mark.exercise("06.3", weight=2)
+def test_activation_maximisation_removes_its_hook_also_on_error():
+    body = unguarded_body("activation_maximisation")
+    model = tiny_model().eval()
+    body(model, "relu1", 1, steps=3, shape=(3, 8, 8))
+    assert all(len(m._forward_hooks) == 0 for m in model.modules()), "hook left behind"
+    model = tiny_model(boom_after=3).eval()
+    with pytest.raises(BoomError):
+        body(model, "conv1", 0, steps=10, shape=(3, 8, 8))
+    assert all(len(m._forward_hooks) == 0 for m in model.modules()), "hook left behind after an error"
+
+
+@pytest.mark.exercise("06.3")
+def test_activation_maximisation_model_unchanged_on_error():
+    model = tiny_model(boom_after=2)
+    model.train()
+    model.fc.weight.requires_grad_(False)
+    before = snapshot(model)
+    with pytest.raises(BoomError):
+        featvis.activation_maximisation(model, "conv1", 0, steps=5, shape=(3, 8, 8))
+    assert_unchanged(model, before)
+    model = tiny_model()
+    model.train()
+    before = snapshot(model)
+    featvis.activation_maximisation(model, "conv1", 0, steps=2, shape=(3, 8, 8))
+    assert_unchanged(model, before)
+
+
+@pytest.mark.exercise("06.3", weight=2)
+def test_priors_lower_the_high_frequency_power(shapes_model):
+    channels = [0, 1, 4, 6, 8, 9]
+    naive = featvis.activation_maximisation(shapes_model, "conv3", channels, steps=96, generator=gen(0))
+    prior = featvis.activation_maximisation(shapes_model, "conv3", channels, steps=96, generator=gen(0),
+                                            param="fourier", decorrelate=True, transforms=True)
+    hf_naive = featvis.high_frequency_fraction(naive.image).mean()
+    hf_prior = featvis.high_frequency_fraction(prior.image).mean()
+    assert hf_prior < hf_naive - 0.15, (hf_naive, hf_prior)
+
+
+def test_activation_maximisation_bad_input(shapes_model):
+    with pytest.raises(ValueError, match=r"layer.*conv1, relu1"):
+        featvis.activation_maximisation(shapes_model, "conv9", 0)
+    with pytest.raises(ValueError, match=r"channel.*0\.\.31"):
+        featvis.activation_maximisation(shapes_model, "conv3", 32)
+    with pytest.raises(ValueError, match=r"channel.*0\.\.3"):
+        featvis.activation_maximisation(shapes_model, "fc2", [0, 4])
+    with pytest.raises(ValueError, match="steps"):
+        featvis.activation_maximisation(shapes_model, "conv3", 0, steps=0)
+    with pytest.raises(ValueError, match="neuron"):
+        featvis.activation_maximisation(shapes_model, "conv3", 0, neuron=(8, 0))
+    with pytest.raises(ValueError, match="param"):
+        featvis.activation_maximisation(shapes_model, "conv3", 0, param="wavelet")
+    with pytest.raises(TypeError, match="generator"):
+        featvis.activation_maximisation(shapes_model, "conv3", 0, generator=0)
+    before = snapshot(shapes_model)
+    with pytest.raises(ValueError):
+        featvis.activation_maximisation(shapes_model, "conv3", 40)
+    assert_unchanged(shapes_model, before)
+
+
+# --------------------------------------------------------------------------- infrastructure
+
+def test_fourier_image_has_a_one_over_f_spectrum():
+    h = w = 32
+    fim = featvis.FourierImage((256, 1, h, w), gen(0), sd=0.01, decorrelate=False)
+    with torch.no_grad():
+        pre = torch.logit(fim.image())                        # the image before the sigmoid
+    power = torch.fft.rfft2(pre, norm="ortho").abs().pow(2).mean(dim=(0, 1))
+    f = featvis.frequency_radius(h, w)
+    keep = (f > 2 / w) & (f < 0.45)
+    slope = torch.linalg.lstsq(torch.stack([f[keep].log(), torch.ones(int(keep.sum()))], 1),
+                               power[keep].log()[:, None]).solution[0, 0]
+    assert slope == pytest.approx(-2.0, abs=0.15), "power must fall like 1/f^2 (amplitude like 1/f)"
+
+
+def test_colour_decorrelation_is_invertible():
+    x = torch.randn(2, 3, 5, 5, generator=gen(1), dtype=torch.float64)
+    assert_close(featvis.decorrelate_colours(featvis.correlate_colours(x)), x, rtol=1e-10)
+    assert_close(featvis.correlate_colours(featvis.decorrelate_colours(x)), x, rtol=1e-10)
+    assert not torch.allclose(featvis.correlate_colours(x), x)
+
+
+def test_fourier_start_image_round_trip(shapes_test):
+    img = shapes_test.x[:3].clamp(0.01, 0.99)
+    for dec in (False, True):
+        fim = featvis.FourierImage(start=img, decorrelate=dec)
+        assert_close(fim.image().detach(), img, rtol=1e-4)
+
+
+def test_high_frequency_fraction_and_blur():
+    noise = torch.rand(64, 3, 32, 32, generator=gen(2))
+    hf = featvis.high_frequency_fraction(noise)
+    assert hf.mean() == pytest.approx(1 - math.pi / 16, abs=0.02)
+    smooth = featvis.gaussian_blur(noise, 1.5)
+    assert smooth.shape == noise.shape
+    assert featvis.high_frequency_fraction(smooth).mean() < 0.1
+    assert featvis.high_frequency_fraction(torch.full((1, 3, 8, 8), 0.4)).item() == 0.0
+    assert_close(featvis.gaussian_blur(torch.full((1, 2, 9, 9), 0.7), 1.0), torch.full((1, 2, 9, 9), 0.7))
+
+
+def test_top_activating(shapes_model, shapes_test):
+    idx, values = featvis.top_activating(shapes_model, "relu3", 4, shapes_test.x, k=9)
+    acts = featvis.channel_activations(shapes_model, "relu3", shapes_test.x)[:, 4]
+    assert len(idx) == 9 and values[0] == acts.max()
+    assert (values[:-1] >= values[1:]).all()
