@@ -1,0 +1,282 @@
+"""Lesson 03 - Texture vs shape: shortcut learning, cue conflict and linear probes.
+
+Geirhos et al. (2019) showed ImageNet CNNs a cat's silhouette filled with elephant
+skin and found they mostly answer "elephant": they decide by texture. Our shapes CNNs
+show the same effect, and how it depends on the data they were trained on.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import torch
+from torch import nn
+
+from . import data
+from .exercises import exercise, images01, nonnegative
+
+__all__ = ["cue_conflict", "shape_bias", "linear_probe", "ShapeParts", "shape_parts",
+           "decision_counts", "layer_activations"]
+
+
+# --------------------------------------------------------------------------- infrastructure
+
+@dataclasses.dataclass
+class ShapeParts:
+    """The ingredients of shapes images, kept apart so they can be recombined."""
+    masks: torch.Tensor       # (N, 1, H, W) float 0/1: the silhouette of each shape
+    shape: torch.Tensor       # (N,) shape class of each mask (index into data.SHAPES)
+    textures: torch.Tensor    # (N, K, 3, H, W): full-frame fill of every texture class,
+                              #   in image n's colours, orientation and period
+    background: torch.Tensor  # (N, 3, H, W): the background (with the pixel noise)
+
+    def __len__(self) -> int:
+        return len(self.shape)
+
+
+def shape_parts(n: int, seed: int = 0, size: int = 32) -> ShapeParts:
+    """Silhouettes, texture fills and backgrounds drawn like :func:`interp_lib.data.make_shapes`
+    (same colour, geometry and texture ranges; four shapes and four textures)."""
+    g = torch.Generator().manual_seed(int(seed))
+    U = lambda *s: torch.rand(*s, generator=g)  # noqa: E731
+    k = len(data.SHAPES)
+    shape = torch.randint(k, (n,), generator=g)
+    scale = size / 32.0
+    radius = (7.0 + 5.0 * U(n)) * scale
+    aspect = 0.7 + 0.6 * U(n)
+    angle = 2 * math.pi * U(n)
+    reach = radius * torch.maximum(aspect, 1 / aspect.sqrt())
+    cx = reach + (size - 2 * reach).clamp(min=0) * U(n)
+    cy = reach + (size - 2 * reach).clamp(min=0) * U(n)
+    tex_angle = math.pi * U(n)
+    period = (4.0 + U(n)) * scale
+    tex_phase = U(n, 2)
+    bg = 0.05 + 0.3 * U(n, 3)
+    ink = 0.55 + 0.45 * U(n, 3)
+    paper = ink * (0.25 + 0.35 * U(n, 1))
+    noise = 0.03 * torch.randn(n, 3, size, size, generator=g)
+
+    coords = torch.arange(size, dtype=torch.float32) + 0.5
+    py, px = torch.meshgrid(coords, coords, indexing="ij")
+    px, py = px.expand(n, size, size), py.expand(n, size, size)
+    dx, dy = px - cx.view(-1, 1, 1), py - cy.view(-1, 1, 1)
+    cos, sin = torch.cos(angle).view(-1, 1, 1), torch.sin(angle).view(-1, 1, 1)
+    u = (cos * dx + sin * dy) / (radius * aspect).view(-1, 1, 1)
+    v = (-sin * dx + cos * dy) / (radius / aspect.sqrt()).view(-1, 1, 1)
+    masks = data._shape_masks(u, -v, shape)[:, None].float()
+    tc, ts = torch.cos(tex_angle).view(-1, 1, 1), torch.sin(tex_angle).view(-1, 1, 1)
+    a = (tc * px + ts * py) / period.view(-1, 1, 1) + tex_phase[:, :1, None]
+    b = (-ts * px + tc * py) / period.view(-1, 1, 1) + tex_phase[:, 1:, None]
+    fills = []
+    for t in range(k):
+        pattern = data._textures(a, b, torch.full((n,), t))
+        fill = torch.where(pattern[:, None], ink[:, :, None, None], paper[:, :, None, None])
+        fills.append((fill + noise).clamp(0, 1))
+    background = (bg[:, :, None, None] + noise).clamp(0, 1)
+    return ShapeParts(masks, shape, torch.stack(fills, dim=1), background)
+
+
+@torch.no_grad()
+def decision_counts(model: nn.Module, x: torch.Tensor, shape: torch.Tensor,
+                    texture: torch.Tensor) -> dict[str, int]:
+    """How many cue-conflict decisions follow the shape, the texture, or neither."""
+    from .utils import predict_logits
+    pred = predict_logits(model, x).argmax(1)
+    s, t = (pred == shape).sum().item(), (pred == texture).sum().item()
+    return {"shape": s, "texture": t, "neither": len(pred) - s - t}
+
+
+def layer_activations(model: nn.Module, layer: str, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """The output of the sub-module named ``layer`` for ``x``, flattened to ``(N, D)``.
+
+    Read with a forward hook that is removed again, also when the forward pass raises.
+    """
+    try:
+        module = model.get_submodule(layer)
+    except AttributeError:
+        names = [n for n, _ in model.named_modules() if n]
+        raise ValueError(f"`layer` {layer!r} is not a sub-module of the model; it has: {', '.join(names)}") from None
+    stored = []
+    handle = module.register_forward_hook(lambda _m, _i, out: stored.append(out.detach().flatten(1)))
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            for start in range(0, len(x), batch_size):
+                model(x[start:start + batch_size])
+    finally:
+        handle.remove()
+        model.train(was_training)
+    return torch.cat(stored)
+
+
+# --------------------------------------------------------------------------- checks
+
+def _check_masks(value, name, _args) -> None:
+    if not isinstance(value, torch.Tensor) or value.dim() != 4 or value.shape[1] != 1:
+        raise ValueError(f"`{name}` must be a tensor (N, 1, H, W) of silhouettes, got "
+                         f"{tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__}")
+    if value.numel() and (value.min() < 0 or value.max() > 1):
+        raise ValueError(f"`{name}` must hold values in [0, 1]")
+
+
+def _labels_check(n_arg: str):
+    def check(value, name, args) -> None:
+        if not isinstance(value, torch.Tensor) or value.dtype != torch.int64 or value.dim() != 1:
+            raise TypeError(f"`{name}` must be a 1-D int64 tensor of class indices")
+        ref = args.get(n_arg)
+        if isinstance(ref, torch.Tensor) and len(ref) != len(value):
+            raise ValueError(f"`{name}` has {len(value)} entries but `{n_arg}` holds {len(ref)}")
+        if value.numel() and value.min() < 0:
+            raise ValueError(f"`{name}` holds a negative class index")
+    return check
+
+
+def _check_textures(value, name, args) -> None:
+    masks = args.get("masks")
+    if not isinstance(value, torch.Tensor) or value.dim() != 5:
+        raise ValueError(f"`{name}` must be a tensor (N, K, C, H, W) of texture fills")
+    if isinstance(masks, torch.Tensor) and (len(value) != len(masks) or value.shape[-2:] != masks.shape[-2:]):
+        raise ValueError(f"`{name}` {tuple(value.shape)} does not match `masks` {tuple(masks.shape)}")
+    shape = args.get("shape")
+    if isinstance(shape, torch.Tensor) and shape.numel() and shape.max() >= value.shape[1]:
+        raise ValueError(f"`shape` index {shape.max().item()} is out of range for {value.shape[1]} texture classes")
+
+
+def _check_background(value, name, args) -> None:
+    tex = args.get("textures")
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"`{name}` must be a tensor")
+    if isinstance(tex, torch.Tensor) and tex.dim() == 5:
+        try:
+            ok = torch.broadcast_shapes(value.shape, tex[:, 0].shape) == tex[:, 0].shape
+        except RuntimeError:
+            ok = False
+        if not ok:
+            raise ValueError(f"`{name}` {tuple(value.shape)} must broadcast to {tuple(tex[:, 0].shape)}")
+
+
+def _check_texture_labels(value, name, args) -> None:
+    _labels_check("x")(value, name, args)
+    shape = args.get("shape")
+    if isinstance(shape, torch.Tensor) and shape.shape == value.shape and (shape == value).any():
+        raise ValueError(f"`{name}` equals `shape` for some images: shape bias needs cue-conflict "
+                         "images, whose texture class differs from their shape class")
+
+
+def _check_layer(value, name, args) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"`{name}` must be the name of a sub-module (a str), got {type(value).__name__}")
+    model = args.get("model")
+    if isinstance(model, nn.Module) and value not in dict(model.named_modules()):
+        names = [n for n, _ in model.named_modules() if n]
+        raise ValueError(f"`{name}` {value!r} is not a sub-module of the model; it has: {', '.join(names)}")
+
+
+def _check_probe_data(value, name, args) -> None:
+    if not isinstance(value, torch.Tensor) or not value.is_floating_point() or value.dim() != 4:
+        raise ValueError(f"`{name}` must be a float tensor of images (N, C, H, W)")
+
+
+# --------------------------------------------------------------------------- exercises
+
+@exercise("03.1", points=2, checks={"masks": _check_masks, "shape": _labels_check("masks"),
+                                    "textures": _check_textures, "background": _check_background})
+def cue_conflict(masks: torch.Tensor, shape: torch.Tensor, textures: torch.Tensor,
+                 background: torch.Tensor, generator: torch.Generator | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cue-conflict images: the silhouette of one class filled with another class's texture.
+
+    For each image ``n`` with shape class ``s_n = shape[n]``, draw a texture class that
+    differs from it, with exactly one draw for the whole batch::
+
+        offset = torch.randint(1, K, (N,), generator=generator)     # K = textures.shape[1]
+        t_n    = (s_n + offset_n) % K
+
+    and compose (a mask of 1 shows the texture, 0 the background)::
+
+        image_n = masks_n * textures[n, t_n] + (1 - masks_n) * background_n
+
+    Args:
+        masks: ``(N, 1, H, W)`` silhouettes in [0, 1].
+        shape: ``(N,)`` int64 shape class of each silhouette.
+        textures: ``(N, K, C, H, W)``: for each image, a full-frame fill of every texture
+            class (see :func:`shape_parts`).
+        background: ``(N, C, H, W)`` (or broadcastable to it).
+        generator: the ``torch.Generator`` for the draw (None: torch's global one).
+
+    Returns:
+        ``(images, texture)``: images ``(N, C, H, W)`` and the int64 texture class ``(N,)``
+        of each.
+
+    Hint: ``textures[torch.arange(N), t]`` picks one fill per image.
+    """
+    # YOUR CODE HERE
+    raise NotImplementedError("exercise 03.1 `cue_conflict` (lesson 03): write it in interp_lib/shape_bias.py")
+
+
+@exercise("03.2", points=2, checks={"x": images01, "shape": _labels_check("x"),
+                                    "texture": _check_texture_labels})
+def shape_bias(model: nn.Module, x: torch.Tensor, shape: torch.Tensor, texture: torch.Tensor) -> float:
+    """Shape bias (Geirhos et al. 2019) on cue-conflict images.
+
+    Classify every image; count the decisions that name its shape class (shape hits)
+    and those that name its texture class (texture hits); decisions naming neither are
+    left out::
+
+        shape_bias = shape_hits / (shape_hits + texture_hits)
+
+    1.0: always the shape; 0.0: always the texture; ``nan`` when no decision names
+    either.
+
+    Args:
+        model: a classifier (frozen by the wrapper). x: cue-conflict images ``(N, C, H, W)``.
+        shape, texture: ``(N,)`` int64 class of each image's shape and texture (they
+        must differ: that is what cue conflict means).
+
+    Returns:
+        A Python float in [0, 1] (or ``nan``).
+
+    Hint: ``model(x).argmax(1)``, under ``torch.no_grad()``.
+    """
+    # YOUR CODE HERE
+    raise NotImplementedError("exercise 03.2 `shape_bias` (lesson 03): write it in interp_lib/shape_bias.py")
+
+
+@exercise("03.3", points=3, checks={"layer": _check_layer, "x_train": _check_probe_data,
+                                    "y_train": _labels_check("x_train"), "x_test": _check_probe_data,
+                                    "y_test": _labels_check("x_test"), "ridge": nonnegative})
+def linear_probe(model: nn.Module, layer: str, x_train: torch.Tensor, y_train: torch.Tensor,
+                 x_test: torch.Tensor, y_test: torch.Tensor, ridge: float = 10.0) -> float:
+    """Held-out accuracy of a linear read-out of ``y`` from one layer's activations.
+
+    1. Activations ``A = layer_activations(model, layer, x)`` (``(N, D)``, float64) for
+       the train and test images (a forward hook, always removed).
+    2. Standardise with the *training* statistics: ``Z = (A - mu) / sd`` with ``mu``, ``sd``
+       the per-feature mean and standard deviation (``unbiased=False``) of the training
+       activations, ``sd`` clamped from below at 1e-6.
+    3. Ridge regression onto one-hot targets ``Y`` (``(N, K)``, ``K = max(y_train) + 1``),
+       closed form::
+
+           W = argmin ||Z W + 1 b^T - Y||^2 + ridge ||W||^2
+             = Z^T (Z Z^T + ridge I)^{-1} (Y - mean(Y)),   b = mean(Y)
+
+       (the "dual" form, an ``N x N`` solve; the primal ``(Z^T Z + ridge I)^{-1} Z^T (Y -
+       mean Y)`` is the same matrix).
+    4. Predict ``argmax(Z_test W + b)``; return the fraction equal to ``y_test``.
+
+    Deterministic: no random draws; the closed form has one answer, so implementations
+    differ only by float rounding.
+
+    Args:
+        model: the network (frozen by the wrapper). layer: a sub-module name, e.g. ``"pool2"``.
+        x_train, y_train: images and int64 labels to fit on; x_test, y_test: to score.
+        ridge: the L2 penalty (>= 0; use > 0 when D > N).
+
+    Returns:
+        A Python float, the held-out accuracy in [0, 1].
+
+    Hint: ``torch.linalg.solve(Z @ Z.T + ridge * I, Yc)``.
+    """
+    # YOUR CODE HERE
+    raise NotImplementedError("exercise 03.3 `linear_probe` (lesson 03): write it in interp_lib/shape_bias.py")
