@@ -1,0 +1,238 @@
+"""Lesson 07 - Reverse mapping: deconvnets and guided backprop.
+
+Zeiler & Fergus (2014) mapped a feature map back to pixel space by walking the network
+backwards: unpool with the switches recorded in the forward pass, rectify, filter with
+the transposed filters. Read as autograd, that walk is *one backward pass* that differs
+from the gradient only at each ReLU (``R`` = the signal arriving from above, ``x`` =
+the ReLU's forward input)::
+
+    gradient          R_in = 1[x > 0] R
+    deconvnet         R_in = 1[R > 0] R
+    guided backprop   R_in = 1[x > 0] 1[R > 0] R     (Springenberg et al. 2014)
+
+Exercises: :func:`unpool_with_switches` (07.1), :func:`deconvnet_reconstruction`
+(07.2, the explicit walk), :func:`guided_backprop` (07.3, a custom autograd function at
+each ReLU; ``rule="deconvnet"`` gives the deconvnet, registered as the attribution
+method ``"deconvnet"``).
+
+Hook-based methods see only ``nn.ReLU`` modules: convert models with functional or
+reused ReLUs first (:func:`interp_lib.models.convert_relus`).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from . import attribution
+from .exercises import _check_model, exercise, one_of
+from .models import check_relus
+
+__all__ = ["RULES", "unpool_with_switches", "deconvnet_reconstruction", "guided_backprop",
+           "deconvnet", "sequential_layers", "WALKABLE"]
+
+RULES = ("guided", "deconvnet", "gradient")
+
+# The layer types the explicit walk knows how to reverse.
+WALKABLE = (nn.Conv2d, nn.Linear, nn.ReLU, nn.MaxPool2d, nn.Flatten, nn.Dropout, nn.Identity)
+
+
+# --------------------------------------------------------------------------- infrastructure
+
+def sequential_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The leaf layers of an ``nn.Sequential`` (nested ones flattened) as ``(name, module)``.
+
+    Names are those of ``model.named_modules()`` (``"conv1"``, ``"features.0"``). Raises
+    ``TypeError`` (naming ``model``) unless every layer is one of :data:`WALKABLE`.
+    """
+    if not isinstance(model, nn.Sequential):
+        raise TypeError(f"`model` must be an nn.Sequential for the explicit walk, got {type(model).__name__}")
+    out: list[tuple[str, nn.Module]] = []
+
+    def visit(prefix: str, seq: nn.Sequential) -> None:
+        for name, child in seq.named_children():
+            full = f"{prefix}{name}"
+            if isinstance(child, nn.Sequential):
+                visit(full + ".", child)
+            elif isinstance(child, WALKABLE):
+                out.append((full, child))
+            else:
+                raise TypeError(
+                    f"`model` layer {full!r} is a {type(child).__name__}; the explicit walk knows "
+                    f"{', '.join(t.__name__ for t in WALKABLE)}"
+                )
+
+    visit("", model)
+    return out
+
+
+def _check_relu_model(value, name: str, args: dict) -> None:
+    _check_model(value, name, args)
+    check_relus(value)
+
+
+def _check_pooled(value, name: str, args: dict) -> None:
+    if not isinstance(value, torch.Tensor) or not value.is_floating_point() or value.dim() != 4:
+        raise TypeError(f"`{name}` must be a float tensor (N, C, h, w), got "
+                        f"{getattr(value, 'dtype', type(value).__name__)} {tuple(getattr(value, 'shape', ()))}")
+
+
+def _check_switches(value, name: str, args: dict) -> None:
+    if not isinstance(value, torch.Tensor) or value.dtype != torch.int64:
+        raise TypeError(f"`{name}` must be an int64 tensor of flat indices (from max_pool2d(..., "
+                        f"return_indices=True)), got {getattr(value, 'dtype', type(value).__name__)}")
+    y = args.get("y")
+    if isinstance(y, torch.Tensor) and value.shape != y.shape:
+        raise ValueError(f"`{name}` must have the shape of `y` {tuple(y.shape)}, got {tuple(value.shape)}")
+
+
+def _check_size(value, name: str, args: dict) -> None:
+    ok = isinstance(value, (tuple, list, torch.Size)) and len(value) == 2 and all(
+        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+    if not ok:
+        raise ValueError(f"`{name}` must be (H, W), two positive ints, got {value!r}")
+    s, y = args.get("switches"), args.get("y")
+    if isinstance(s, torch.Tensor) and s.numel() and (s.min() < 0 or s.max() >= value[0] * value[1]):
+        raise ValueError(f"`switches` hold indices outside an image of `{name}` {tuple(value)}")
+
+
+def _check_layer(value, name: str, args: dict) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"`{name}` must be a layer name (str), got {type(value).__name__}")
+    model = args.get("model")
+    if isinstance(model, nn.Module):
+        names = [n for n, _ in sequential_layers(model)]
+        if value not in names:
+            raise ValueError(f"`{name}` {value!r} is not a layer of the model; layers: {', '.join(names)}")
+
+
+def _check_channel(value, name: str, args: dict) -> None:
+    if value is None:
+        return
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"`{name}` must be an int or None, got {type(value).__name__}")
+    layer = dict(sequential_layers(args["model"])).get(args.get("layer")) if isinstance(args.get("model"), nn.Module) else None
+    width = getattr(layer, "out_channels", getattr(layer, "out_features", None))
+    if value < 0 or (width is not None and value >= width):
+        raise ValueError(f"`{name}` {value} is out of range" + (f" 0..{width - 1}" if width else ""))
+
+
+# --------------------------------------------------------------------------- exercises
+
+@exercise("07.1", points=2, checks={"y": _check_pooled, "switches": _check_switches, "size": _check_size})
+def unpool_with_switches(y: torch.Tensor, switches: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Undo a max-pooling: put every pooled value back where its maximum came from.
+
+    In the forward pass ``y, switches = F.max_pool2d(a, k, return_indices=True)`` keeps,
+    for each window, the largest value of ``a`` (``y``) and *where* it was: its flat index
+    ``i * W + j`` inside its ``H x W`` channel (the "switch"). Unpooling writes each
+    value of ``y`` at its switch position of an ``(N, C, H, W)`` tensor of zeros::
+
+        out[n, c].flatten()[switches[n, c, p, q]] += y[n, c, p, q]
+
+    (``+=``: when windows overlap, two windows can pick the same position; summing their
+    values is what max-pooling's backward pass does.)
+
+    Args:
+        y: the signal at the pooled layer, ``(N, C, h, w)``.
+        switches: int64 ``(N, C, h, w)``, as returned by ``return_indices=True``.
+        size: ``(H, W)``, the spatial size of the pooling layer's *input*.
+
+    Returns:
+        ``(N, C, H, W)``: zero except at the switch positions.
+
+    Hint: flatten the last two dimensions and use ``Tensor.scatter_add``.
+    """
+    # YOUR CODE HERE
+    raise NotImplementedError("exercise 07.1 `unpool_with_switches` (lesson 07): write it in interp_lib/deconvnet.py")
+
+
+@exercise("07.2", points=3, checks={"layer": _check_layer, "channel": _check_channel,
+                                     "rule": one_of(*RULES), "start": one_of("activation", "ones")})
+def deconvnet_reconstruction(model: nn.Module, x: torch.Tensor, layer: str, channel: int | None = None,
+                             rule: str = "deconvnet", start: str = "activation") -> torch.Tensor:
+    """Zeiler & Fergus' deconvnet by hand: map a feature map of ``layer`` back to pixels.
+
+    Walk an ``nn.Sequential`` CNN (see :func:`sequential_layers`) forward up to and
+    including ``layer``, recording each layer's input and each max-pool's switches
+    (``F.max_pool2d(..., return_indices=True)`` with the pool's kernel, stride, padding,
+    dilation and ceil_mode). Start the backward walk from the output ``A`` of ``layer``:
+    ``R = A`` (``start="activation"``: the map's own values, as Zeiler & Fergus) or
+    ``R = 1`` (``start="ones"``), with every channel except ``channel`` set to zero
+    (``channel=None`` keeps them all). Then reverse the layers from ``layer`` down to the
+    input, with ``a`` the layer's recorded forward input:
+
+    * ``MaxPool2d``: :func:`unpool_with_switches` (``size`` = ``a``'s ``(H, W)``);
+    * ``ReLU``: the rule at the ReLU, ``R <- 1[R > 0] R`` (``"deconvnet"``: rectify the
+      signal), ``1[a > 0] 1[R > 0] R`` (``"guided"``) or ``1[a > 0] R`` (``"gradient"``);
+    * ``Conv2d``: filter with the transposed filters, ``F.conv_transpose2d`` with the
+      conv's weight, stride, padding, dilation and groups (no bias), and the
+      ``output_padding`` that makes the result ``a``'s size;
+    * ``Linear``: ``R @ W`` (no bias); ``Flatten``: reshape to ``a``'s shape;
+      ``Dropout``/``Identity``: unchanged.
+
+    With ``start="ones"`` and the last layer, this is exactly the backward pass of the
+    class score ``channel`` under the rule, i.e. ``guided_backprop(model, x, channel,
+    rule)``.
+
+    Args:
+        model: an ``nn.Sequential`` of the layers above (the shipped CNNs).
+        x: images ``(N, C, H, W)``.
+        layer: the name of the layer to start from (``"relu3"``, ``"fc2"``...).
+        channel: the feature map (conv) or unit (linear) to reconstruct; ``None``: all.
+        rule: ``"deconvnet"``, ``"guided"`` or ``"gradient"``.
+        start: ``"activation"`` or ``"ones"``.
+
+    Returns:
+        The reconstruction, shaped like ``x`` (no ``grad_fn``).
+
+    Hint: record ``(module, input, switches)`` in a list on the way up and walk it in
+    ``reversed`` order; ``output_padding = a_size - ((r_size - 1) * stride - 2 * padding
+    + dilation * (kernel - 1) + 1)`` per dimension.
+    """
+    # YOUR CODE HERE
+    raise NotImplementedError("exercise 07.2 `deconvnet_reconstruction` (lesson 07): write it in interp_lib/deconvnet.py")
+
+
+@exercise("07.3", points=3, attribution=True, checks={"model": _check_relu_model, "rule": one_of(*RULES)})
+def guided_backprop(model: nn.Module, x: torch.Tensor, target, rule: str = "guided") -> torch.Tensor:
+    """Guided backprop (and, with ``rule="deconvnet"``, the deconvnet) as one backward pass.
+
+    The backward pass of the class score ``S_target`` through the model, except that at
+    every ``nn.ReLU`` the signal ``R`` arriving from above is passed down by ``rule``
+    (``x`` = the ReLU's forward input)::
+
+        "gradient"    R_in = 1[x > 0] R               (the plain gradient)
+        "deconvnet"   R_in = 1[R > 0] R
+        "guided"      R_in = 1[x > 0] 1[R > 0] R
+
+    Write a ``torch.autograd.Function`` whose ``forward(ctx, x, rule)`` is the ReLU
+    (saving ``x`` and the rule on ``ctx``) and whose ``backward(ctx, R)`` applies the
+    rule (return one gradient per forward input: ``R_in, None``). Put it at every
+    ReLU with a forward hook on each ``nn.ReLU`` module that returns
+    ``YourFunction.apply(inputs[0], rule)`` (a forward hook's return value replaces the
+    module's output), take the gradient of the summed target scores with respect to
+    the input as in ``input_gradient``, and remove the hooks in a ``finally``.
+
+    Args:
+        model: a classifier whose every ReLU is its own ``nn.ReLU`` module (the wrapper
+            raises otherwise: convert with ``interp_lib.models.convert_relus``).
+        x: images ``(N, C, H, W)``.
+        target: an int or an int64 tensor ``(N,)``.
+        rule: ``"guided"``, ``"deconvnet"`` or ``"gradient"``.
+
+    Returns:
+        A tensor shaped like ``x`` (no ``grad_fn``).
+
+    Hint: ``interp_lib.attacks.class_scores(logits, target)`` picks the scores.
+    """
+    # YOUR CODE HERE
+    raise NotImplementedError("exercise 07.3 `guided_backprop` (lesson 07): write it in interp_lib/deconvnet.py")
+
+
+def deconvnet(model: nn.Module, x: torch.Tensor, target, **options) -> torch.Tensor:
+    """The deconvnet as an attribution method: ``guided_backprop(..., rule="deconvnet")``."""
+    options.setdefault("rule", "deconvnet")
+    return guided_backprop(model, x, target, **options)
+
+
+attribution.register("deconvnet", deconvnet)
