@@ -123,3 +123,144 @@ def bias_free_copy(model: nn.Module) -> nn.Module:
             if getattr(module, "bias", None) is not None and isinstance(module.bias, torch.Tensor):
                 module.bias.zero_()
     return clone
+
+
+# --------------------------------------------------------------------------- ReLU converter
+# Hook-based methods (guided backprop, deconvnet, captum's, zennit's) change the backward
+# pass at every ``nn.ReLU`` *module*. A functional ``F.relu`` call is invisible to them
+# (the method silently becomes the plain gradient); a module called twice (ResNet's
+# blocks) gets one hook for two places; an in-place ReLU breaks backward hooks.
+# ``convert_relus`` fixes all three on a copy; ``check_relus`` refuses models that need it.
+
+import weakref  # noqa: E402
+
+__all__ += ["convert_relus", "check_relus"]
+
+_FUNCTIONAL_RELUS = None
+_RELU_CHECKED: "weakref.WeakKeyDictionary[nn.Module, tuple]" = weakref.WeakKeyDictionary()
+
+
+def _functional_relus() -> tuple:
+    global _FUNCTIONAL_RELUS
+    if _FUNCTIONAL_RELUS is None:
+        import torch.nn.functional as F
+        _FUNCTIONAL_RELUS = (F.relu, F.relu_, torch.relu, torch.relu_, torch.nn.functional.relu)
+    return _FUNCTIONAL_RELUS
+
+
+def _trace(model: nn.Module):
+    import torch.fx
+
+    try:
+        return torch.fx.symbolic_trace(model)
+    except Exception as err:  # noqa: BLE001 - any tracing failure gets the same advice
+        raise TypeError(
+            f"interp_lib.models: cannot trace {type(model).__name__} with torch.fx ({type(err).__name__}: "
+            f"{err}); ReLU conversion needs a model whose forward has no data-dependent control flow"
+        ) from err
+
+
+def _relu_problems(model: nn.Module) -> list[str]:
+    """Descriptions of every functional, reused or in-place ReLU of ``model``."""
+    problems = [f"`{name}` is an in-place nn.ReLU" for name, m in model.named_modules()
+                if isinstance(m, nn.ReLU) and m.inplace]
+    if isinstance(model, nn.Sequential) and all(
+            type(m).__module__.startswith("torch.nn.modules") and not m._modules for m in model.children()):
+        # a plain Sequential of torch.nn leaves: its forward calls each child once, in order
+        seen: set[int] = set()
+        for name, m in model._modules.items():  # (named_children() would skip a repeated module)
+            if isinstance(m, nn.ReLU):
+                if id(m) in seen:
+                    problems.append(f"the nn.ReLU `{name}` is called more than once")
+                seen.add(id(m))
+        return problems
+    graph = _trace(model).graph
+    calls: collections.Counter = collections.Counter()
+    modules = dict(model.named_modules())
+    for node in graph.nodes:
+        if node.op == "call_function" and node.target in _functional_relus():
+            stack = node.meta.get("nn_module_stack") or {}
+            scope = next(reversed(stack.values()))[0] if stack else "<top>"
+            problems.append(f"a functional {getattr(node.target, '__name__', 'relu')}() call in `{scope}`")
+        elif node.op == "call_method" and node.target in ("relu", "relu_"):
+            problems.append(f"a tensor.{node.target}() call")
+        elif node.op == "call_module" and isinstance(modules.get(node.target), nn.ReLU):
+            calls[node.target] += 1
+    problems += [f"the nn.ReLU `{name}` is called {k} times" for name, k in calls.items() if k > 1]
+    return problems
+
+
+def check_relus(model: nn.Module) -> None:
+    """Raise ``ValueError`` unless every ReLU of ``model`` is its own non-in-place ``nn.ReLU``.
+
+    Hook-based attribution methods call this first: on a model with functional
+    (``F.relu``), reused or in-place ReLUs they would silently compute something else.
+    The error names the fix, :func:`convert_relus`. Results are cached per model.
+    """
+    key = tuple((id(m), getattr(m, "inplace", None)) for m in model.modules())
+    cached = _RELU_CHECKED.get(model)
+    if cached == key:
+        return
+    problems = _relu_problems(model)
+    if problems:
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise ValueError(
+            f"`model` ({type(model).__name__}) has ReLUs that a hook-based method cannot see or "
+            f"change: {'; '.join(problems[:3])}{more}. Convert it first: "
+            "`model = interp_lib.models.convert_relus(model)` (a copy in which every ReLU is its "
+            "own nn.ReLU module; outputs unchanged)."
+        )
+    _RELU_CHECKED[model] = key
+
+
+def convert_relus(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` (a ``torch.fx.GraphModule``) in which every ReLU is its own module.
+
+    Functional ``F.relu`` / ``torch.relu`` / ``tensor.relu()`` calls and ``nn.ReLU`` modules
+    that are called more than once or in place become separate ``nn.ReLU(inplace=False)``
+    modules, named after where they act (``layer1.0.relu``, ``layer1.0.relu_1``...). The
+    original is untouched (deep copy); outputs are identical; train/eval mode is kept.
+    Needs a model torch.fx can trace (torchvision's ResNet, VGG, GoogLeNet... can).
+    """
+    import copy
+
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}")
+    clone = copy.deepcopy(model)
+    gm = _trace(clone)
+    modules = dict(gm.named_modules())
+    used: collections.Counter = collections.Counter()
+    taken = set(modules)
+
+    def fresh(base: str) -> str:
+        name, k = base, 1
+        while name in taken:
+            name, k = f"{base}_{k}", k + 1
+        taken.add(name)
+        return name
+
+    for node in list(gm.graph.nodes):
+        if node.op == "call_module" and isinstance(modules.get(node.target), nn.ReLU):
+            used[node.target] += 1
+            if used[node.target] == 1 and not modules[node.target].inplace:
+                continue
+            name = fresh(node.target) if used[node.target] > 1 else node.target
+            gm.add_submodule(name, nn.ReLU())
+            node.target = name
+            node.args, node.kwargs = node.args[:1], {}
+        elif (node.op == "call_function" and node.target in _functional_relus()) or (
+                node.op == "call_method" and node.target in ("relu", "relu_")):
+            stack = node.meta.get("nn_module_stack") or {}
+            scope = next(reversed(stack.values()))[0] if stack else ""
+            name = fresh(f"{scope}.relu" if scope else "relu")
+            gm.add_submodule(name, nn.ReLU())
+            arg = node.args[0] if node.args else node.kwargs.get("input", node.kwargs.get("self"))
+            with gm.graph.inserting_after(node):
+                new = gm.graph.call_module(name, (arg,))
+            node.replace_all_uses_with(new)
+            gm.graph.erase_node(node)
+    gm.graph.lint()
+    gm.delete_all_unused_submodules()
+    gm.recompile()
+    gm.train(model.training)
+    return gm
