@@ -1,0 +1,345 @@
+"""Lesson 08: LRP rules for one layer, z^B, and whole-network LRP under composites."""
+import pytest
+import torch
+from torch import nn
+
+from interp_lib import lrp as L
+from interp_lib.models import bias_free_copy
+from interp_lib.utils import assert_close
+
+
+def _layer(kind, seed=0, bias=True):
+    torch.manual_seed(seed)
+    if kind == "linear":
+        return nn.Linear(6, 4, bias=bias)
+    return nn.Conv2d(2, 3, 3, padding=1, stride=1, bias=bias)
+
+
+def _input(kind, seed=1, signed=False):
+    g = torch.Generator().manual_seed(seed)
+    shape = (3, 6) if kind == "linear" else (2, 2, 5, 5)
+    x = torch.rand(shape, generator=g)
+    return x * 2 - 1 if signed else x
+
+
+def _relevance(layer, a, seed=2):
+    with torch.no_grad():
+        z = layer(a)
+    return torch.rand(z.shape, generator=torch.Generator().manual_seed(seed)) * z.sign()
+
+
+def _explicit(layer, a, R, rule, eps=0.25, gamma=0.25, s=1e-6):
+    """Textbook formulas written out for a dense layer, float64."""
+    w, b = layer.weight.double().T, layer.bias.double()          # (D, K)
+    a, R = a.double(), R.double()
+    stab = lambda z, e: z + e * torch.where(z >= 0, 1.0, -1.0).double()  # noqa: E731
+    if rule in ("0", "epsilon"):
+        contrib = a[:, :, None] * w[None]
+        z = contrib.sum(1) + b
+        return (contrib * (R / stab(z, eps if rule == "epsilon" else s))[:, None, :]).sum(2)
+    if rule == "zplus":
+        contrib = (a[:, :, None] * w[None]).clamp(min=0)
+        z = contrib.sum(1) + b.clamp(min=0)
+        return (contrib * (R / stab(z, s))[:, None, :]).sum(2)
+    if rule == "gamma":  # inputs >= 0: w + gamma w+
+        wg = w + gamma * w.clamp(min=0)
+        contrib = a[:, :, None] * wg[None]
+        z = contrib.sum(1) + b + gamma * b.clamp(min=0)
+        zr = a @ w + b
+        return (contrib * ((zr > 0) * R / stab(z, s))[:, None, :]).sum(2)
+    if rule == "wsquare":
+        z = (w ** 2).sum(0) + b ** 2
+        return ((w ** 2)[None] * (R / stab(z, s))[:, None, :]).sum(2)
+
+
+# --------------------------------------------------------------------------- 08.1
+
+@pytest.mark.exercise("08.1", weight=2)
+@pytest.mark.parametrize("rule", ["0", "epsilon", "zplus", "wsquare"])
+def test_lrp_layer_dense_matches_formula(rule):
+    layer, a = _layer("linear"), _input("linear")
+    R = _relevance(layer, a)
+    assert_close(L.lrp_layer(layer, a, R, rule), _explicit(layer, a, R, rule), rtol=1e-5, what=rule)
+
+
+@pytest.mark.exercise("08.1", weight=1)
+def test_lrp_layer_gamma_on_positive_inputs_is_textbook():
+    layer, a = _layer("linear"), _input("linear")
+    R = torch.rand(3, 4) * (layer(a) > 0).detach()  # relevance only on active outputs
+    assert_close(L.lrp_layer(layer, a, R, "gamma", gamma=0.5),
+                 _explicit(layer, a, R, "gamma", gamma=0.5), rtol=1e-5)
+
+
+@pytest.mark.exercise("08.1", weight=1)
+def test_lrp_layer_conserves_without_bias():
+    for kind in ("linear", "conv"):
+        layer, a = _layer(kind, bias=False), _input(kind)
+        R = _relevance(layer, a)
+        for rule in ("0", "zplus", "gamma", "wsquare"):
+            out = L.lrp_layer(layer, a, R, rule)
+            assert out.shape == a.shape and out.grad_fn is None
+            assert_close(out.sum(), R.sum(), rtol=1e-4, what=f"{kind} {rule} conservation")
+
+
+@pytest.mark.exercise("08.1", weight=1)
+def test_lrp_layer_epsilon_absorbs_relevance():
+    layer, a = _layer("linear", bias=False), _input("linear")
+    R = _relevance(layer, a)
+    small = L.lrp_layer(layer, a, R, "epsilon", epsilon=1e-6).abs().sum()
+    large = L.lrp_layer(layer, a, R, "epsilon", epsilon=10.0).abs().sum()
+    assert large < 0.8 * small
+
+
+@pytest.mark.exercise("08.1", weight=1)
+def test_lrp_layer_conv_equals_dense_unfolded():
+    conv, a = _layer("conv"), _input("conv", signed=True)
+    R = _relevance(conv, a)
+    # the same conv as a dense layer over the flattened image
+    D, K = a[0].numel(), R[0].numel()
+    dense_w = torch.autograd.functional.jacobian(lambda v: nn.functional.conv2d(
+        v.view(1, *a.shape[1:]), conv.weight, None, padding=1).flatten(), torch.zeros(D))
+    dense = nn.Linear(D, K)
+    with torch.no_grad():
+        dense.weight.copy_(dense_w)
+        dense.bias.copy_(conv.bias[:, None, None].expand(R.shape[1:]).flatten())
+    for rule in ("epsilon", "zplus", "gamma"):
+        got = L.lrp_layer(conv, a, R, rule)
+        want = L.lrp_layer(dense, a.flatten(1), R.flatten(1), rule).view_as(a)
+        assert_close(got, want, rtol=1e-5, what=rule)
+
+
+@pytest.mark.reference
+@pytest.mark.exercise("08.1", weight=2)
+@pytest.mark.parametrize("kind", ["linear", "conv"])
+def test_lrp_layer_matches_zennit(kind):
+    pytest.importorskip("zennit")
+    from zennit import rules as zr
+    layer, a = _layer(kind), _input(kind, signed=True)
+    R = _relevance(layer, a)
+    cases = [("0", {}, zr.Epsilon(1e-6)), ("epsilon", {"epsilon": 0.3}, zr.Epsilon(0.3)),
+             ("gamma", {"gamma": 0.3}, zr.Gamma(0.3)), ("zplus", {}, zr.ZPlus()),
+             ("zplus", {"zero_bias": True}, zr.ZPlus(zero_params="bias")),
+             ("wsquare", {"zero_bias": True}, zr.WSquare(zero_params="bias")),
+             ("wsquare", {}, zr.WSquare())]
+    for rule, options, hook in cases:
+        ref = _zennit_layer(layer, a, R, hook)
+        assert_close(L.lrp_layer(layer, a, R, rule, **options), ref, rtol=1e-5, what=f"{rule} {options}")
+
+
+def _zennit_layer(layer, a, R, hook):
+    handles = hook.register(layer)
+    try:
+        leaf = a.clone().requires_grad_(True)
+        out = layer(leaf)
+        (rel,) = torch.autograd.grad(out, leaf, R)
+    finally:
+        handles.remove()
+    return rel
+
+
+def test_lrp_layer_bad_input():
+    layer, a = _layer("linear"), _input("linear")
+    R = _relevance(layer, a)
+    with pytest.raises(ValueError, match="gamma"):
+        L.lrp_layer(layer, a, R, "gamma", gamma=-0.1)
+    with pytest.raises(ValueError, match="rule"):
+        L.lrp_layer(layer, a, R, "alpha2beta1")
+    with pytest.raises(ValueError, match="relevance"):
+        L.lrp_layer(layer, a, R[:, :2], "epsilon")
+    with pytest.raises(TypeError, match="layer"):
+        L.lrp_layer(nn.ReLU(), a, R, "epsilon")
+    with pytest.raises(ValueError, match="gamma"):
+        L.Gamma(-1.0)
+
+
+# --------------------------------------------------------------------------- 08.2
+
+@pytest.mark.exercise("08.2", weight=2)
+def test_zb_rule_matches_formula_and_conserves():
+    layer, a = _layer("linear", bias=False), _input("linear")
+    R = _relevance(layer, a)
+    w = layer.weight.double().T
+    low, high = torch.full((6,), -0.5), torch.full((6,), 1.5)
+    contrib = a.double()[:, :, None] * w - low.double()[:, None] * w.clamp(min=0) - high.double()[:, None] * w.clamp(max=0)
+    den = contrib.sum(1)
+    want = (contrib * (R.double() / (den + 1e-6 * torch.where(den >= 0, 1.0, -1.0)))[:, None, :]).sum(2)
+    got = L.zb_rule(layer, a, R, low, high)
+    assert_close(got, want, rtol=1e-5)
+    assert_close(got.sum(), R.sum(), rtol=1e-4, what="conservation")
+
+
+@pytest.mark.exercise("08.2", weight=1)
+def test_zb_rule_ignores_bias_and_broadcasts_bounds():
+    conv, a = _layer("conv"), _input("conv")
+    R = _relevance(conv, a)
+    got = L.zb_rule(conv, a, R, 0.0, 1.0)
+    no_bias = bias_free_copy(conv)
+    assert_close(got, L.zb_rule(no_bias, a, R, torch.zeros(1, 2, 1, 1), torch.ones(1, 2, 1, 1)), rtol=1e-6)
+
+
+@pytest.mark.reference
+@pytest.mark.exercise("08.2", weight=1)
+def test_zb_rule_matches_zennit():
+    pytest.importorskip("zennit")
+    from zennit import rules as zr
+    conv, a = _layer("conv"), _input("conv")
+    R = _relevance(conv, a)
+    low, high = torch.tensor([-0.1, 0.0])[None, :, None, None], torch.tensor([1.0, 1.2])[None, :, None, None]
+    assert_close(L.zb_rule(conv, a, R, low, high), _zennit_layer(conv, a, R, zr.ZBox(low, high)), rtol=1e-5)
+
+
+def test_zb_rule_bad_input():
+    conv, a = _layer("conv"), _input("conv")
+    R = _relevance(conv, a)
+    with pytest.raises(ValueError, match="low"):
+        L.zb_rule(conv, a, R, high=1.0)
+    with pytest.raises(ValueError, match="high"):
+        L.zb_rule(conv, a, R, low=0.0)
+    with pytest.raises(ValueError, match="box"):
+        L.zb_rule(conv, a + 2, R, 0.0, 1.0)
+    with pytest.raises(ValueError, match="low"):
+        L.ZBox(None, 1.0)
+
+
+# --------------------------------------------------------------------------- 08.3
+
+@pytest.fixture(scope="module")
+def digits_batch(digits_test):
+    return digits_test[0][:6]
+
+
+@pytest.fixture(scope="module")
+def shapes_batch(shapes_test):
+    return shapes_test.x[:6]
+
+
+def _models(digits_model, shapes_model, digits_batch, shapes_batch):
+    return [("digits", digits_model, digits_batch), ("shapes", shapes_model, shapes_batch)]
+
+
+@pytest.mark.exercise("08.3", weight=2)
+def test_lrp_conserves_on_bias_free_copies(digits_model, shapes_model, digits_batch, shapes_batch):
+    for name, model, x in _models(digits_model, shapes_model, digits_batch, shapes_batch):
+        clean = bias_free_copy(model)
+        target = clean(x).argmax(1)
+        logit = clean(x).gather(1, target[:, None]).squeeze(1).detach()
+        for composite in (L.EpsilonPlus(), L.EpsilonGammaBox(0.0, 1.0), L.Uniform(L.Zero())):
+            R = L.lrp(clean, x, target, composite=composite)
+            assert R.shape == x.shape and R.grad_fn is None
+            assert_close(R.flatten(1).sum(1), logit, rtol=1e-4, what=f"{name} {composite}")
+
+
+@pytest.mark.exercise("08.3", weight=1)
+def test_lrp_single_linear_layer_is_lrp_layer():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
+    x = torch.rand(2, 1, 3, 4)
+    R = L.lrp(model, x, 1, composite=L.Uniform(L.Epsilon(0.1)))
+    logits = model(x).detach()
+    top = torch.zeros_like(logits)
+    top[:, 1] = logits[:, 1]
+    want = L.lrp_layer(model[1], x.flatten(1), top, "epsilon", epsilon=0.1).view_as(x)
+    assert_close(R, want, rtol=1e-6)
+
+
+@pytest.mark.exercise("08.3", weight=1)
+def test_lrp_default_target_is_prediction(digits_model, digits_batch):
+    pred = digits_model(digits_batch).argmax(1)
+    assert_close(L.lrp(digits_model, digits_batch), L.lrp(digits_model, digits_batch, pred), rtol=1e-7)
+
+
+@pytest.mark.reference
+@pytest.mark.exercise("08.3", weight=2)
+def test_lrp_matches_zennit_shipped(digits_model, shapes_model, digits_batch, shapes_batch):
+    pytest.importorskip("zennit")
+    from zennit import composites as zc, rules as zr
+    for name, model, x in _models(digits_model, shapes_model, digits_batch, shapes_batch):
+        target = model(x).argmax(1)
+        cases = [(L.EpsilonPlus(), zc.EpsilonPlus()),
+                 (L.EpsilonGammaBox(0.0, 1.0), zc.EpsilonGammaBox(low=0.0, high=1.0)),
+                 (L.EpsilonPlus(epsilon=0.25, zero_bias=True), zc.EpsilonPlus(epsilon=0.25, zero_params="bias")),
+                 (L.Uniform(L.Gamma(0.5)), _zennit_uniform(zr.Gamma(0.5))),
+                 (L.Uniform(L.WSquare(zero_bias=True)), _zennit_uniform(zr.WSquare(zero_params="bias")))]
+        for ours, theirs in cases:
+            assert_close(L.lrp(model, x, target, composite=ours), _zennit(model, x, target, theirs),
+                         rtol=1e-5, what=f"{name} {ours}")
+
+
+@pytest.mark.reference
+@pytest.mark.exercise("08.3", weight=1)
+def test_lrp_matches_zennit_vgg16():
+    pytest.importorskip("zennit")
+    tv = pytest.importorskip("torchvision")
+    from zennit import composites as zc
+    torch.manual_seed(0)
+    model = tv.models.vgg16(weights=None).eval()
+    x = torch.rand(1, 3, 64, 64)
+    target = model(x).argmax(1)
+    for ours, theirs in [(L.EpsilonPlus(), zc.EpsilonPlus()),
+                         (L.EpsilonGammaBox(0.0, 1.0), zc.EpsilonGammaBox(low=0.0, high=1.0))]:
+        assert_close(L.lrp(model, x, target, composite=ours), _zennit(model, x, target, theirs),
+                     rtol=1e-5, what=f"vgg16 {ours}")
+
+
+def _zennit_uniform(rule):
+    from zennit.composites import LayerMapComposite
+    from zennit.rules import Pass
+    return LayerMapComposite([((nn.Conv2d, nn.Linear), rule), (nn.ReLU, Pass())])
+
+
+def _zennit(model, x, target, composite):
+    from zennit.attribution import Gradient
+    with Gradient(model, composite) as att:
+        out = model(x)
+        _, rel = att(x, nn.functional.one_hot(target, out.shape[1]).float() * out)
+    return rel
+
+
+def _state(model):
+    return ([p.detach().clone() for p in model.parameters()], [p.requires_grad for p in model.parameters()],
+            [m.training for m in model.modules()],
+            [{k: len(v) for k, v in vars(m).items() if k.endswith("hooks") and isinstance(v, dict)}
+             for m in model.modules()])
+
+
+def _same(a, b):
+    return all(torch.equal(p, q) for p, q in zip(a[0], b[0])) and a[1:] == b[1:]
+
+
+class _Broken(L.Rule):
+    def relevance(self, layer, a, relevance):
+        raise RuntimeError("broken rule")
+
+
+def test_lrp_bad_input_and_model_unchanged(digits_model, digits_batch):
+    model = digits_model
+    model.train()
+    before = _state(model)
+    with pytest.raises(ValueError, match="target"):
+        L.lrp(model, digits_batch, 10)
+    with pytest.raises(TypeError, match="composite"):
+        L.lrp(model, digits_batch, 0, composite="epsilon_plus")
+    with pytest.raises(ValueError, match="low"):
+        L.EpsilonGammaBox(None, 1.0)
+    with pytest.raises(ValueError, match="gamma"):
+        L.EpsilonGammaBox(0.0, 1.0, gamma=-0.5)
+    with pytest.raises(RuntimeError, match="broken"):
+        L.lrp(model, digits_batch, 0, composite=L.Composite([(nn.Linear, _Broken()), (nn.Conv2d, L.ZPlus())]))
+    with pytest.raises(TypeError, match="model"):
+        L.lrp(nn.ModuleList([nn.Linear(2, 2)]), digits_batch, 0)
+    with pytest.raises(ValueError, match="BatchNorm"):
+        L.lrp(nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(1352, 3)),
+              digits_batch, 0)
+    assert _same(before, _state(model))
+    model.eval()
+
+
+def test_lrp_model_unchanged_after_success(shapes_model, shapes_batch):
+    before = _state(shapes_model)
+    L.lrp(shapes_model, shapes_batch, 0, composite=L.EpsilonGammaBox(0.0, 1.0))
+    assert _same(before, _state(shapes_model))
+
+
+def test_lrp_registered_as_attribution():
+    from interp_lib.attribution import methods
+    assert "lrp" in methods()
