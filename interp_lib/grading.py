@@ -1,0 +1,506 @@
+"""``python -m interp_lib grade`` and ``submit``: the autograder and the hand-in.
+
+Grading a submission (a folder or a zip holding ``interp_lib/<topic>.py`` files):
+
+1. Only the exercise modules (``interp_lib/<topic>.py`` files that define exercises in
+   this course) are taken from the submission; everything else in it is ignored.
+2. Each module is checked on its syntax tree before anything runs: an exercise that
+   uses a reference library (captum, zennit, torchattacks, cleanlab, lucent, foolbox, ...)
+   or the reference package ``solutions``, directly or through a helper, or that
+   mentions the solutions switch, scores 0 with a message saying why.
+3. The course's own tests run in a trusted pytest process (this checkout's ``tests/``)
+   with the plugin :mod:`interp_lib.grading_remote`: while a test of exercise X runs,
+   every other exercise uses its reference body and X's calls go to a child process
+   that imported the student's module (time limit, memory watchdog); the assertions
+   run in the trusted process on the values the child returns.
+4. Scores: the registry's points normalised to 100 (stretch exercises are bonus); within
+   an exercise, the tests' weights. Hidden tests (``@pytest.mark.hidden``) count, and
+   their results are shown only after the due date.
+
+Writes a Gradescope ``results.json`` and prints a table. See docs/GRADING.md for the
+threat model.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import csv
+import datetime as _dt
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+
+from .exercises import ENV_VAR, load_all, weights
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+# Imports an exercise may not use (top-level package names).
+FORBIDDEN = {
+    "captum": "the reference library captum",
+    "zennit": "the reference library zennit",
+    "torchattacks": "the reference library torchattacks",
+    "cleanlab": "the reference library cleanlab",
+    "lucent": "the reference library lucent",
+    "torch_lucent": "the reference library lucent",
+    "foolbox": "the reference library foolbox",
+    "art": "the reference library adversarial-robustness-toolbox",
+    "shap": "the reference library shap",
+    "lime": "the reference library lime",
+    "solutions": "the course's reference solutions",
+}
+NOT_TRANSFERABLE = "GraderCannotTransfer"
+
+
+# --------------------------------------------------------------------------- static check
+
+def _forbidden_in(node: ast.AST) -> str | None:
+    """Why ``node`` (one statement or expression) is not allowed, or None."""
+    for sub in ast.walk(node):
+        names: list[str] = []
+        if isinstance(sub, ast.Import):
+            names = [a.name for a in sub.names]
+        elif isinstance(sub, ast.ImportFrom):
+            if sub.level == 0:                       # from captum.attr import Saliency
+                names = [sub.module or ""]
+            elif sub.module is None:                 # from .. import solutions
+                names = [a.name for a in sub.names]
+            elif sub.level >= 2:                     # from ..solutions.labels import x
+                names = [sub.module]
+            # from .labels import x: a course module, allowed
+        elif isinstance(sub, ast.Call):
+            func = sub.func
+            fname = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if fname in ("__import__", "import_module", "find_spec", "run_module", "spec_from_file_location") \
+                    and sub.args and isinstance(sub.args[0], ast.Constant) and isinstance(sub.args[0].value, str):
+                names = [sub.args[0].value]
+        elif isinstance(sub, ast.Constant) and isinstance(sub.value, str):
+            if ENV_VAR in sub.value:
+                return f"it mentions the solutions switch {ENV_VAR}"
+            if "solutions/" in sub.value or "solutions\\" in sub.value:
+                return "it refers to the reference solutions' files"
+        for name in names:
+            top = name.split(".")[0]
+            if top in FORBIDDEN:
+                return f"it imports {name} ({FORBIDDEN[top]})"
+    return None
+
+
+def _bound_names(stmt: ast.stmt) -> set[str]:
+    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return {stmt.name}
+    out = set()
+    for sub in ast.walk(stmt):
+        if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
+            out.add(sub.id)
+        elif isinstance(sub, ast.alias):
+            out.add((sub.asname or sub.name).split(".")[0])
+    return out
+
+
+def _used_names(stmt: ast.stmt) -> set[str]:
+    return {sub.id for sub in ast.walk(stmt) if isinstance(sub, ast.Name)}
+
+
+def static_check(source: str, names: dict[str, str], filename: str = "<submission>") -> dict[str, str]:
+    """Exercises (id -> reason) of one module that may not run, from its syntax tree.
+
+    ``names`` maps exercise ids to their function names in this module. An exercise is
+    rejected when its own code, or a module-level helper, class or variable it uses
+    (transitively), imports a reference library or ``solutions`` or touches the switch;
+    a module-level statement that does so and binds nothing rejects every exercise of
+    the module. A syntax error rejects every exercise of the module.
+    """
+    try:
+        tree = ast.parse(source, filename=filename)
+    except SyntaxError as err:
+        msg = f"{filename} has a syntax error (line {err.lineno}): {err.msg}"
+        return {ex_id: msg for ex_id in names}
+    tainted: dict[str, str] = {}        # bound name -> reason
+    global_reason = None
+    stmts = list(tree.body)
+    for stmt in stmts:
+        reason = _forbidden_in(stmt)
+        if reason is None:
+            continue
+        bound = _bound_names(stmt)
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) or bound:
+            for b in bound:
+                tainted[b] = reason
+        else:
+            global_reason = reason
+    changed = True
+    while changed:                       # propagate through helpers and variables
+        changed = False
+        for stmt in stmts:
+            bound = _bound_names(stmt)
+            if not bound or all(b in tainted for b in bound):
+                continue
+            hit = _used_names(stmt) & set(tainted)
+            if hit:
+                via = sorted(hit)[0]
+                for b in bound:
+                    if b not in tainted:
+                        tainted[b] = f"{tainted[via].rstrip('.')} (through `{via}`)"
+                        changed = True
+    out = {}
+    for ex_id, name in names.items():
+        if global_reason:
+            out[ex_id] = f"module-level code: {global_reason}"
+        elif name in tainted:
+            out[ex_id] = tainted[name]
+    return {k: f"scored 0 without running: {v}" for k, v in out.items()}
+
+
+# --------------------------------------------------------------------------- submission
+
+def collect_submission(source: pathlib.Path, dest: pathlib.Path) -> list[str]:
+    """Copy the exercise modules of ``source`` (folder or zip) into ``dest``; returns
+    the module names found. Nothing else is taken from a submission."""
+    modules = sorted({ex.module for ex in load_all().values()})
+    dest.mkdir(parents=True, exist_ok=True)
+    found = []
+    if source.is_file() and zipfile.is_zipfile(source):
+        with zipfile.ZipFile(source) as zf:
+            entries = {pathlib.PurePosixPath(n): n for n in zf.namelist()}
+            for m in modules:
+                for candidate in (f"interp_lib/{m}.py", f"{m}.py"):
+                    hits = [n for p, n in entries.items()
+                            if str(p) == candidate or str(p).endswith("/" + candidate)]
+                    if hits:
+                        info = zf.getinfo(sorted(hits, key=len)[0])
+                        if info.file_size > 2_000_000:
+                            continue
+                        (dest / f"{m}.py").write_bytes(zf.read(info))
+                        found.append(m)
+                        break
+        return found
+    base = source / "interp_lib" if (source / "interp_lib").is_dir() else source
+    for m in modules:
+        path = base / f"{m}.py"
+        if path.is_file() and not path.is_symlink() and path.stat().st_size <= 2_000_000:
+            shutil.copyfile(path, dest / f"{m}.py")
+            found.append(m)
+    return found
+
+
+# --------------------------------------------------------------------------- grading
+
+def test_files(root: pathlib.Path = ROOT, lessons: set[str] | None = None) -> list[str]:
+    """The exercise test files of ``lessons`` (all when None): ``tests/test_LL_*.py`` and
+    instructors' hidden tests in ``tests/hidden/test_LL_*.py``."""
+    paths = [*sorted((root / "tests").glob("test_[0-9][0-9]_*.py")),
+             *sorted((root / "tests" / "hidden").glob("test_[0-9][0-9]_*.py"))]
+    return [str(p.relative_to(root)) for p in paths if lessons is None or p.name[5:7] in lessons]
+
+
+def grade(submission: pathlib.Path | str | None = None, exercises: list[str] | None = None,
+          results_json: pathlib.Path | str | None = None, *, time_factor: float = 20.0,
+          time_floor: float = 3.0, memory_mb: float = 2048.0, timeout: float = 1800.0,
+          root: pathlib.Path = ROOT, quiet: bool = False) -> dict:
+    """Grade one submission; returns the Gradescope results dict (and writes it)."""
+    start = time.perf_counter()
+    reg = load_all()
+    points = weights()
+    wanted = [e for e in (exercises or list(reg)) if e in reg] if exercises else list(reg)
+    unknown = set(exercises or []) - set(reg)
+    if unknown:
+        raise SystemExit(f"unknown exercise(s): {', '.join(sorted(unknown))}")
+    submission = pathlib.Path(submission) if submission else root
+    with tempfile.TemporaryDirectory(prefix="interp-submission-") as tmp:
+        sub_dir = pathlib.Path(tmp) / "modules"
+        found = collect_submission(submission, sub_dir)
+        rejected: dict[str, str] = {}
+        for module in found:
+            names = {i: reg[i].name for i in wanted if reg[i].module == module}
+            source = (sub_dir / f"{module}.py").read_text(encoding="utf-8", errors="replace")
+            rejected.update(static_check(source, names, f"interp_lib/{module}.py"))
+        to_run = [i for i in wanted if i not in rejected]
+        records: list[dict] = []
+        error = ""
+        if to_run:
+            records, error = _run_trusted_pytest(sub_dir, to_run, root, time_factor=time_factor,
+                                                 time_floor=time_floor, memory_mb=memory_mb,
+                                                 timeout=timeout)
+    results = build_results(wanted, records, rejected, points, reg, error, missing=[
+        i for i in wanted if reg[i].module not in found])
+    results["execution_time"] = round(time.perf_counter() - start, 2)
+    if results_json:
+        path = pathlib.Path(results_json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(results, indent=1), encoding="utf-8")
+    if not quiet:
+        print(format_results(results))
+    return results
+
+
+def _run_trusted_pytest(sub_dir: pathlib.Path, ids: list[str], root: pathlib.Path, *,
+                        time_factor: float, time_floor: float, memory_mb: float,
+                        timeout: float) -> tuple[list[dict], str]:
+    """Run the course's exercise tests of ``ids`` in a trusted pytest process; its
+    per-test records come back through a pipe that no child process inherits."""
+    read_fd, write_fd = os.pipe()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INTERP_", "PYTEST_"))}
+    env.update({
+        "INTERP_GRADE_SUBMISSION": str(sub_dir), "INTERP_GRADE_EXERCISES": ",".join(ids),
+        "INTERP_GRADE_TIME_FACTOR": str(time_factor), "INTERP_GRADE_TIME_FLOOR": str(time_floor),
+        "INTERP_GRADE_MEMORY_MB": str(memory_mb), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    })
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:nbval",
+           "-p", "no:xdist", "-p", "interp_lib.grading_remote", "-o", "addopts=",
+           "--solutions=all", f"--results-json=/dev/fd/{write_fd}", "-m", "exercise",
+           *test_files(root, {i.split(".")[0] for i in ids})]
+    chunks: list[bytes] = []
+    import threading
+
+    def drain() -> None:
+        with os.fdopen(read_fd, "rb") as fh:
+            while True:
+                block = fh.read(1 << 16)
+                if not block:
+                    return
+                chunks.append(block)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    error = ""
+    try:
+        proc = subprocess.run(cmd, cwd=root, env=env, pass_fds=[write_fd], timeout=timeout,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        tail = proc.stdout.decode("utf-8", "replace")[-2000:]
+        if proc.returncode not in (0, 1):
+            error = f"the grader's test run ended with code {proc.returncode}: {tail[-600:]}"
+    except subprocess.TimeoutExpired:
+        error = f"the grader's test run took longer than {timeout:.0f} s"
+    finally:
+        os.close(write_fd)
+    reader.join(timeout=10)
+    try:
+        records = json.loads(b"".join(chunks).decode()) if chunks else []
+    except ValueError:
+        records, error = [], error or "the grader's test run wrote unreadable results"
+    records = [r for r in records if isinstance(r, dict) and r.get("exercise") in ids]
+    return records, error
+
+
+def build_results(ids: list[str], records: list[dict], rejected: dict[str, str],
+                  points: dict[str, float], reg: dict, error: str = "",
+                  missing: list[str] | None = None) -> dict:
+    """The Gradescope results dict: per exercise one visible entry and, when the
+    exercise has hidden tests, one entry shown only after the due date."""
+    tests = []
+    total = 0.0
+    summary = {}
+    for ex_id in ids:
+        ex = reg[ex_id]
+        mine = [r for r in records if r["exercise"] == ex_id and r["outcome"] != "skipped"]
+        excluded = [r for r in mine if str(r.get("message", "")).startswith(NOT_TRANSFERABLE)]
+        mine = [r for r in mine if r not in excluded]
+        weight_all = sum(r["weight"] for r in mine)
+        status, message = "passing", ""
+        failed = [r for r in mine if r["outcome"] != "passed"]
+        if ex_id in rejected:
+            status, message = "rejected", rejected[ex_id]
+        elif not mine:
+            status = "not graded"
+            message = error or "no tests of this exercise could run"
+        elif failed:
+            own = f"exercise {ex_id} `{ex.name}`"
+            if all("NotImplementedError" in r["message"] and own in r["message"] for r in failed) \
+                    and len(failed) == len(mine):
+                status, message = "not started", f"write it in {ex.path}"
+            else:
+                status = "failing"
+                visible = [r for r in failed if not r.get("hidden")]
+                message = (visible or failed)[0]["message"] if visible else "a hidden test failed"
+        if missing and ex_id in missing and status == "not started":
+            message = f"{ex.path} was not in the submission"
+        pts = points[ex_id]
+        parts = [("visible", [r for r in mine if not r.get("hidden")]),
+                 ("hidden", [r for r in mine if r.get("hidden")])]
+        ex_score = 0.0
+        for kind, rs in parts:
+            if kind == "hidden" and not rs:
+                continue
+            w = sum(r["weight"] for r in rs)
+            share = pts * (w / weight_all) if weight_all else (pts if kind == "visible" else 0.0)
+            got = 0.0 if ex_id in rejected or not weight_all else \
+                pts * sum(r["weight"] for r in rs if r["outcome"] == "passed") / weight_all
+            ex_score += got
+            lines = []
+            if ex_id in rejected:
+                lines.append(rejected[ex_id])
+            for r in rs:
+                name = r["nodeid"].split("::")[-1]
+                lines.append(f"{'PASS' if r['outcome'] == 'passed' else 'FAIL'} {name} (weight {r['weight']:g})"
+                             + ("" if r["outcome"] == "passed" else f": {r['message']}"))
+            if kind == "visible":
+                for r in excluded:
+                    lines.append(f"NOT COUNTED {r['nodeid'].split('::')[-1]}: {r['message']}")
+                if status in ("not graded",) and message:
+                    lines.append(message)
+            entry = {
+                "name": f"{ex_id} {ex.name}" + (" (hidden tests)" if kind == "hidden" else "")
+                        + (" (bonus)" if ex.stretch else ""),
+                "number": ex_id + (".h" if kind == "hidden" else ""),
+                "score": round(got, 4),
+                "max_score": 0.0 if ex.stretch else round(share, 4),
+                "status": "passed" if rs and all(r["outcome"] == "passed" for r in rs) and ex_id not in rejected else "failed",
+                "output": "\n".join(lines)[:20000],
+                "visibility": "after_due_date" if kind == "hidden" else "visible",
+            }
+            tests.append(entry)
+        total += ex_score
+        summary[ex_id] = {"name": ex.name, "lesson": ex.lesson, "stretch": ex.stretch, "points": pts,
+                          "score": ex_score, "status": status, "message": message}
+    out = {"score": round(total, 4), "tests": tests, "visibility": "visible",
+           "stdout_visibility": "hidden", "extra_data": {"summary": summary}}
+    if error:
+        out["output"] = f"Grader problem (not your code): {error}"
+    return out
+
+
+def format_results(results: dict) -> str:
+    summary = results["extra_data"]["summary"]
+    rows = [f"{'id':6} {'exercise':26} {'status':12} {'points':>13}  note"]
+    core = bonus = core_max = bonus_max = 0.0
+    for ex_id, s in summary.items():
+        name = s["name"] + (" (stretch)" if s["stretch"] else "")
+        rows.append(f"{ex_id:6} {name:26} {s['status']:12} {s['score']:6.1f}/{s['points']:5.1f}  "
+                    f"{s['message'][:100]}")
+        if s["stretch"]:
+            bonus, bonus_max = bonus + s["score"], bonus_max + s["points"]
+        else:
+            core, core_max = core + s["score"], core_max + s["points"]
+    rows.append(f"total {core:.1f}/{core_max:.1f} points" + (f" + bonus {bonus:.1f}/{bonus_max:.1f}" if bonus_max else ""))
+    if results.get("output"):
+        rows.append(results["output"])
+    return "\n".join(rows)
+
+
+# --------------------------------------------------------------------------- batch
+
+def grade_batch(folder: pathlib.Path, out_dir: pathlib.Path | None = None,
+                exercises: list[str] | None = None, workers: int = 2, **options) -> pathlib.Path:
+    """Grade every submission (sub-folder or zip) in ``folder`` into ``grades.csv`` plus
+    one results.json each; a broken submission never stops the batch."""
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    folder = pathlib.Path(folder)
+    out_dir = pathlib.Path(out_dir or folder / "graded")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    subs = sorted(p for p in folder.iterdir()
+                  if (p.is_dir() and p.resolve() != out_dir.resolve()) or p.suffix == ".zip")
+    rows: dict[str, dict] = {}
+
+    def one(path: pathlib.Path) -> tuple[str, dict]:
+        name = path.stem if path.suffix == ".zip" else path.name
+        try:
+            res = grade(path, exercises, out_dir / name / "results.json", quiet=True, **options)
+            row = {"submission": name, "score": res["score"], "error": res.get("output", "")}
+            row.update({k: round(v["score"], 2) for k, v in res["extra_data"]["summary"].items()})
+        except Exception as err:  # noqa: BLE001 - one broken submission never stops the batch
+            row = {"submission": name, "score": 0.0, "error": f"{type(err).__name__}: {err}"}
+        return name, row
+
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover
+        tqdm = None
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = [pool.submit(one, p) for p in subs]
+        done = as_completed(futures)
+        if tqdm is not None:
+            done = tqdm(done, total=len(futures), desc="grading", unit="submission")
+        for fut in done:
+            name, row = fut.result()
+            rows[name] = row
+    ids = exercises or list(load_all())
+    path = out_dir / "grades.csv"
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["submission", "score", *ids, "error"], extrasaction="ignore")
+        writer.writeheader()
+        for name in sorted(rows):
+            writer.writerow(rows[name])
+    return path
+
+
+# --------------------------------------------------------------------------- submit
+
+def submit(out: pathlib.Path | str | None = None, run_check: bool = True, root: pathlib.Path = ROOT) -> pathlib.Path:
+    """Zip the student's exercise modules (and nothing else) with a manifest."""
+    import hashlib
+
+    reg = load_all()
+    modules = sorted({ex.module for ex in reg.values()})
+    summary = None
+    if run_check:
+        from .cli import run_tests, summarise
+
+        print("Running the exercise tests on your code ...", flush=True)
+        summary = summarise(run_tests(["tests", "-m", "exercise"], solutions=None))
+    out = pathlib.Path(out) if out else root / "submission.zip"
+    manifest = {
+        "course": "interp-course", "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "python": sys.version.split()[0], "files": {},
+        "check": {k: v["status"] for k, v in summary.items()} if summary else None,
+    }
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for m in modules:
+            path = root / "interp_lib" / f"{m}.py"
+            data = path.read_bytes()
+            zf.writestr(f"interp_lib/{m}.py", data)
+            manifest["files"][f"interp_lib/{m}.py"] = {
+                "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
+                "exercises": [f"{e.id} {e.name}" for e in reg.values() if e.module == m]}
+        zf.writestr("MANIFEST.json", json.dumps(manifest, indent=1))
+    if summary:
+        from .cli import format_table
+        print(format_table(summary))
+    print(f"Packed {len(modules)} exercise modules into {out}:")
+    for f, info in manifest["files"].items():
+        print(f"  {f}  ({info['bytes']} bytes; {', '.join(info['exercises'])})")
+    print("  MANIFEST.json")
+    print("Nothing else was packed (no notebooks, data or other files). Hand in this zip file.")
+    return out
+
+
+# --------------------------------------------------------------------------- CLI
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("grade", help="grade a submission (instructors): results.json + table")
+    p.add_argument("--submission", default=None, help="folder or zip (default: this checkout)")
+    p.add_argument("--exercises", default=None, help="comma-separated ids (default: all)")
+    p.add_argument("--results", default="results.json", help="where to write results.json")
+    p.add_argument("--batch", default=None, help="grade every submission in this folder -> grades.csv")
+    p.add_argument("--workers", type=int, default=2, help="parallel submissions with --batch")
+    p.add_argument("--time-factor", type=float, default=20.0, help="time limit: x reference time")
+    p.add_argument("--memory-mb", type=float, default=2048.0, help="resident memory limit per child")
+    p.set_defaults(func=cmd_grade)
+    p = sub.add_parser("submit", help="zip your exercise modules for hand-in")
+    p.add_argument("--out", default=None, help="zip file (default: submission.zip)")
+    p.add_argument("--no-check", action="store_true", help="do not run the tests first")
+    p.set_defaults(func=cmd_submit)
+
+
+def cmd_grade(args: argparse.Namespace) -> int:
+    ids = [t.strip() for t in args.exercises.split(",") if t.strip()] if args.exercises else None
+    if args.batch:
+        path = grade_batch(pathlib.Path(args.batch), exercises=ids, workers=args.workers,
+                           time_factor=args.time_factor, memory_mb=args.memory_mb)
+        print(f"wrote {path}")
+        return 0
+    grade(args.submission, ids, args.results, time_factor=args.time_factor, memory_mb=args.memory_mb)
+    print(f"wrote {args.results}")
+    return 0
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    submit(args.out, run_check=not args.no_check)
+    return 0
