@@ -223,6 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", nargs="*", default=None, help="only rows whose name contains one of these")
     p.add_argument("--no-lessons", action="store_true", help="skip the lesson timings")
     p.set_defaults(func=cmd_bench)
+    from . import grading, release  # grade, submit (interp_lib/grading.py); release
+    grading.add_commands(sub)
+    release.add_commands(sub)
     return parser
 
 
