@@ -206,12 +206,14 @@ def guided_backprop(model: nn.Module, x: torch.Tensor, target, rule: str = "guid
         "guided"      R_in = 1[x > 0] 1[R > 0] R
 
     Write a ``torch.autograd.Function`` whose ``forward(ctx, x, rule)`` is the ReLU
-    (saving ``x`` and the rule on ``ctx``) and whose ``backward(ctx, R)`` applies the
-    rule (return one gradient per forward input: ``R_in, None``). Put it at every
+    (saving what the backward needs on ``ctx``) and whose ``backward(ctx, R)`` applies
+    the rule (return one gradient per forward input: ``R_in, None``). Put it at every
     ReLU with a forward hook on each ``nn.ReLU`` module that returns
     ``YourFunction.apply(inputs[0], rule)`` (a forward hook's return value replaces the
     module's output), take the gradient of the summed target scores with respect to
     the input as in ``input_gradient``, and remove the hooks in a ``finally``.
+    (Faster: also pass the module's ``output.detach()`` in, and return it from
+    ``forward`` as ``out.view_as(out)`` instead of computing the ReLU a second time.)
 
     Args:
         model: a classifier whose every ReLU is its own ``nn.ReLU`` module (the wrapper

@@ -73,23 +73,30 @@ def deconvnet_reconstruction(model, x, layer, channel=None, rule="deconvnet", st
 
 
 class ReLURule(torch.autograd.Function):
-    """ReLU forward; backward by the rule ("gradient", "deconvnet" or "guided")."""
+    """A ReLU whose backward pass follows `rule` ("gradient", "deconvnet" or "guided")."""
 
     @staticmethod
-    def forward(ctx, a, rule):
-        ctx.save_for_backward(a)
+    def forward(ctx, a, out, rule):
+        # `out` = relu(a), already computed by the nn.ReLU module: reuse it (1[out > 0] = 1[a > 0])
+        ctx.save_for_backward(out)
         ctx.rule = rule
-        return a.clamp(min=0)
+        return out.view_as(out)
 
     @staticmethod
     def backward(ctx, R):
-        (a,) = ctx.saved_tensors
-        return _relu_rule(a, R, ctx.rule), None
+        (out,) = ctx.saved_tensors
+        if ctx.rule == "gradient":
+            R_in = R.masked_fill(out <= 0, 0)
+        elif ctx.rule == "deconvnet":
+            R_in = R.clamp(min=0)
+        else:
+            R_in = R.clamp(min=0).masked_fill_(out <= 0, 0)
+        return R_in, None, None
 
 
 def guided_backprop(model, x, target, rule="guided"):
     def hook(module, inputs, output):
-        return ReLURule.apply(inputs[0], rule)
+        return ReLURule.apply(inputs[0], output.detach(), rule)
 
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.ReLU)]
     try:
