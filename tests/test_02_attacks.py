@@ -1,0 +1,251 @@
+"""Lesson 02: fgsm, pgd, fooling_image, adversarial_patch (input_gradient: 02.1)."""
+import pytest
+import torch
+
+from interp_lib import attacks
+from interp_lib.models import load_model
+from interp_lib.utils import accuracy, assert_close
+
+
+@pytest.fixture(scope="module")
+def digits_batch(digits_test):
+    x, y = digits_test
+    return x[:64], y[:64]
+
+
+@pytest.fixture(scope="module")
+def shapes_batch(shapes_test):
+    return shapes_test.x[:48], shapes_test.y[:48]
+
+
+def model_state(model):
+    return ([p.detach().clone() for p in model.parameters()], [p.requires_grad for p in model.parameters()],
+            [p.grad for p in model.parameters()], model.training,
+            [len(m._forward_hooks) + len(m._backward_hooks) + len(m._forward_pre_hooks) for m in model.modules()])
+
+
+def assert_unchanged(model, before):
+    after = model_state(model)
+    for a, b in zip(before[0], after[0]):
+        assert torch.equal(a, b)
+    assert before[1:] == after[1:]
+
+
+# --------------------------------------------------------------------------- 02.1 input_gradient
+
+@pytest.mark.exercise("02.1", weight=2)
+def test_input_gradient_of_a_linear_model_is_its_weight_row():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(2 * 5 * 5, 4))
+    x = torch.rand(3, 2, 5, 5)
+    target = torch.tensor([2, 0, 3])
+    g = attacks.input_gradient(model, x, target)
+    assert g.shape == x.shape and g.grad_fn is None
+    assert_close(g.flatten(1), model[1].weight[target].detach(), rtol=1e-6, what="input gradient")
+
+
+@pytest.mark.exercise("02.1", weight=1)
+@pytest.mark.reference
+def test_input_gradient_matches_captum_saliency(digits_model, digits_batch):
+    captum_attr = pytest.importorskip("captum.attr")
+    x, y = digits_batch
+    ours = attacks.input_gradient(digits_model, x[:8], y[:8])
+    ref = captum_attr.Saliency(digits_model).attribute(x[:8].clone().requires_grad_(True), target=y[:8], abs=False)
+    assert_close(ours, ref, rtol=1e-6, what="input gradient vs captum Saliency")
+
+
+@pytest.mark.exercise("02.1", weight=1)
+def test_input_gradient_int_target_and_model_unchanged(digits_model, digits_batch):
+    x, _ = digits_batch
+    before = model_state(digits_model)
+    g_int = attacks.input_gradient(digits_model, x[:4], 3)
+    g_vec = attacks.input_gradient(digits_model, x[:4], torch.full((4,), 3))
+    assert torch.equal(g_int, g_vec)
+    assert_unchanged(digits_model, before)
+
+
+# --------------------------------------------------------------------------- 02.2 fgsm
+
+@pytest.mark.exercise("02.2", weight=2)
+@pytest.mark.reference
+@pytest.mark.parametrize("which", ["digits", "shapes"])
+@pytest.mark.parametrize("targeted", [False, True])
+def test_fgsm_matches_torchattacks(which, targeted, digits_model, shapes_model, digits_batch, shapes_batch):
+    torchattacks = pytest.importorskip("torchattacks")
+    model, (x, y) = (digits_model, digits_batch) if which == "digits" else (shapes_model, shapes_batch)
+    k = 10 if which == "digits" else 4
+    shift = lambda images, labels: (labels + 1) % k  # noqa: E731
+    ours = attacks.fgsm(model, x, shift(x, y) if targeted else y, eps=0.08, targeted=targeted)
+    ref = torchattacks.FGSM(model, eps=0.08)
+    if targeted:
+        ref.set_mode_targeted_by_function(shift)
+    assert_close(ours, ref(x, y), rtol=1e-6, what="fgsm vs torchattacks")
+
+
+@pytest.mark.exercise("02.2", weight=1)
+def test_fgsm_properties(digits_model, digits_batch):
+    x, y = digits_batch
+    before = model_state(digits_model)
+    x_in = x.clone()
+    adv = attacks.fgsm(digits_model, x, y, eps=0.1)
+    assert torch.equal(x, x_in), "fgsm modified its input"
+    assert adv.shape == x.shape and adv.grad_fn is None
+    assert (adv - x).abs().max() <= 0.1 + 1e-6 and adv.min() >= 0 and adv.max() <= 1
+    assert accuracy(digits_model, adv, y) < accuracy(digits_model, x, y) - 0.3
+    assert torch.equal(attacks.fgsm(digits_model, x, y, eps=0.0), x)
+    assert_unchanged(digits_model, before)
+
+
+# --------------------------------------------------------------------------- 02.3 pgd
+
+@pytest.mark.exercise("02.3", weight=3)
+@pytest.mark.reference
+@pytest.mark.parametrize("which", ["digits", "shapes"])
+@pytest.mark.parametrize("targeted", [False, True])
+def test_pgd_matches_torchattacks(which, targeted, digits_model, shapes_model, digits_batch, shapes_batch):
+    torchattacks = pytest.importorskip("torchattacks")
+    model, (x, y) = (digits_model, digits_batch) if which == "digits" else (shapes_model, shapes_batch)
+    k = 10 if which == "digits" else 4
+    shift = lambda images, labels: (labels + 1) % k  # noqa: E731
+    eps, alpha, steps = 0.1, 0.02, 8
+    ours = attacks.pgd(model, x, shift(x, y) if targeted else y, eps=eps, alpha=alpha, steps=steps,
+                       generator=torch.Generator().manual_seed(11), targeted=targeted)
+    ref = torchattacks.PGD(model, eps=eps, alpha=alpha, steps=steps, random_start=True)
+    if targeted:
+        ref.set_mode_targeted_by_function(shift)
+    torch.manual_seed(11)  # torchattacks draws its start from the global generator
+    assert_close(ours, ref(x, y), rtol=1e-6, what="pgd vs torchattacks")
+
+
+@pytest.mark.exercise("02.3", weight=1)
+@pytest.mark.reference
+def test_pgd_without_random_start_matches_torchattacks(digits_model, digits_batch):
+    torchattacks = pytest.importorskip("torchattacks")
+    x, y = digits_batch
+    ours = attacks.pgd(digits_model, x, y, eps=0.1, alpha=0.02, steps=5, random_start=False)
+    ref = torchattacks.PGD(digits_model, eps=0.1, alpha=0.02, steps=5, random_start=False)(x, y)
+    assert_close(ours, ref, rtol=1e-6, what="pgd (no random start) vs torchattacks")
+
+
+@pytest.mark.exercise("02.3", weight=2)
+def test_pgd_properties(digits_model, digits_batch):
+    x, y = digits_batch
+    before = model_state(digits_model)
+    x_in = x.clone()
+    adv = attacks.pgd(digits_model, x, y, eps=0.1, alpha=0.02, steps=10, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(x, x_in)
+    assert adv.shape == x.shape and adv.grad_fn is None
+    assert (adv - x).abs().max() <= 0.1 + 1e-6 and adv.min() >= 0 and adv.max() <= 1
+    again = attacks.pgd(digits_model, x, y, eps=0.1, alpha=0.02, steps=10, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(adv, again), "same generator seed, different result"
+    # PGD at least as strong as FGSM at the same budget on a fixed batch
+    fgsm_acc = accuracy(digits_model, attacks.fgsm(digits_model, x, y, eps=0.1), y)
+    assert accuracy(digits_model, adv, y) <= fgsm_acc
+    assert_unchanged(digits_model, before)
+
+
+@pytest.mark.exercise("02.3", weight=1)
+def test_pgd_targeted_reaches_target(digits_model, digits_batch):
+    x, y = digits_batch
+    wanted = (y + 1) % 10
+    adv = attacks.pgd(digits_model, x, wanted, eps=0.3, alpha=0.03, steps=20,
+                      generator=torch.Generator().manual_seed(0), targeted=True)
+    assert accuracy(digits_model, adv, wanted) > 0.9
+
+
+@pytest.mark.exercise("02.3", weight=2)
+def test_robust_model_resists_pgd(digits_test):
+    x, y = digits_test
+    x, y = x[:200], y[:200]
+    result = {}
+    for name in ("digits", "digits_robust"):
+        model = load_model(name)
+        adv = attacks.pgd(model, x, y, eps=0.1, alpha=0.025, steps=10, generator=torch.Generator().manual_seed(0))
+        result[name] = accuracy(model, adv, y)
+    assert result["digits_robust"] > result["digits"] + 0.25, result
+    assert result["digits_robust"] > 0.5, result
+
+
+def test_pgd_model_unchanged_when_it_raises(digits_model, digits_batch):
+    x, y = digits_batch
+    before = model_state(digits_model)
+    with pytest.raises(ValueError, match="target"):
+        attacks.pgd(digits_model, x, torch.full((len(x),), 10))
+    assert_unchanged(digits_model, before)
+
+
+# --------------------------------------------------------------------------- 02.4 fooling_image
+
+@pytest.mark.exercise("02.4", weight=3)
+@pytest.mark.parametrize("name", ["digits", "shapes_shape"])
+def test_fooling_images_reach_confidence(name):
+    model = load_model(name)
+    shape = (10, 1, 28, 28) if name == "digits" else (4, 3, 32, 32)
+    before = model_state(model)
+    noise = torch.rand(shape, generator=torch.Generator().manual_seed(0))
+    fooled = attacks.fooling_image(model, noise, torch.arange(shape[0]), max_steps=200)
+    assert fooled.shape == noise.shape and fooled.min() >= 0 and fooled.max() <= 1
+    with torch.no_grad():
+        conf = model(fooled).softmax(1).diagonal()
+    assert (conf >= 0.99).all(), conf
+    assert_unchanged(model, before)
+
+
+@pytest.mark.exercise("02.4", weight=1)
+def test_fooling_image_stops_when_confident(digits_model, digits_batch):
+    x, y = digits_batch
+    with torch.no_grad():
+        sure = digits_model(x).softmax(1).gather(1, y[:, None]).squeeze(1) >= 0.99
+    out = attacks.fooling_image(digits_model, x[sure][:5], y[sure][:5])
+    assert torch.equal(out, x[sure][:5]), "images already at the confidence must not move"
+
+
+# --------------------------------------------------------------------------- 02.5 adversarial_patch
+
+@pytest.mark.exercise("02.5", weight=2)
+def test_adversarial_patch_works_on_shapes():
+    from interp_lib.data import load_shapes
+    model = load_model("shapes_shape")
+    before = model_state(model)
+    train = load_shapes("train", n=800, texture_rate=1.0)
+    held = load_shapes("val", n=300, texture_rate=1.0)
+    patch = attacks.adversarial_patch(model, train.x, 3, size=10, steps=120, lr=0.1,
+                                      generator=torch.Generator().manual_seed(0))
+    assert patch.shape == (3, 10, 10) and patch.min() >= 0 and patch.max() <= 1
+    rate = attacks.patch_success_rate(model, held.x, patch, 3, torch.Generator().manual_seed(1))
+    assert rate > 0.5, rate
+    assert_unchanged(model, before)
+
+
+# --------------------------------------------------------------------------- bad input
+
+def test_bad_inputs(digits_model, digits_batch):
+    x, y = digits_batch
+    with pytest.raises(ValueError, match="eps"):
+        attacks.fgsm(digits_model, x, y, eps=-0.1)
+    with pytest.raises(ValueError, match="eps"):
+        attacks.pgd(digits_model, x, y, eps=-1.0)
+    with pytest.raises(ValueError, match="x"):
+        attacks.pgd(digits_model, x * 2, y)
+    with pytest.raises(ValueError, match="x"):
+        attacks.fgsm(digits_model, x[0], y)
+    with pytest.raises(ValueError, match="target"):
+        attacks.fgsm(digits_model, x, 10)
+    with pytest.raises(ValueError, match="target"):
+        attacks.pgd(digits_model, x, y[:3])
+    with pytest.raises(ValueError, match="steps"):
+        attacks.pgd(digits_model, x, y, steps=0)
+    with pytest.raises(TypeError, match="generator"):
+        attacks.pgd(digits_model, x, y, generator=0)
+    with pytest.raises(ValueError, match="confidence"):
+        attacks.fooling_image(digits_model, x, 1, confidence=1.5)
+    with pytest.raises(TypeError, match="size"):
+        attacks.adversarial_patch(digits_model, x, 1, size=2.5)
+
+
+def test_apply_patch_places_the_patch():
+    x = torch.zeros(2, 3, 12, 12)
+    patch = torch.arange(3 * 4 * 4, dtype=torch.float32).view(3, 4, 4)
+    out = attacks.apply_patch(x, patch, torch.tensor([0, 5]), torch.tensor([2, 8]))
+    assert torch.equal(out[0, :, 0:4, 2:6], patch) and torch.equal(out[1, :, 5:9, 8:12], patch)
+    assert out.sum() == 2 * patch.sum()
