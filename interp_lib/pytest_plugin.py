@@ -8,6 +8,7 @@ Options:
                       exercise and the stub of its own: every such test must then fail
                       with NotImplementedError naming its exercise (tests/test_exercises.py
                       runs this mode and checks it).
+  --exercises=IDS     run only the tests of these exercises (e.g. 02.1,02.3).
   --results-json=PATH write one record per test (exercise id, weight, outcome, message);
                       `python -m interp_lib check` and the grader read it.
 
@@ -33,6 +34,8 @@ def pytest_addoption(parser):
     group.addoption("--stub-check", action="store_true",
                     help="run each exercise test against its own stub (all others: reference)")
     group.addoption("--results-json", default=None, help="write per-test results to this file")
+    group.addoption("--exercises", default=None,
+                    help="run only the tests of these exercises (comma-separated ids)")
 
 
 def pytest_configure(config):
@@ -50,6 +53,20 @@ def exercise_marker(item) -> tuple[str, float] | None:
     if mark is None:
         return None
     return str(mark.args[0]), float(mark.kwargs.get("weight", mark.args[1] if len(mark.args) > 1 else 1))
+
+
+def pytest_collection_modifyitems(config, items):
+    wanted = config.getoption("--exercises")
+    if not wanted:
+        return
+    ids = {w.strip() for w in wanted.split(",") if w.strip()}
+    keep, drop = [], []
+    for item in items:
+        marker = exercise_marker(item)
+        (keep if marker and marker[0] in ids else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 @pytest.fixture(autouse=True)
