@@ -74,11 +74,17 @@ def graded(tmp_path_factory):
     import tempfile
     tempfile.tempdir = None
     try:
-        for name, (a, b, _expected) in CASES.items():
+        def one(name):
+            a, b, _expected = CASES[name]
             sub = make_submission(tmp / name, a, b)
             path = tmp / name / "results.json"
-            out[name] = (grading.grade(sub, GRADED, path, time_floor=2.0, time_factor=20,
-                                       memory_mb=1500, quiet=True), path)
+            return name, (grading.grade(sub, GRADED, path, time_floor=2.0, time_factor=20,
+                                        memory_mb=1500, quiet=True), path)
+
+        # two submissions at a time, as `grade --batch` does
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            out.update(pool.map(one, CASES))
     finally:
         if old is None:
             os.environ.pop("TMPDIR", None)
