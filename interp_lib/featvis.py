@@ -33,7 +33,7 @@ __all__ = [
     "COLOUR_CORRELATION_SQRT", "colour_correlation_sqrt", "gaussian_blur",
     "high_frequency_fraction", "layer_names", "find_layer", "layer_output_shape",
     "default_input_shape", "channel_activations", "top_activating", "dataset_maximum",
-    "unit_objective", "transform_parameters",
+    "unit_objective", "transform_parameters", "montage",
 ]
 
 
@@ -633,3 +633,19 @@ def top_activating(model: nn.Module, layer: str, channel: int, x: torch.Tensor, 
     acts = channel_activations(model, layer, x) if acts is None else acts
     values, idx = acts[:, channel].topk(k)
     return idx, values
+
+
+def montage(images: torch.Tensor, ncols: int, pad: int = 1, pad_value: float = 1.0) -> torch.Tensor:
+    """Tile ``images`` ``(N, C, H, W)`` into one ``(C, H', W')`` image, ``ncols`` per row.
+
+    One ``imshow`` of a montage is far faster than a grid of axes when there are hundreds
+    of small images.
+    """
+    n, c, h, w = images.shape
+    nrows = (n + ncols - 1) // ncols
+    out = torch.full((c, nrows * (h + pad) + pad, ncols * (w + pad) + pad), pad_value, dtype=images.dtype)
+    for i in range(n):
+        r, k = divmod(i, ncols)
+        top, left = pad + r * (h + pad), pad + k * (w + pad)
+        out[:, top:top + h, left:left + w] = images[i]
+    return out
