@@ -127,6 +127,50 @@ def machine() -> dict:
             "cores": os.cpu_count(), "threads": 1}
 
 
+README = ROOT / "README.md"
+_BEGIN, _END = "<!-- performance:begin -->", "<!-- performance:end -->"
+
+
+def readme_section(result: dict) -> str:
+    """The README's "Performance" section, generated from a results dict."""
+    m = result["machine"]
+    lines = [_BEGIN, "",
+             f"Measured by `python -m interp_lib bench` on {m['date']}: {m['cores']} CPU cores "
+             f"({m['cpu']}), one torch thread, Python {m['python']}, torch {m['torch']}. "
+             "Ratios are medians of repeated runs, ours divided by the reference on the same work "
+             "(below 1: we are faster).", ""]
+    if result.get("lessons"):
+        lines += ["| lesson | seconds | peak memory (MB) |", "|---|---:|---:|"]
+        for row in result["lessons"]:
+            if "seconds" in row:
+                lines.append(f"| {row['lesson']} | {row['seconds']:.1f} | {row['peak_mb']:.0f} |")
+            else:
+                lines.append(f"| {row['lesson']} | failed | |")
+        if "course_seconds" in result:
+            lines.append(f"| **whole course** | **{result['course_seconds']:.1f}** | |")
+        lines.append("")
+    if result.get("methods"):
+        lines += ["| method | against | ours (ms) | reference (ms) | ratio | goal |", "|---|---|---:|---:|---:|---:|"]
+        for row in result["methods"]:
+            goal = "" if row["goal"] is None else f"≤ {row['goal']}" + (" ✓" if row["met"] else " ✗")
+            lines.append(f"| {row['name']} | {row['against']} | {row['ours_s'] * 1e3:.1f} | "
+                         f"{row['reference_s'] * 1e3:.1f} | {row['ratio']:.2f} | {goal} |")
+        lines.append("")
+    lines.append(_END)
+    return "\n".join(lines)
+
+
+def update_readme(result: dict) -> None:
+    """Replace the section between the performance markers in README.md (or append it)."""
+    text = README.read_text()
+    section = readme_section(result)
+    if _BEGIN in text and _END in text:
+        text = text[:text.index(_BEGIN)] + section + text[text.index(_END) + len(_END):]
+    else:
+        text = text.rstrip() + "\n\n## Performance\n\n" + section + "\n"
+    README.write_text(text)
+
+
 def main(args) -> int:
     result = {"machine": machine(), "lessons": [], "methods": []}
     if not args.no_lessons:
@@ -140,4 +184,7 @@ def main(args) -> int:
     BENCH_DIR.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=1) + "\n")
     print(f"written: {RESULTS.relative_to(ROOT)}")
+    if getattr(args, "readme", False):
+        update_readme(result)
+        print("README.md: Performance section updated")
     return 0
