@@ -202,8 +202,11 @@ def test_files(root: pathlib.Path = ROOT, lessons: set[str] | None = None) -> li
 def grade(submission: pathlib.Path | str | None = None, exercises: list[str] | None = None,
           results_json: pathlib.Path | str | None = None, *, time_factor: float = 20.0,
           time_floor: float = 3.0, memory_mb: float = 2048.0, timeout: float = 1800.0,
-          root: pathlib.Path = ROOT, quiet: bool = False) -> dict:
-    """Grade one submission; returns the Gradescope results dict (and writes it)."""
+          root: pathlib.Path = ROOT, quiet: bool = False, skip_reference: bool = False) -> dict:
+    """Grade one submission; returns the Gradescope results dict (and writes it).
+
+    ``skip_reference`` leaves out the cross-checks against reference libraries
+    (``@pytest.mark.reference``; quicker, and what a student environment can run)."""
     start = time.perf_counter()
     reg = load_all()
     points = weights()
@@ -226,7 +229,7 @@ def grade(submission: pathlib.Path | str | None = None, exercises: list[str] | N
         if to_run:
             records, error = _run_trusted_pytest(sub_dir, to_run, root, time_factor=time_factor,
                                                  time_floor=time_floor, memory_mb=memory_mb,
-                                                 timeout=timeout)
+                                                 timeout=timeout, skip_reference=skip_reference)
     results = build_results(wanted, records, rejected, points, reg, error, missing=[
         i for i in wanted if reg[i].module not in found])
     results["execution_time"] = round(time.perf_counter() - start, 2)
@@ -241,7 +244,7 @@ def grade(submission: pathlib.Path | str | None = None, exercises: list[str] | N
 
 def _run_trusted_pytest(sub_dir: pathlib.Path, ids: list[str], root: pathlib.Path, *,
                         time_factor: float, time_floor: float, memory_mb: float,
-                        timeout: float) -> tuple[list[dict], str]:
+                        timeout: float, skip_reference: bool = False) -> tuple[list[dict], str]:
     """Run the course's exercise tests of ``ids`` in a trusted pytest process; its
     per-test records come back through a pipe that no child process inherits."""
     read_fd, write_fd = os.pipe()
@@ -254,7 +257,8 @@ def _run_trusted_pytest(sub_dir: pathlib.Path, ids: list[str], root: pathlib.Pat
     })
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:nbval",
            "-p", "no:xdist", "-p", "interp_lib.grading_remote", "-o", "addopts=",
-           "--solutions=all", f"--results-json=/dev/fd/{write_fd}", "-m", "exercise",
+           "--solutions=all", f"--results-json=/dev/fd/{write_fd}",
+           "-m", "exercise and not reference" if skip_reference else "exercise",
            *test_files(root, {i.split(".")[0] for i in ids})]
     chunks: list[bytes] = []
     import threading
@@ -482,6 +486,8 @@ def add_commands(sub) -> None:
     p.add_argument("--workers", type=int, default=2, help="parallel submissions with --batch")
     p.add_argument("--time-factor", type=float, default=20.0, help="time limit: x reference time")
     p.add_argument("--memory-mb", type=float, default=2048.0, help="resident memory limit per child")
+    p.add_argument("--skip-reference", action="store_true",
+                   help="leave out the cross-checks against reference libraries (quicker)")
     p.set_defaults(func=cmd_grade)
     p = sub.add_parser("submit", help="zip your exercise modules for hand-in")
     p.add_argument("--out", default=None, help="zip file (default: submission.zip)")
@@ -493,10 +499,12 @@ def cmd_grade(args: argparse.Namespace) -> int:
     ids = [t.strip() for t in args.exercises.split(",") if t.strip()] if args.exercises else None
     if args.batch:
         path = grade_batch(pathlib.Path(args.batch), exercises=ids, workers=args.workers,
-                           time_factor=args.time_factor, memory_mb=args.memory_mb)
+                           time_factor=args.time_factor, memory_mb=args.memory_mb,
+                           skip_reference=args.skip_reference)
         print(f"wrote {path}")
         return 0
-    grade(args.submission, ids, args.results, time_factor=args.time_factor, memory_mb=args.memory_mb)
+    grade(args.submission, ids, args.results, time_factor=args.time_factor, memory_mb=args.memory_mb,
+          skip_reference=args.skip_reference)
     print(f"wrote {args.results}")
     return 0
 
