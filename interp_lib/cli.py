@@ -228,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     from . import grading, release  # grade, submit (interp_lib/grading.py); release
     grading.add_commands(sub)
     release.add_commands(sub)
+    from . import slides  # lecture slides (interp_lib/slides.py)
+    slides.add_command(sub)
     return parser
 
 
