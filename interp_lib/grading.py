@@ -223,7 +223,8 @@ def grade(submission: pathlib.Path | str | None = None, exercises: list[str] | N
             names = {i: reg[i].name for i in wanted if reg[i].module == module}
             source = (sub_dir / f"{module}.py").read_text(encoding="utf-8", errors="replace")
             rejected.update(static_check(source, names, f"interp_lib/{module}.py"))
-        to_run = [i for i in wanted if i not in rejected]
+        # an exercise whose module is not in the submission is not run (it is a stub)
+        to_run = [i for i in wanted if i not in rejected and reg[i].module in found]
         records: list[dict] = []
         error = ""
         if to_run:
@@ -311,6 +312,8 @@ def build_results(ids: list[str], records: list[dict], rejected: dict[str, str],
         failed = [r for r in mine if r["outcome"] != "passed"]
         if ex_id in rejected:
             status, message = "rejected", rejected[ex_id]
+        elif missing and ex_id in missing:
+            status, message = "not started", f"{ex.path} was not in the submission"
         elif not mine:
             status = "not graded"
             message = error or "no tests of this exercise could run"
@@ -323,8 +326,6 @@ def build_results(ids: list[str], records: list[dict], rejected: dict[str, str],
                 status = "failing"
                 visible = [r for r in failed if not r.get("hidden")]
                 message = (visible or failed)[0]["message"] if visible else "a hidden test failed"
-        if missing and ex_id in missing and status == "not started":
-            message = f"{ex.path} was not in the submission"
         pts = points[ex_id]
         parts = [("visible", [r for r in mine if not r.get("hidden")]),
                  ("hidden", [r for r in mine if r.get("hidden")])]
@@ -347,7 +348,7 @@ def build_results(ids: list[str], records: list[dict], rejected: dict[str, str],
             if kind == "visible":
                 for r in excluded:
                     lines.append(f"NOT COUNTED {r['nodeid'].split('::')[-1]}: {r['message']}")
-                if status in ("not graded",) and message:
+                if status in ("not graded", "not started") and message and not rs:
                     lines.append(message)
             entry = {
                 "name": f"{ex_id} {ex.name}" + (" (hidden tests)" if kind == "hidden" else "")
@@ -435,6 +436,90 @@ def grade_batch(folder: pathlib.Path, out_dir: pathlib.Path | None = None,
     return path
 
 
+# --------------------------------------------------------------------------- Gradescope
+
+RUN_AUTOGRADER = """\
+#!/usr/bin/env bash
+# Gradescope runs this in a fresh container per submission: source/ holds the course,
+# submission/ the student's files, results/results.json is what Gradescope reads.
+# AUTOGRADER_ROOT (default /autograder) and AUTOGRADER_PYTHON (default python3) make it
+# testable outside Gradescope.
+set -u
+ROOT="${AUTOGRADER_ROOT:-/autograder}"
+PY="${AUTOGRADER_PYTHON:-python3}"
+mkdir -p "$ROOT/results"
+cd "$ROOT/source"
+"$PY" -m interp_lib grade --submission "$ROOT/submission" \\
+    --results "$ROOT/results/results.json" ${GRADE_ARGS:-}
+if [ ! -s "$ROOT/results/results.json" ]; then
+    echo '{"score": 0, "output": "The autograder failed before grading; please tell the course staff."}' \\
+        > "$ROOT/results/results.json"
+fi
+"""
+
+SETUP_SH = """\
+#!/usr/bin/env bash
+# Gradescope image setup (runs once when the autograder is built).
+set -eu
+cd /autograder/source
+python3 -m pip install --quiet --extra-index-url https://download.pytorch.org/whl/cpu -r requirements.txt
+python3 -m pip install --quiet --no-deps -e .
+"""
+
+
+def _pinned_requirements() -> list[str]:
+    import importlib.metadata as md
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    names = list(project.get("dependencies", [])) + list(project.get("optional-dependencies", {}).get("dev", []))
+    out = []
+    for spec in names:
+        name = spec.split(";")[0].split("[")[0]
+        for op in ("==", ">=", "<=", "~=", ">", "<"):
+            name = name.split(op)[0]
+        name = name.strip()
+        if name in ("pytest-xdist",):
+            continue
+        try:
+            version = md.version(name)
+        except md.PackageNotFoundError:
+            continue
+        version = version.split("+")[0]
+        out.append(f"{name}=={version}")
+    return out
+
+
+def build_gradescope_bundle(out: pathlib.Path | str, root: pathlib.Path = ROOT) -> pathlib.Path:
+    """A Gradescope autograder zip: setup.sh, run_autograder, pinned requirements and
+    the course (interp_lib, solutions without answer keys, the exercise tests)."""
+    out = pathlib.Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def add_tree(zf: zipfile.ZipFile, folder: str, skip=("__pycache__", "answers", "fixtures")) -> None:
+        for path in sorted((root / folder).rglob("*")):
+            rel = path.relative_to(root)
+            if path.is_file() and not set(rel.parts) & set(skip) and path.suffix != ".pyc":
+                zf.write(path, str(rel))
+
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, text in (("run_autograder", RUN_AUTOGRADER), ("setup.sh", SETUP_SH)):
+            info = zipfile.ZipInfo(name)
+            info.external_attr = 0o755 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, text)
+        zf.writestr("requirements.txt", "\n".join(_pinned_requirements()) + "\n")
+        add_tree(zf, "interp_lib")
+        add_tree(zf, "solutions")
+        for path in ["tests/conftest.py", "tests/sanitize.cfg", *test_files(root)]:
+            if (root / path).exists():
+                zf.write(root / path, path)
+        for name in ("pyproject.toml", "README.md", "LICENSE"):
+            if (root / name).exists():
+                zf.write(root / name, name)
+    return out
+
+
 # --------------------------------------------------------------------------- submit
 
 def submit(out: pathlib.Path | str | None = None, run_check: bool = True, root: pathlib.Path = ROOT) -> pathlib.Path:
@@ -486,6 +571,8 @@ def add_commands(sub) -> None:
     p.add_argument("--workers", type=int, default=2, help="parallel submissions with --batch")
     p.add_argument("--time-factor", type=float, default=20.0, help="time limit: x reference time")
     p.add_argument("--memory-mb", type=float, default=2048.0, help="resident memory limit per child")
+    p.add_argument("--gradescope-bundle", default=None, metavar="OUT.zip",
+                   help="build a Gradescope autograder zip instead of grading")
     p.add_argument("--skip-reference", action="store_true",
                    help="leave out the cross-checks against reference libraries (quicker)")
     p.set_defaults(func=cmd_grade)
@@ -497,6 +584,11 @@ def add_commands(sub) -> None:
 
 def cmd_grade(args: argparse.Namespace) -> int:
     ids = [t.strip() for t in args.exercises.split(",") if t.strip()] if args.exercises else None
+    if args.gradescope_bundle:
+        path = build_gradescope_bundle(args.gradescope_bundle)
+        print(f"wrote the Gradescope autograder {path} ({path.stat().st_size / 2**20:.1f} MiB): "
+              "upload it as the assignment's autograder (zip file)")
+        return 0
     if args.batch:
         path = grade_batch(pathlib.Path(args.batch), exercises=ids, workers=args.workers,
                            time_factor=args.time_factor, memory_mb=args.memory_mb,

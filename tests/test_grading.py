@@ -187,3 +187,51 @@ def test_submit_packs_exercise_modules_only(tmp_path, capsys):
     assert set(manifest["files"]) == {f"interp_lib/{m}.py" for m in modules}
     printed = capsys.readouterr().out
     assert "Packed" in printed and "interp_lib/basics.py" in printed
+
+
+# --------------------------------------------------------------------------- at class scale
+
+def test_batch_grades_every_submission(tmp_path):
+    folder = tmp_path / "subs"
+    make_submission(folder / "good")
+    (folder / "garbage.zip").write_bytes(b"this is not a zip file")
+    (folder / "syntax" / "interp_lib").mkdir(parents=True)
+    (folder / "syntax" / "interp_lib" / "basics.py").write_text("def predict(:\n")
+    csv_path = grading.grade_batch(folder, tmp_path / "out", exercises=["00.1"],
+                                   skip_reference=True, time_floor=2.0)
+    import csv
+    rows = {r["submission"]: r for r in csv.DictReader(csv_path.open())}
+    assert set(rows) == {"good", "garbage", "syntax"}
+    assert float(rows["good"]["score"]) == pytest.approx(weights()["00.1"], abs=1e-3)
+    assert float(rows["garbage"]["score"]) == 0 and float(rows["syntax"]["score"]) == 0
+    assert not any(r["error"] for r in rows.values()), rows
+    for name in rows:
+        schema_validate(json.loads((tmp_path / "out" / name / "results.json").read_text()))
+
+
+def test_gradescope_bundle_runs_like_in_a_container(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    bundle = grading.build_gradescope_bundle(tmp_path / "autograder.zip")
+    root = tmp_path / "autograder"
+    with zipfile.ZipFile(bundle) as zf:
+        names = zf.namelist()
+        assert {"setup.sh", "run_autograder", "requirements.txt"} <= set(names)
+        assert not any("answers" in n or "fixtures" in n for n in names)
+        zf.extractall(root / "source")
+    make_submission(root / "submission", "exception")   # 01.1 raises; 00.1 correct
+    (root / "results").mkdir()
+    run = root / "source" / "run_autograder"
+    run.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INTERP_", "PYTEST_"))}
+    env.update(AUTOGRADER_ROOT=str(root), AUTOGRADER_PYTHON=sys.executable,
+               GRADE_ARGS="--exercises 00.1,01.1 --skip-reference")
+    proc = subprocess.run([str(run)], env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    results = json.loads((root / "results" / "results.json").read_text())
+    schema_validate(results)
+    summary = results["extra_data"]["summary"]
+    assert summary["00.1"]["status"] == "passing" and summary["01.1"]["status"] == "failing"
+    assert results["score"] == pytest.approx(weights()["00.1"], abs=1e-3)
