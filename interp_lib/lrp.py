@@ -40,7 +40,7 @@ GRADIENT_LAYERS = (nn.MaxPool2d, nn.AdaptiveMaxPool2d, nn.Flatten, nn.Dropout, n
 
 def stabilize(z: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     """``z + eps * sign(z)`` with ``sign(0) = +1``: a denominator that is never zero."""
-    return z + eps * torch.where(z >= 0, 1.0, -1.0).to(z)
+    return torch.where(z >= 0, z + eps, z - eps)
 
 
 # --------------------------------------------------------------------------- checks

@@ -72,12 +72,19 @@ def lrp(model, x, target=None, composite=None):
     rules = composite.rules(layers)
     L.check_supported(layers, rules)
 
-    inputs = []                     # the input of every layer
-    with torch.no_grad():
-        a = x
-        for layer in layers:
+    inputs = []                     # the input of every layer (for max-pool & co: its graph)
+    a = x.detach()
+    for layer, rule in zip(layers, rules):
+        if rule is not None or isinstance(layer, nn.ReLU):
             inputs.append(a)
-            a = torch.relu(a) if isinstance(layer, nn.ReLU) else layer(a)
+            with torch.no_grad():
+                a = torch.relu(a) if isinstance(layer, nn.ReLU) else layer(a)
+        else:                       # keep the graph: its backward is the plain gradient
+            leaf = a.requires_grad_(True)
+            with torch.enable_grad():
+                out = layer(leaf)
+            inputs.append((leaf, out))
+            a = out.detach()
     target = a.argmax(1) if target is None else target
     index = torch.as_tensor(target).expand(len(a))
     R = torch.zeros_like(a).scatter(1, index[:, None], class_scores(a, index)[:, None])
@@ -88,7 +95,6 @@ def lrp(model, x, target=None, composite=None):
         elif isinstance(layer, nn.ReLU):
             pass                    # relevance passes through
         else:                       # max-pool (winner takes all), flatten, dropout
-            with torch.enable_grad():
-                leaf = a.detach().requires_grad_(True)
-                (R,) = torch.autograd.grad(layer(leaf), leaf, grad_outputs=R)
+            leaf, out = a
+            (R,) = torch.autograd.grad(out, leaf, grad_outputs=R)
     return R.detach()
