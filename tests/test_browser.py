@@ -1,0 +1,187 @@
+"""JupyterLab in a real browser: serve the course with ``python -m interp_lib lab`` on a free
+local port, open lesson 00 in headless Chromium (Debian's chromium driven by PyPI's
+playwright), clear its outputs, run all cells from the Run menu and check what a student
+sees: no error outputs, figures rendered, the ipywidgets quiz rendered and answering clicks.
+
+The kernel runs in solutions mode (INTERP_LIB_SOLUTIONS=all in the server's environment).
+Autosave is switched off in a throw-away settings folder, checkpoints go to a temporary
+folder, and the test checks that the lesson file is byte-for-byte unchanged afterwards. Screenshots go to tests/artifacts/.
+"""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from interp_lib import cli
+from interp_lib.pytest_plugin import needs
+
+ROOT = cli.ROOT
+ARTIFACTS = ROOT / "tests" / "artifacts"
+LESSON = "lessons/00_what_is_ai.ipynb"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update"]
+# JupyterLab user settings for the test: no autosave (the lesson file must stay as it is),
+# every cell attached to the page, nothing fetched from the internet.
+SETTINGS = {
+    "@jupyterlab/docmanager-extension/plugin": {"autosave": False},
+    "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
+    "@jupyterlab/apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},
+    "@jupyterlab/extensionmanager-extension/plugin": {"enabled": False},
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_lab(base: str, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"JupyterLab exited with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"{base}/api/status", timeout=5) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError("JupyterLab did not answer")
+
+
+@pytest.fixture
+def lab(tmp_path):
+    """A JupyterLab server on a free port (no token, localhost only); yields its URL."""
+    settings = tmp_path / "settings"
+    for name, values in SETTINGS.items():
+        path = settings / f"{name}.jupyterlab-settings"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(values))
+    port = _free_port()
+    env = dict(os.environ, INTERP_LIB_SOLUTIONS="all", INTERP_LIB_THREADS="1", OMP_NUM_THREADS="1",
+               JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"), JUPYTER_CONFIG_DIR=str(tmp_path / "cfg"),
+               JUPYTERLAB_SETTINGS_DIR=str(settings),
+               JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "workspaces"),
+               PYDEVD_DISABLE_FILE_VALIDATION="1")
+    log = open(tmp_path / "lab.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "interp_lib", "lab", "--no-browser", "--port", str(port),
+         "--ServerApp.token=", "--ServerApp.password=", "--ServerApp.ip=127.0.0.1",
+         "--ServerApp.port_retries=0", f"--FileCheckpoints.root_dir={tmp_path / 'checkpoints'}"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for_lab(base, proc)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        log.close()
+
+
+def _menu(page, menu: str, item: str) -> None:
+    page.locator(f'.lm-MenuBar-itemLabel:text-is("{menu}")').click()
+    page.locator(f'.lm-Menu-itemLabel:text-is("{item}")').click()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_lesson_runs_in_jupyterlab(lab):
+    needs("chromium")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    lesson_bytes = (ROOT / LESSON).read_bytes()
+    remote, page_errors = [], []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.on("pageerror", lambda e: page_errors.append(str(e)))
+
+            def guard(route):  # JupyterLab must not need the internet
+                if route.request.url.startswith((lab, "data:", "blob:")):
+                    return route.continue_()
+                remote.append(route.request.url)
+                return route.abort()
+
+            page.route("**/*", guard)
+            page.goto(f"{lab}/lab/tree/{LESSON}")
+            notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")
+            notebook.wait_for(timeout=120_000)
+            page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=60_000)
+            page.wait_for_function(
+                "() => /Idle/.test(document.querySelector('#jp-main-statusbar')?.textContent || '')",
+                timeout=120_000)  # kernel started
+
+            _menu(page, "Edit", "Clear Outputs of All Cells")
+            outputs = notebook.locator(".jp-OutputArea-output")
+            page.wait_for_function("() => document.querySelectorAll('.jp-Notebook .jp-OutputArea-output').length === 0",
+                                   timeout=30_000)
+            n_code = notebook.locator(".jp-CodeCell").count()
+
+            start = time.perf_counter()
+            _menu(page, "Run", "Run All Cells")
+            # every code cell gets an execution number and the kernel goes back to idle
+            page.wait_for_function(
+                """(n) => {
+                    const prompts = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')]
+                        .map(p => p.textContent.trim());
+                    const done = prompts.length === n && prompts.every(t => /^\\[\\d+\\]:$/.test(t));
+                    const idle = /Idle/.test(document.querySelector('#jp-main-statusbar')?.textContent || '');
+                    return done && idle;
+                }""", arg=n_code, timeout=300_000)
+            run_seconds = time.perf_counter() - start
+            page.wait_for_timeout(500)  # let the last outputs paint
+
+            stderr = [t for t in notebook.locator(
+                '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]').all_inner_texts()]
+            errors = [t for t in stderr if "Traceback" in t or "Error" in t]
+            images = notebook.locator(".jp-OutputArea-output img")
+            n_images = images.count()
+            loaded = page.evaluate("""() => [...document.querySelectorAll('.jp-Notebook .jp-OutputArea-output img')]
+                                        .filter(i => i.complete && i.naturalWidth > 0).length""")
+            radios = notebook.locator(".widget-radio-box input[type=radio]")
+            n_radios = radios.count()
+            n_widgets = notebook.locator(".jupyter-widgets").count()
+            widget_errors = notebook.locator(".jp-OutputArea-output", has_text="Error displaying widget").count()
+            images.nth(min(2, max(n_images - 1, 0))).scroll_into_view_if_needed()
+            page.screenshot(path=str(ARTIFACTS / "lab_00_figures.png"))
+
+            # answer the first quiz question: a wrong choice, then the right one
+            question = notebook.locator(".widget-vbox", has=page.locator(".widget-radio-box")).filter(
+                has_text="blind conversation").last
+            feedback = question.locator(".widget-html-content").last
+            before = feedback.inner_text()
+            question.locator("label", has_text="thinking humanly").click()
+            page.wait_for_function("(el) => /Not quite/.test(el.textContent)", arg=feedback.element_handle(),
+                                   timeout=30_000)
+            wrong = feedback.inner_text()
+            question.locator("label", has_text="acting humanly").first.click()
+            page.wait_for_function("(el) => /Right\\./.test(el.textContent)", arg=feedback.element_handle(),
+                                   timeout=30_000)
+            right = feedback.inner_text()
+            question.scroll_into_view_if_needed()
+            page.screenshot(path=str(ARTIFACTS / "lab_00_quiz.png"))
+        finally:
+            browser.close()
+    print(f"run all: {run_seconds:.1f} s; {n_code} code cells, {n_images} figures, "
+          f"{n_radios} radio buttons, {n_widgets} widget elements")
+
+    assert not errors, f"error outputs after Run All: {errors}"
+    assert n_images >= 3 and loaded == n_images, f"{n_images} figures in the outputs, {loaded} loaded"
+    assert n_radios >= 4 and n_widgets > 0 and widget_errors == 0, "the quiz widget did not render"
+    assert before.strip() == "" and "Not quite" in wrong and "Right." in right
+    assert not remote, f"JupyterLab tried to reach the network: {remote}"
+    assert not [e for e in page_errors if "ResizeObserver" not in e], page_errors
+    assert (ROOT / LESSON).read_bytes() == lesson_bytes, "the lesson file was modified"
