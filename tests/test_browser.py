@@ -57,6 +57,13 @@ def _wait_for_lab(base: str, proc: subprocess.Popen, timeout: float = 120) -> No
 
 
 @pytest.fixture
+def chromium():
+    """Path of the system chromium and playwright's sync API (skip on a laptop without)."""
+    needs("chromium")
+    return shutil.which("chromium"), pytest.importorskip("playwright.sync_api")
+
+
+@pytest.fixture
 def lab(tmp_path):
     """A JupyterLab server on a free port (no token, localhost only); yields its URL."""
     settings = tmp_path / "settings"
@@ -97,14 +104,13 @@ def _menu(page, menu: str, item: str) -> None:
 
 @pytest.mark.browser
 @pytest.mark.slow
-def test_lesson_runs_in_jupyterlab(lab):
-    needs("chromium")
-    sync_api = pytest.importorskip("playwright.sync_api")
+def test_lesson_runs_in_jupyterlab(chromium, lab):
+    executable, sync_api = chromium
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     lesson_bytes = (ROOT / LESSON).read_bytes()
     remote, page_errors = [], []
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.on("pageerror", lambda e: page_errors.append(str(e)))

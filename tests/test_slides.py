@@ -5,6 +5,7 @@ import http.server
 import json
 import pathlib
 import re
+import shutil
 import threading
 
 import nbformat
@@ -69,6 +70,13 @@ def test_assets_installed_at_pinned_versions(deck_dir):
     assert not slides.ensure_assets(deck_dir, quiet=True), "a second build must use the cache"
 
 
+@pytest.fixture
+def chromium():
+    """Path of the system chromium and playwright's sync API (skip on a laptop without)."""
+    needs("chromium")
+    return shutil.which("chromium"), pytest.importorskip("playwright.sync_api")
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
@@ -78,9 +86,8 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 @pytest.mark.browser
 @pytest.mark.slow
 @pytest.mark.parametrize("scheme", ["http", "file"])
-def test_deck_renders_slides_and_math_offline(deck_dir, scheme):
-    needs("chromium")
-    sync_api = pytest.importorskip("playwright.sync_api")
+def test_deck_renders_slides_and_math_offline(chromium, deck_dir, scheme):
+    executable, sync_api = chromium
     name = "00_what_is_ai.slides.html"
     server = None
     if scheme == "http":
@@ -93,7 +100,7 @@ def test_deck_renders_slides_and_math_offline(deck_dir, scheme):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     try:
         with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
+            browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
             try:
                 page = browser.new_page(viewport={"width": 1280, "height": 800})
                 errors, remote = [], []
@@ -140,9 +147,3 @@ def test_deck_renders_slides_and_math_offline(deck_dir, scheme):
     assert typeset >= 2 and display >= 1, f"{typeset} typeset formulas ({display} displayed)"
     assert math_errors == 0
     assert visible, "the displayed formula is not visible on its slide"
-
-
-def _chromium() -> str:
-    import shutil
-
-    return shutil.which("chromium")
