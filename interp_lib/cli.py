@@ -224,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=int, default=5, help="repetitions per measurement (median)")
     p.add_argument("--only", nargs="*", default=None, help="only rows whose name contains one of these")
     p.add_argument("--no-lessons", action="store_true", help="skip the lesson timings")
+    p.add_argument("--readme", action="store_true", help="also rewrite README.md's Performance section")
     p.set_defaults(func=cmd_bench)
     from . import grading, release  # grade, submit (interp_lib/grading.py); release
     grading.add_commands(sub)
