@@ -18,16 +18,18 @@ def _terms(layer, a, rule, gamma, zero_bias):
     w = layer.weight
     b = layer.bias if layer.bias is not None and not zero_bias else w.new_zeros(w.shape[0])
     pos, neg = a.clamp(min=0), a.clamp(max=0)
+    signed = bool((a < 0).any())    # after a ReLU a^- = 0: its terms are zero, skip them
     if rule in ("0", "epsilon"):
         return [[(a, w, b)]]
-    if rule == "zplus":
-        return [[(pos, w.clamp(min=0), b.clamp(min=0)), (neg, w.clamp(max=0), 0 * b)]]
     if rule == "wsquare":
         return [[(torch.ones_like(a), w ** 2, b ** 2)]]
+    if rule == "zplus":
+        terms = [(pos, w.clamp(min=0), b.clamp(min=0)), (neg, w.clamp(max=0), 0 * b)]
+        return [terms if signed else terms[:1]]
     # gamma: one set of terms for outputs z > 0, one for z < 0
     up = [(pos, w + gamma * w.clamp(min=0), b + gamma * b.clamp(min=0)), (neg, w + gamma * w.clamp(max=0), 0 * b)]
     down = [(pos, w + gamma * w.clamp(max=0), b + gamma * b.clamp(max=0)), (neg, w + gamma * w.clamp(min=0), 0 * b)]
-    return [up, down]
+    return [up, down] if signed else [up[:1], down[:1]]
 
 
 def lrp_layer(layer, a, relevance, rule="epsilon", *, epsilon=0.25, gamma=0.25, stabilizer=1e-6,
@@ -42,6 +44,8 @@ def lrp_layer(layer, a, relevance, rule="epsilon", *, epsilon=0.25, gamma=0.25, 
     result = torch.zeros_like(a)
     with torch.enable_grad():
         for terms, mask in zip(groups, masks):
+            if rule == "gamma" and not (mask * relevance).any():
+                continue            # no relevance on these outputs (e.g. z < 0 after a ReLU)
             inputs = [x.detach().requires_grad_(True) for x, _, _ in terms]
             z = sum(_forward(layer, x, w, b) for x, (_, w, b) in zip(inputs, terms))  # step 1
             s = mask * relevance / L.stabilize(z.detach(), eps)                      # step 2
