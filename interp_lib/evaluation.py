@@ -51,22 +51,18 @@ def average_ranks(values: torch.Tensor) -> torch.Tensor:
     """Ranks 1..M along the last dimension, ties given the average of the ranks they span
     (``scipy.stats.rankdata(method="average")``). Returns float64 of ``values``' shape."""
     v = values.detach().to(torch.float64)
-    order = torch.argsort(v, dim=-1, stable=True)
-    sorted_v = torch.gather(v, -1, order)
+    sorted_v, order = torch.sort(v, dim=-1, stable=True)
     m = v.shape[-1]
-    positions = torch.arange(1, m + 1, dtype=torch.float64).expand_as(v)
-    # group equal neighbours: a new group starts where the sorted value changes
-    new_group = torch.ones_like(sorted_v, dtype=torch.bool)
-    new_group[..., 1:] = sorted_v[..., 1:] != sorted_v[..., :-1]
-    group = torch.cumsum(new_group.long(), dim=-1) - 1                     # 0..G-1 per row
-    flat_group = group.reshape(-1, m)
-    rows = flat_group.shape[0]
-    sums = torch.zeros(rows, m, dtype=torch.float64).scatter_add_(1, flat_group, positions.reshape(-1, m))
-    counts = torch.zeros(rows, m, dtype=torch.float64).scatter_add_(
-        1, flat_group, torch.ones(rows, m, dtype=torch.float64))
-    mean_rank = torch.gather(sums / counts.clamp(min=1), 1, flat_group).reshape(v.shape)
+    pos = torch.arange(m).expand_as(v)
+    # a run of ties spans sorted positions first..last; each of them gets rank (first+last)/2 + 1
+    starts = torch.ones_like(v, dtype=torch.bool)
+    starts[..., 1:] = sorted_v[..., 1:] != sorted_v[..., :-1]
+    ends = torch.ones_like(v, dtype=torch.bool)
+    ends[..., :-1] = starts[..., 1:]
+    first = torch.where(starts, pos, 0).cummax(-1).values
+    last = torch.where(ends, pos, m).flip(-1).cummin(-1).values.flip(-1)
     ranks = torch.empty_like(v)
-    ranks.scatter_(-1, order, mean_rank)
+    ranks.scatter_(-1, order, (first + last).to(torch.float64) / 2 + 1)
     return ranks
 
 
