@@ -331,3 +331,23 @@ def test_top_activating(shapes_model, shapes_test):
     acts = featvis.channel_activations(shapes_model, "relu3", shapes_test.x)[:, 4]
     assert len(idx) == 9 and values[0] == acts.max()
     assert (values[:-1] >= values[1:]).all()
+
+
+def test_explorer_runs_silently(shapes_model, shapes_test, capsys):
+    pytest.importorskip("ipywidgets")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from interp_lib.widgets.featvis import explorer
+
+    box = explorer(shapes_model, shapes_test.x[:200])
+    left, right = box.children[0].children
+    layer, channel, steps = left.children[:3]
+    layer.value = "conv3"
+    assert channel.max == 31
+    steps.value = 16
+    left.children[4].value = "fourier"
+    left.children[5].value = True
+    right.children[4].click()
+    assert right.children[5].value.startswith("final objective")
+    assert "final objective" not in capsys.readouterr().out
