@@ -35,6 +35,7 @@ import tempfile
 import time
 
 import pytest
+import torch
 
 from . import exercises
 from . import grading_worker as W
@@ -153,6 +154,11 @@ def build_copy(dest: pathlib.Path, submission: pathlib.Path, ex: exercises.Exerc
         shutil.copyfile(student, dest / "interp_lib" / f"{ex.module}.py")
     shutil.copytree(ROOT / "solutions", dest / "solutions",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "answers"))
+    # the trusted tests (not the hidden ones), so that classes defined in a test module
+    # (a model that raises, say) can be unpickled in the child
+    (dest / "tests").mkdir()
+    for path in (ROOT / "tests").glob("*.py"):
+        shutil.copyfile(path, dest / "tests" / path.name)
     sol = dest / "solutions" / f"{ex.module}.py"
     if sol.is_file():
         sol.write_text(strip_function(sol.read_text(encoding="utf-8"), ex.name), encoding="utf-8")
@@ -169,6 +175,9 @@ class Remote:
         self.pid = self.fd_w = self.fd_r = None
         self.broken: str | None = None      # set when the module cannot even be imported
         self.timeouts = 0
+        self.calls = 0
+        self.limit = session.time_floor
+        self.memory = session.memory_mb
         self.workdir = pathlib.Path(tempfile.mkdtemp(prefix="grade-", dir=session.tmp))
 
     # child lifecycle
@@ -180,7 +189,7 @@ class Remote:
                   "switch": f"all,-{self.ex.id}", "log": str(self.workdir / "output.log"),
                   "cwd": str(self.workdir), "memory_mb": self.session.memory_mb}
         self.pid, self.fd_w, self.fd_r = self.session.server.spawn(config)
-        reply = self._wait(self.session.import_limit, what="importing your module")
+        reply = self._wait(self.session.import_limit, what="importing your module", memory=self.session.memory_mb)
         if reply.get("status") != "ready":
             self.stop()
             self.broken = (f"your interp_lib/{self.ex.module}.py failed to import: "
@@ -198,8 +207,8 @@ class Remote:
                     pass
         self.pid = self.fd_w = self.fd_r = None
 
-    def _wait(self, limit: float, what: str) -> dict:
-        """Wait for one reply under the time limit and the memory watchdog."""
+    def _wait(self, limit: float, what: str, memory: float) -> dict:
+        """Wait for one reply under the time limit and the memory watchdog (MiB)."""
         deadline = time.monotonic() + limit
         while True:
             left = deadline - time.monotonic()
@@ -214,11 +223,11 @@ class Remote:
             if ready:
                 break
             rss = _group_rss_mb(self.pid)
-            if rss > self.session.memory_mb:
+            if rss > memory:
                 self.stop()
                 raise ExerciseMemoryError(
                     f"exercise {self.ex.id} `{self.ex.name}` used more than "
-                    f"{self.session.memory_mb:.0f} MiB of memory ({rss:.0f} MiB) and was "
+                    f"{memory:.0f} MiB of memory ({rss:.0f} MiB) and was "
                     "stopped: process the data in batches, free intermediate results")
         try:
             data = W.read_message(self.fd_r)
@@ -247,19 +256,22 @@ class Remote:
         if self.timeouts >= self.session.max_timeouts:
             raise ExerciseTimeout(f"exercise {self.ex.id} `{self.ex.name}` was not run again: it "
                                   f"ran over its time limit {self.timeouts} times already")
+        self.calls += 1
+        call_id = self.calls
         try:
-            payload = pickle.dumps((args, kwargs, torch.is_grad_enabled()))
+            payload = pickle.dumps(("call", call_id, args, kwargs, torch.is_grad_enabled()))
         except Exception as err:  # noqa: BLE001
             raise GraderCannotTransfer(
                 f"this test passes an argument the grader cannot send to a separate process "
                 f"({type(err).__name__}: {err})") from None
-        ref_args, ref_kwargs, _ = pickle.loads(payload)
+        _, _, ref_args, ref_kwargs, _ = pickle.loads(payload)
         start = time.perf_counter()
         try:
             self.reference(*ref_args, **ref_kwargs)
         except Exception:  # noqa: BLE001 - the reference may raise on bad input, by design
             pass
         limit = self.session.time_floor + self.session.time_factor * (time.perf_counter() - start)
+        self.limit = limit
         if self.pid is None:
             self._start()
         try:
@@ -269,7 +281,9 @@ class Remote:
             raise ExerciseExited(f"exercise {self.ex.id} `{self.ex.name}`: its process ended "
                                  "before the call") from None
         try:
-            reply = self._wait(limit, what="running a test's call")
+            # the limit is on top of what the call's arguments take (a VGG-16 is 550 MB)
+            self.memory = self.session.memory_mb + 2 * len(payload) / 2**20
+            reply = self._wait(limit, what="running a test's call", memory=self.memory)
         except ExerciseTimeout:
             self.timeouts += 1
             raise
@@ -290,13 +304,35 @@ class Remote:
             except Exception as err:  # noqa: BLE001
                 raise ExerciseError(f"the result of exercise {self.ex.id} could not be read: {err}"
                                     + note) from None
+            inputs = [a for a in [*args, *kwargs.values()] if isinstance(a, torch.Tensor) and a.requires_grad]
+            if reply.get("graph") and isinstance(value, torch.Tensor) and inputs and torch.is_grad_enabled():
+                # gradients flow back through the child: backward asks it for them
+                value = _RemoteGraph.apply(self, call_id, value.detach(), *inputs)
             return value
+        return self._raise(reply, note)
+
+    def backward(self, call_id: int, grad_out):
+        """Gradients of call ``call_id``'s result w.r.t. its tensor inputs, from the child."""
+        if self.pid is None:
+            raise ExerciseError(f"exercise {self.ex.id}: the process holding the result's graph has ended")
+        W.write_message(self.fd_w, pickle.dumps(("backward", call_id, grad_out.detach())))
+        reply = self._wait(self.limit, what="computing gradients through its result", memory=self.memory)
+        if reply.get("status") == "ok":
+            return W.decode(reply["value"])
+        return self._raise(reply, "")
+
+    def _raise(self, reply: dict, note: str):
         name, message = str(reply.get("type")), str(reply.get("message", ""))
         where = "; ".join(map(str, reply.get("where", [])))
+        if name == "GraderCannotTransfer":
+            # the child could not rebuild the arguments: not counted - but only when the
+            # grader itself finds them unusable in a clean process, see _check_transfer
+            raise ExerciseError(f"{message} (at {where})")
         if name in ("SystemExit", "KeyboardInterrupt", "GeneratorExit"):
             raise ExerciseExited(f"exercise {self.ex.id} `{self.ex.name}` called sys.exit/raised "
                                  f"{name} ({message}) at {where}; an exercise must return its result")
-        exc_type = getattr(builtins, name, None) if reply.get("builtin") else None
+        exc_type = getattr(builtins, name, None) if reply.get("builtin") else _course_exception(
+            str(reply.get("module", "")), name)
         if isinstance(exc_type, type) and issubclass(exc_type, Exception):
             try:
                 raise exc_type(message + note)
@@ -321,6 +357,33 @@ class Remote:
             elif isinstance(orig, np.ndarray) and isinstance(new, np.ndarray):
                 if new.shape == orig.shape and orig.flags.writeable and not np.array_equal(new, orig):
                     orig[...] = new
+
+
+def _course_exception(module: str, qualname: str):
+    """An exception class of the course's own tests or package, already imported here."""
+    mod = sys.modules.get(module)
+    if mod is None or "." in qualname:
+        return None
+    path = str(getattr(mod, "__file__", "") or "")
+    if not (module.startswith("interp_lib") or path.startswith(str(ROOT / "tests"))):
+        return None
+    cls = getattr(mod, qualname, None)
+    return cls if isinstance(cls, type) and issubclass(cls, Exception) else None
+
+
+class _RemoteGraph(torch.autograd.Function):
+    """Connects a child's result to the grader's inputs: backward asks the child."""
+
+    @staticmethod
+    def forward(ctx, remote, call_id, value, *inputs):
+        ctx.remote, ctx.call_id, ctx.n = remote, call_id, len(inputs)
+        return value.clone()
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        grads = ctx.remote.backward(ctx.call_id, grad_out)
+        grads = list(grads) + [None] * (ctx.n - len(grads))
+        return (None, None, None, *grads[:ctx.n])
 
 
 # --------------------------------------------------------------------------- session

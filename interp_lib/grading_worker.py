@@ -31,6 +31,7 @@ import sys
 import traceback
 
 MAX_MESSAGE = 1 << 29          # 512 MiB: larger replies are refused
+MAX_REQUEST = 1 << 34          # requests come from the grader (VGG-16 is 550 MB pickled)
 OUTPUT_CHARS = 4000            # printed output kept per call
 LOG_LIMIT = 64 << 20           # bytes a child may print in total
 
@@ -45,21 +46,21 @@ def write_message(fd: int, payload: bytes) -> None:
         view = view[n:]
 
 
-def read_exact(fd: int, n: int) -> bytes:
-    chunks, got = [], 0
+def read_exact(fd: int, n: int) -> bytearray:
+    buf = bytearray(n)
+    view, got = memoryview(buf), 0
     while got < n:
-        chunk = os.read(fd, min(n - got, 1 << 20))
-        if not chunk:
+        k = os.readv(fd, [view[got:got + (1 << 24)]])
+        if not k:
             raise EOFError("pipe closed")
-        chunks.append(chunk)
-        got += len(chunk)
-    return b"".join(chunks)
+        got += k
+    return buf
 
 
-def read_message(fd: int) -> bytes:
+def read_message(fd: int, limit: int = MAX_MESSAGE) -> bytes:
     (n,) = struct.unpack("<Q", read_exact(fd, 8))
-    if n > MAX_MESSAGE:
-        raise ValueError(f"message of {n} bytes is larger than the {MAX_MESSAGE} allowed")
+    if n > limit:
+        raise ValueError(f"message of {n} bytes is larger than the {limit} allowed")
     return read_exact(fd, n)
 
 
@@ -178,7 +179,7 @@ def dumps(tree) -> bytes:
 def loads(data: bytes):
     import torch
 
-    return torch.load(io.BytesIO(data), weights_only=True)
+    return torch.load(io.BytesIO(bytes(data)), weights_only=True)
 
 
 # --------------------------------------------------------------------------- child
@@ -222,6 +223,7 @@ def _child(config: dict, fd_in: int, fd_out: int) -> None:
     os.environ["INTERP_LIB_SOLUTIONS"] = config["switch"]
     os.chdir(config["cwd"])
     sys.path.insert(0, config["root"])
+    sys.path.insert(1, os.path.join(config["root"], "tests"))
 
     import torch
 
@@ -239,17 +241,44 @@ def _child(config: dict, fd_in: int, fd_out: int) -> None:
                "traceback": "".join(traceback.format_exception(exc))[-3000:]})
         return
     reply({"status": "ready"})
+    graphs: dict[int, tuple] = {}      # call id -> (output tensor, input tensors) for backward
     while True:
         try:
-            request = pickle.loads(read_message(fd_in))
+            data = read_message(fd_in, MAX_REQUEST)
         except EOFError:
             return
-        args, kwargs, grad_enabled = request
+        try:
+            request = pickle.loads(data)
+            del data
+        except BaseException as exc:  # noqa: BLE001 - e.g. a class the child cannot import
+            reply({"status": "raise", "type": "GraderCannotTransfer", "builtin": False,
+                   "message": f"the child could not unpickle the arguments: {type(exc).__name__}: {exc}"[:2000],
+                   "where": [], "output": "", "output_bytes": 0})
+            continue
         start = os.path.getsize(config["log"]) if os.path.exists(config["log"]) else 0
+        if request[0] == "backward":
+            _kind, call_id, grad_out = request
+            try:
+                output, inputs = graphs[call_id]
+                grads = torch.autograd.grad(output, inputs, grad_out, retain_graph=True, allow_unused=True)
+                out = {"status": "ok", "value": encode(list(grads))}
+            except BaseException as exc:  # noqa: BLE001
+                out = {"status": "raise", "type": type(exc).__name__, "builtin": type(exc).__module__ == "builtins",
+                       "message": f"backward through the exercise's result failed: {exc}"[:2000], "where": []}
+            out["output"], out["output_bytes"] = "", 0
+            reply(out)
+            continue
+        _kind, call_id, args, kwargs, grad_enabled = request
         try:
             with torch.set_grad_enabled(grad_enabled):
                 result = func(*args, **kwargs)
             out = {"status": "ok", "value": encode(result)}
+            inputs = [a for a in [*args, *kwargs.values()] if isinstance(a, torch.Tensor) and a.requires_grad]
+            if isinstance(result, torch.Tensor) and result.grad_fn is not None and inputs:
+                graphs[call_id] = (result, inputs)
+                for old in sorted(graphs)[:-4]:     # keep the last four graphs
+                    del graphs[old]
+                out["graph"] = True
             out["args"] = encode([a if isinstance(a, (torch.Tensor, torch.Generator)) or
                                   type(a).__module__ == "numpy" else None for a in args])
             out["kwargs"] = encode({k: v for k, v in kwargs.items()
@@ -258,7 +287,7 @@ def _child(config: dict, fd_in: int, fd_out: int) -> None:
         except BaseException as exc:  # noqa: BLE001 - SystemExit included
             tb = traceback.extract_tb(exc.__traceback__)
             where = [f"{fr.filename.rsplit('/', 1)[-1]}:{fr.lineno} in {fr.name}" for fr in tb[-3:]]
-            out = {"status": "raise", "type": type(exc).__name__,
+            out = {"status": "raise", "type": type(exc).__name__, "module": type(exc).__module__,
                    "builtin": type(exc).__module__ == "builtins",
                    "message": str(exc)[:2000], "where": where}
         text, nbytes = _read_output(config["log"], start)

@@ -60,6 +60,8 @@ def fill_bodies(stub_source: str, bodies_source: str) -> str:
             first = stub.body[1] if (len(stub.body) > 1 and isinstance(stub.body[0], ast.Expr)) else stub.body[0]
             indent = " " * first.col_offset
             replacements.append((first.lineno, stub.end_lineno, textwrap.indent(text, indent).splitlines()))
+        elif isinstance(node, ast.ImportFrom) and node.module == "__future__":
+            continue   # the stub module has its own; a second one would be a SyntaxError
         else:
             extra.append("\n".join(body_lines[node.lineno - 1 - len(getattr(node, "decorator_list", [])):
                                               node.end_lineno]))
