@@ -264,3 +264,52 @@ def convert_relus(model: nn.Module) -> nn.Module:
     gm.recompile()
     gm.train(model.training)
     return gm
+
+
+# --------------------------------------------------------------------------- BatchNorm canonizer
+# LRP rules see the weights of Conv2d/Linear layers; a BatchNorm after them (eval mode) is an
+# affine map per channel that belongs to those weights: merge it in (zennit's
+# SequentialMergeBatchNorm does the same in place; this works on a copy, for any traceable graph).
+
+__all__ += ["merge_batchnorm"]
+
+
+def merge_batchnorm(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model`` in eval mode in which every ``BatchNorm1d/2d`` whose input is
+    the output of a ``Conv2d``/``Linear`` (used nowhere else) is merged into that layer and
+    replaced by ``nn.Identity``; the module structure is otherwise kept (a VGG stays a VGG).
+
+    With the running statistics, ``scale = gamma / sqrt(var + eps)``:
+    ``W' = W * scale`` (per output channel) and ``b' = (b - mean) * scale + beta``. Outputs
+    are unchanged (eval mode) up to float rounding. Needs a model ``torch.fx`` can trace.
+    """
+    import copy
+
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}")
+    clone = copy.deepcopy(model).eval()
+    modules = dict(clone.named_modules())
+    pairs = []
+    for node in _trace(clone).graph.nodes:
+        if node.op != "call_module" or not isinstance(modules.get(node.target), (nn.BatchNorm1d, nn.BatchNorm2d)):
+            continue
+        src = node.args[0] if node.args else None
+        if (getattr(src, "op", None) == "call_module" and isinstance(modules.get(src.target), (nn.Conv2d, nn.Linear))
+                and len(src.users) == 1):
+            pairs.append((src.target, node.target))
+    with torch.no_grad():
+        for layer_name, bn_name in pairs:
+            layer, bn = modules[layer_name], modules[bn_name]
+            scale = 1.0 / torch.sqrt(bn.running_var + bn.eps)
+            if bn.weight is not None:
+                scale = scale * bn.weight
+            bias = layer.bias if layer.bias is not None else torch.zeros_like(bn.running_mean)
+            new_bias = (bias - bn.running_mean) * scale + (bn.bias if bn.bias is not None else 0.0)
+            layer.weight.mul_(scale.view(-1, *([1] * (layer.weight.dim() - 1))))
+            if layer.bias is None:
+                layer.bias = nn.Parameter(new_bias.detach().clone(), requires_grad=layer.weight.requires_grad)
+            else:
+                layer.bias.copy_(new_bias)
+            parent, _, attr = bn_name.rpartition(".")
+            setattr(modules[parent] if parent else clone, attr, nn.Identity())
+    return clone

@@ -360,3 +360,99 @@ def test_bootstrap_ci_brackets_the_mean():
     mean, low, high = evaluation.bootstrap_ci(values, generator=torch.Generator().manual_seed(0))
     assert mean == 49.5 and low < mean < high and high - low < 30
     assert evaluation.bootstrap_ci(torch.tensor([1.0, float("nan")]))[0] == 1.0
+
+
+# --------------------------------------------------------------------------- real-world architectures
+
+def _torchvision(name):
+    tv = pytest.importorskip("torchvision")
+    torch.manual_seed(0)
+    if name == "googlenet":
+        model = tv.models.googlenet(weights=None, aux_logits=False, init_weights=True)
+    else:
+        model = getattr(tv.models, name)(weights=None)
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():                     # random running statistics: merging must use them
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.copy_(0.1 * torch.randn(m.running_mean.shape, generator=g))
+                m.running_var.copy_(0.5 + torch.rand(m.running_var.shape, generator=g))
+                m.weight.copy_(0.5 + torch.rand(m.weight.shape, generator=g))
+                m.bias.copy_(0.1 * torch.randn(m.bias.shape, generator=g))
+    return model.eval()
+
+
+@pytest.mark.parametrize("name", ["resnet18", "googlenet", "vgg16_bn"])
+def test_merge_batchnorm_keeps_outputs(name):
+    from interp_lib.models import merge_batchnorm
+    from interp_lib.utils import rel_error
+    model = _torchvision(name)
+    before = copy.deepcopy(model.state_dict())
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    merged = merge_batchnorm(model)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in merged.modules())
+    assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    with torch.no_grad():
+        assert rel_error(merged(x), model(x)) < 1e-5
+
+
+@pytest.mark.reference
+def test_lrp_on_merged_vgg16_bn_matches_zennit():
+    pytest.importorskip("zennit")
+    from zennit import composites as zc
+    from zennit.attribution import Gradient
+    from zennit.canonizers import SequentialMergeBatchNorm
+    from interp_lib import lrp as L
+    from interp_lib.models import merge_batchnorm
+    model = _torchvision("vgg16_bn")
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.eps = 0.0   # zennit's "identity" BatchNorm still divides by sqrt(1 + eps) after merging
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    target = model(x).argmax(1)
+    ours = L.lrp(merge_batchnorm(model), x, target, composite=L.EpsilonPlus())
+    reference = copy.deepcopy(model)
+    with Gradient(reference, zc.EpsilonPlus(canonizers=[SequentialMergeBatchNorm()])) as att:
+        out = reference(x)
+        _, theirs = att(x, nn.functional.one_hot(target, out.shape[1]).float() * out)
+    assert_close(ours, theirs, rtol=1e-5, what="LRP EpsilonPlus on merged vgg16_bn vs zennit")
+
+
+_OPTIONS = {"smoothgrad": dict(n_samples=2, generator=torch.Generator().manual_seed(0)),
+            "integrated_gradients": dict(steps=4), "occlusion": dict(window=32, stride=32)}
+
+
+@pytest.mark.parametrize("name", ["vgg16", "resnet18", "googlenet"])
+def test_every_method_runs_on_torchvision(name):
+    from interp_lib import attribution
+    from interp_lib.models import convert_relus, merge_batchnorm
+    model = _torchvision(name)
+    merged = merge_batchnorm(model)
+    converted = convert_relus(merged)            # hook-based methods need one nn.ReLU per use
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(4))
+    target = int(model(x).argmax(1))
+    for method in attribution.methods():
+        if method == "patch_shapley":
+            continue
+        if method == "lrp":
+            if name != "vgg16":                   # LRP here walks sequential networks only
+                continue
+            a = attribution.attribute(method, merged, x, target)
+        else:
+            a = attribution.attribute(method, converted, x, target, **_OPTIONS.get(method, {}))
+        assert a.shape[0] == 1 and a.shape[-2:] == x.shape[-2:] and torch.isfinite(a).all(), method
+
+
+@pytest.mark.exercise("10.4", weight=1)
+def test_sanity_check_on_resnet18_copy():
+    from interp_lib.models import convert_relus
+    model = convert_relus(_torchvision("resnet18"))
+    before = _state(model)
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(5))
+    layers = evaluation.randomisable_layers(model)
+    assert layers[0] == "fc"
+    result = evaluation.sanity_check(model, x, 0, gradients.saliency_map, layers=layers[:2],
+                                     generator=torch.Generator().manual_seed(0))
+    _assert_unchanged(model, before)
+    assert result.maps.shape == (3, 2, 1, 64, 64) and result.spearman.shape == (2, 2)
