@@ -5,6 +5,7 @@ entry point.
 from __future__ import annotations
 
 import pytest
+import torch
 
 # --------------------------------------------------------------------------- fixtures
 
@@ -30,3 +31,17 @@ def digits_model():
 def shapes_model():
     from interp_lib.models import load_model
     return load_model("shapes_texture")
+
+
+@pytest.fixture(scope="session")
+def resnet():
+    """A randomly initialised torchvision ResNet-18 in eval mode (no weights are downloaded)."""
+    tv = pytest.importorskip("torchvision")
+    torch.manual_seed(0)
+    return tv.models.resnet18(weights=None).eval()
+
+
+@pytest.fixture(scope="session")
+def resnet_batch():
+    g = torch.Generator().manual_seed(1)
+    return torch.rand(1, 3, 224, 224, generator=g), torch.tensor([7])

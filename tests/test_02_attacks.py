@@ -5,6 +5,7 @@ import torch
 from interp_lib import attacks
 from interp_lib.models import load_model
 from interp_lib.utils import accuracy, assert_close
+from helpers import assert_unchanged, snapshot
 
 
 @pytest.fixture(scope="module")
@@ -16,19 +17,6 @@ def digits_batch(digits_test):
 @pytest.fixture(scope="module")
 def shapes_batch(shapes_test):
     return shapes_test.x[:48], shapes_test.y[:48]
-
-
-def model_state(model):
-    return ([p.detach().clone() for p in model.parameters()], [p.requires_grad for p in model.parameters()],
-            [p.grad for p in model.parameters()], model.training,
-            [len(m._forward_hooks) + len(m._backward_hooks) + len(m._forward_pre_hooks) for m in model.modules()])
-
-
-def assert_unchanged(model, before):
-    after = model_state(model)
-    for a, b in zip(before[0], after[0]):
-        assert torch.equal(a, b)
-    assert before[1:] == after[1:]
 
 
 # --------------------------------------------------------------------------- 02.1 input_gradient
@@ -57,7 +45,7 @@ def test_input_gradient_matches_captum_saliency(digits_model, digits_batch):
 @pytest.mark.exercise("02.1", weight=1)
 def test_input_gradient_int_target_and_model_unchanged(digits_model, digits_batch):
     x, _ = digits_batch
-    before = model_state(digits_model)
+    before = snapshot(digits_model)
     g_int = attacks.input_gradient(digits_model, x[:4], 3)
     g_vec = attacks.input_gradient(digits_model, x[:4], torch.full((4,), 3))
     assert torch.equal(g_int, g_vec)
@@ -85,7 +73,7 @@ def test_fgsm_matches_torchattacks(which, targeted, digits_model, shapes_model, 
 @pytest.mark.exercise("02.2", weight=1)
 def test_fgsm_properties(digits_model, digits_batch):
     x, y = digits_batch
-    before = model_state(digits_model)
+    before = snapshot(digits_model)
     x_in = x.clone()
     adv = attacks.fgsm(digits_model, x, y, eps=0.1)
     assert torch.equal(x, x_in), "fgsm modified its input"
@@ -130,7 +118,7 @@ def test_pgd_without_random_start_matches_torchattacks(digits_model, digits_batc
 @pytest.mark.exercise("02.3", weight=2)
 def test_pgd_properties(digits_model, digits_batch):
     x, y = digits_batch
-    before = model_state(digits_model)
+    before = snapshot(digits_model)
     x_in = x.clone()
     adv = attacks.pgd(digits_model, x, y, eps=0.1, alpha=0.02, steps=10, generator=torch.Generator().manual_seed(0))
     assert torch.equal(x, x_in)
@@ -168,7 +156,7 @@ def test_robust_model_resists_pgd(digits_test):
 
 def test_pgd_model_unchanged_when_it_raises(digits_model, digits_batch):
     x, y = digits_batch
-    before = model_state(digits_model)
+    before = snapshot(digits_model)
     with pytest.raises(ValueError, match="target"):
         attacks.pgd(digits_model, x, torch.full((len(x),), 10))
     assert_unchanged(digits_model, before)
@@ -181,7 +169,7 @@ def test_pgd_model_unchanged_when_it_raises(digits_model, digits_batch):
 def test_fooling_images_reach_confidence(name):
     model = load_model(name)
     shape = (10, 1, 28, 28) if name == "digits" else (4, 3, 32, 32)
-    before = model_state(model)
+    before = snapshot(model)
     noise = torch.rand(shape, generator=torch.Generator().manual_seed(0))
     fooled = attacks.fooling_image(model, noise, torch.arange(shape[0]), max_steps=200)
     assert fooled.shape == noise.shape and fooled.min() >= 0 and fooled.max() <= 1
@@ -206,7 +194,7 @@ def test_fooling_image_stops_when_confident(digits_model, digits_batch):
 def test_adversarial_patch_works_on_shapes():
     from interp_lib.data import load_shapes
     model = load_model("shapes_shape")
-    before = model_state(model)
+    before = snapshot(model)
     train = load_shapes("train", n=800, texture_rate=1.0)
     held = load_shapes("val", n=300, texture_rate=1.0)
     patch = attacks.adversarial_patch(model, train.x, 3, size=10, steps=120, lr=0.1,

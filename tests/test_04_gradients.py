@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from interp_lib import gradients
 from interp_lib.attacks import class_scores
 from interp_lib.utils import assert_close
+from helpers import assert_unchanged, snapshot
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -19,31 +20,6 @@ def digits_batch(digits_test):
 @pytest.fixture(scope="module")
 def shapes_batch(shapes_test):
     return shapes_test.x[:4].clone(), shapes_test.y[:4].clone()
-
-
-@pytest.fixture(scope="module")
-def resnet():
-    tv = pytest.importorskip("torchvision")
-    torch.manual_seed(0)
-    return tv.models.resnet18(weights=None).eval()
-
-
-@pytest.fixture(scope="module")
-def resnet_batch():
-    g = torch.Generator().manual_seed(1)
-    return torch.rand(1, 3, 224, 224, generator=g), torch.tensor([7])
-
-
-def state(model):
-    return ([p.detach().clone() for p in model.parameters()], [p.requires_grad for p in model.parameters()],
-            [m.training for m in model.modules()],
-            [len(m._forward_hooks) + len(m._backward_hooks) + len(m._forward_pre_hooks) for m in model.modules()])
-
-
-def assert_same_state(before, after):
-    for a, b in zip(before[0], after[0]):
-        assert torch.equal(a, b)
-    assert before[1:] == after[1:]
 
 
 def numeric_grad(model, x, target, idx, h=1e-3):
@@ -183,22 +159,22 @@ def reference_grad_cam(model, x, y, layer):
 @pytest.mark.exercise("04.4", weight=2)
 def test_grad_cam_formula_and_default_layer(shapes_model, shapes_batch):
     x, y = shapes_batch
-    before = state(shapes_model)
+    before = snapshot(shapes_model)
     cam = gradients.grad_cam(shapes_model, x, y, layer="relu3")
     assert cam.shape == (len(x), 1, 32, 32) and cam.grad_fn is None and (cam >= 0).all()
     assert_close(cam, reference_grad_cam(shapes_model, x, y, "relu3"))
     default = gradients.grad_cam(shapes_model, x, y)
     assert_close(default, reference_grad_cam(shapes_model, x, y, "conv3"))
-    assert_same_state(before, state(shapes_model))
+    assert_unchanged(shapes_model, before)
 
 
 @pytest.mark.exercise("04.4", weight=1)
 def test_grad_cam_removes_its_hook_when_the_layer_is_not_a_feature_map(digits_model, digits_batch):
     x, y = digits_batch
-    before = state(digits_model)
+    before = snapshot(digits_model)
     with pytest.raises(Exception):
         gradients.grad_cam(digits_model, x, y, layer="fc1")
-    assert_same_state(before, state(digits_model))
+    assert_unchanged(digits_model, before)
     assert all(not m._forward_hooks for m in digits_model.modules())
     cam = gradients.grad_cam(digits_model, x, y, layer="conv2")
     assert cam.shape == (len(x), 1, 28, 28)
@@ -224,15 +200,15 @@ def test_model_left_as_it_was(name, shapes_model, shapes_batch):
     shapes_model.train()
     shapes_model.fc1.weight.requires_grad_(False)
     try:
-        before = state(shapes_model)
+        before = snapshot(shapes_model)
         try:
             getattr(gradients, name)(shapes_model, x, y)
         except NotImplementedError:
             pass
-        assert_same_state(before, state(shapes_model))
+        assert_unchanged(shapes_model, before)
         with pytest.raises((ValueError, TypeError)):
             getattr(gradients, name)(shapes_model, x, 99)
-        assert_same_state(before, state(shapes_model))
+        assert_unchanged(shapes_model, before)
     finally:
         shapes_model.fc1.weight.requires_grad_(True)
         shapes_model.eval()

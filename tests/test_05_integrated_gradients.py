@@ -5,6 +5,7 @@ import torch
 from interp_lib import integrated_gradients as ig
 from interp_lib.attacks import class_scores
 from interp_lib.utils import assert_close, rel_error
+from helpers import assert_unchanged, snapshot
 
 CAPTUM_METHODS = ["riemann_left", "riemann_right", "riemann_middle", "gausslegendre"]
 
@@ -18,31 +19,6 @@ def digits_batch(digits_test):
 @pytest.fixture(scope="module")
 def shapes_batch(shapes_test):
     return shapes_test.x[:3].clone(), shapes_test.y[:3].clone()
-
-
-@pytest.fixture(scope="module")
-def resnet():
-    tv = pytest.importorskip("torchvision")
-    torch.manual_seed(0)
-    return tv.models.resnet18(weights=None).eval()
-
-
-@pytest.fixture(scope="module")
-def resnet_batch():
-    g = torch.Generator().manual_seed(1)
-    return torch.rand(1, 3, 224, 224, generator=g), torch.tensor([7])
-
-
-def state(model):
-    return ([p.detach().clone() for p in model.parameters()], [p.requires_grad for p in model.parameters()],
-            [m.training for m in model.modules()],
-            [len(m._forward_hooks) + len(m._backward_hooks) + len(m._forward_pre_hooks) for m in model.modules()])
-
-
-def assert_same_state(before, after):
-    for a, b in zip(before[0], after[0]):
-        assert torch.equal(a, b)
-    assert before[1:] == after[1:]
 
 
 def score_change(model, x, y, baseline):
@@ -218,15 +194,15 @@ def test_model_left_as_it_was(name, digits_model, digits_batch):
     digits_model.train()
     digits_model.conv1.bias.requires_grad_(False)
     try:
-        before = state(digits_model)
+        before = snapshot(digits_model)
         try:
             getattr(ig, name)(digits_model, x[:1], y[:1])
         except NotImplementedError:
             pass
-        assert_same_state(before, state(digits_model))
+        assert_unchanged(digits_model, before)
         with pytest.raises(ValueError):
             getattr(ig, name)(digits_model, x, y, baseline=torch.zeros(1, 1, 14, 14))
-        assert_same_state(before, state(digits_model))
+        assert_unchanged(digits_model, before)
     finally:
         digits_model.conv1.bias.requires_grad_(True)
         digits_model.eval()

@@ -9,31 +9,10 @@ from torch import nn
 
 from interp_lib import exercises, featvis
 from interp_lib.utils import assert_close
+from helpers import assert_unchanged, snapshot
 
 
 # --------------------------------------------------------------------------- helpers
-
-def snapshot(model):
-    return {
-        "params": [p.detach().clone() for p in model.parameters()],
-        "flags": [p.requires_grad for p in model.parameters()],
-        "grads": [None if p.grad is None else p.grad.clone() for p in model.parameters()],
-        "modes": [m.training for m in model.modules()],
-        "hooks": [sum(len(d) for k, d in vars(m).items() if k.endswith("hooks") and isinstance(d, dict))
-                  for m in model.modules()],
-    }
-
-
-def assert_unchanged(model, before):
-    after = snapshot(model)
-    assert after["flags"] == before["flags"]
-    assert after["modes"] == before["modes"]
-    assert after["hooks"] == before["hooks"], "a hook was left behind"
-    for a, b in zip(after["params"], before["params"]):
-        assert torch.equal(a, b)
-    for a, b in zip(after["grads"], before["grads"]):
-        assert (a is None) == (b is None)
-
 
 def unguarded_body(name):
     """The body the switch selects, *without* the wrapper's guard (tests its own cleanup)."""

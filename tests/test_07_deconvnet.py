@@ -9,19 +9,7 @@ from torch import nn
 
 from interp_lib import attribution, deconvnet, models, occlusion
 from interp_lib.utils import assert_close
-
-
-def _state(model):
-    return ([(n, p.requires_grad, p.grad, p.detach().clone()) for n, p in model.named_parameters()],
-            [m.training for m in model.modules()],
-            [(len(m._forward_hooks), len(m._backward_hooks), len(m._forward_pre_hooks)) for m in model.modules()])
-
-
-def _assert_unchanged(model, before):
-    after = _state(model)
-    for (n, f, g, v), (n2, f2, g2, v2) in zip(before[0], after[0]):
-        assert n == n2 and f == f2 and g is g2 and torch.equal(v, v2), n
-    assert before[1] == after[1] and before[2] == after[2]
+from helpers import assert_unchanged, snapshot
 
 
 @pytest.fixture(scope="module")
@@ -117,9 +105,9 @@ def test_walk_feature_map_equals_autograd(shapes_model, shapes_batch):
 def test_walk_from_any_layer_leaves_model_unchanged(shapes_model, shapes_batch):
     full = deconvnet.deconvnet_reconstruction(shapes_model, shapes_batch, "conv3", None)
     assert full.shape == shapes_batch.shape and full.abs().sum() > 0
-    before = _state(shapes_model)
+    before = snapshot(shapes_model)
     deconvnet.deconvnet_reconstruction(shapes_model, shapes_batch, "relu1", 3, rule="guided")
-    _assert_unchanged(shapes_model, before)
+    assert_unchanged(shapes_model, before)
 
 
 def test_walk_bad_input(shapes_model, shapes_batch):
@@ -163,10 +151,10 @@ def test_gradient_rule_is_the_gradient(shapes_model, shapes_batch):
 
 @pytest.mark.exercise("07.3", weight=1)
 def test_guided_backprop_leaves_model_unchanged(shapes_model, shapes_batch):
-    before = _state(shapes_model)
+    before = snapshot(shapes_model)
     out = deconvnet.guided_backprop(shapes_model, shapes_batch, torch.arange(6) % 4)
     assert out.shape == shapes_batch.shape and out.grad_fn is None
-    _assert_unchanged(shapes_model, before)
+    assert_unchanged(shapes_model, before)
     relu = shapes_model.relu2
     forward = relu.forward
     relu.forward = lambda *a: (_ for _ in ()).throw(RuntimeError("boom"))
@@ -176,7 +164,7 @@ def test_guided_backprop_leaves_model_unchanged(shapes_model, shapes_batch):
     finally:
         relu.forward = forward
         del relu.forward
-    _assert_unchanged(shapes_model, before)
+    assert_unchanged(shapes_model, before)
 
 
 @pytest.mark.exercise("07.3", weight=1)
@@ -301,11 +289,11 @@ def test_occlusion_by_hand():
 
 @pytest.mark.exercise("07.4", weight=1)
 def test_occlusion_leaves_model_unchanged(shapes_model, shapes_batch):
-    before = _state(shapes_model)
+    before = snapshot(shapes_model)
     out = occlusion.occlusion(shapes_model, shapes_batch[:2], 1, window=8, stride=8)
     assert out.shape == shapes_batch[:2].shape
     assert torch.equal(out[:, 0], out[:, 2])
-    _assert_unchanged(shapes_model, before)
+    assert_unchanged(shapes_model, before)
 
 
 @pytest.mark.reference

@@ -6,6 +6,7 @@ from torch import nn
 from interp_lib import lrp as L
 from interp_lib.models import bias_free_copy
 from interp_lib.utils import assert_close
+from helpers import assert_unchanged, snapshot
 
 
 def _layer(kind, seed=0, bias=True):
@@ -295,17 +296,6 @@ def _zennit(model, x, target, composite):
     return rel
 
 
-def _state(model):
-    return ([p.detach().clone() for p in model.parameters()], [p.requires_grad for p in model.parameters()],
-            [m.training for m in model.modules()],
-            [{k: len(v) for k, v in vars(m).items() if k.endswith("hooks") and isinstance(v, dict)}
-             for m in model.modules()])
-
-
-def _same(a, b):
-    return all(torch.equal(p, q) for p, q in zip(a[0], b[0])) and a[1:] == b[1:]
-
-
 class _Broken(L.Rule):
     def relevance(self, layer, a, relevance):
         raise RuntimeError("broken rule")
@@ -314,7 +304,7 @@ class _Broken(L.Rule):
 def test_lrp_bad_input_and_model_unchanged(digits_model, digits_batch):
     model = digits_model
     model.train()
-    before = _state(model)
+    before = snapshot(model)
     with pytest.raises(ValueError, match="target"):
         L.lrp(model, digits_batch, 10)
     with pytest.raises(TypeError, match="composite"):
@@ -330,14 +320,14 @@ def test_lrp_bad_input_and_model_unchanged(digits_model, digits_batch):
     with pytest.raises(ValueError, match="BatchNorm"):
         L.lrp(nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(1352, 3)),
               digits_batch, 0)
-    assert _same(before, _state(model))
+    assert_unchanged(model, before)
     model.eval()
 
 
 def test_lrp_model_unchanged_after_success(shapes_model, shapes_batch):
-    before = _state(shapes_model)
+    before = snapshot(shapes_model)
     L.lrp(shapes_model, shapes_batch, 0, composite=L.EpsilonGammaBox(0.0, 1.0))
-    assert _same(before, _state(shapes_model))
+    assert_unchanged(shapes_model, before)
 
 
 def test_lrp_registered_as_attribution():

@@ -15,6 +15,7 @@ import pytest
 import torch
 from torch import nn
 
+from helpers import assert_unchanged, snapshot
 from interp_lib import exercises
 from interp_lib.exercises import exercise, guard_model, load_all, solutions_selected, weights
 
@@ -144,25 +145,6 @@ def test_common_argument_checks(toy_exercise):
             toy(**args)
 
 
-def _state(model):
-    return (
-        [m.training for m in model.modules()],
-        [p.requires_grad for p in model.parameters()],
-        [None if p.grad is None else p.grad.clone() for p in model.parameters()],
-        [t.clone() for t in model.state_dict().values()],
-        [(len(m._forward_hooks), len(m._forward_pre_hooks), len(m._backward_hooks)) for m in model.modules()],
-        [list(m._modules) for m in model.modules()],
-    )
-
-
-def _same(before, after):
-    modes, flags, grads, values, hooks, kids = before
-    modes2, flags2, grads2, values2, hooks2, kids2 = after
-    assert modes == modes2 and flags == flags2 and hooks == hooks2 and kids == kids2
-    assert all((g is None and h is None) or torch.equal(g, h) for g, h in zip(grads, grads2))
-    assert all(torch.equal(v, w) for v, w in zip(values, values2))
-
-
 def _misbehave(model, x, target):
     """Everything a careless method might do to a model."""
     model.train()
@@ -182,7 +164,7 @@ def test_guard_restores_model(toy_exercise, raise_at_end):
     model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3), nn.Dropout(0.5))
     model.train()
     model[1].bias.requires_grad_(False)
-    before = _state(model)
+    before = snapshot(model)
     seen = {}
 
     def impl(m, x, t):
@@ -200,7 +182,7 @@ def test_guard_restores_model(toy_exercise, raise_at_end):
     else:
         toy(model, torch.rand(2, 1, 2, 2), 0)
     assert seen == {"training": False, "frozen": True}
-    _same(before, _state(model))
+    assert_unchanged(model, before)
 
 
 def test_guard_on_large_models_detects_in_place_changes(monkeypatch):

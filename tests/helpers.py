@@ -1,0 +1,29 @@
+"""Helpers shared by the test files (import with ``from helpers import ...``)."""
+import torch
+
+
+def snapshot(model):
+    """Everything a method must leave as it was: values, flags, grads, modes, hooks, children."""
+    return {
+        "params": [p.detach().clone() for p in model.parameters()],
+        "buffers": [b.detach().clone() for b in model.buffers()],
+        "flags": [p.requires_grad for p in model.parameters()],
+        "grads": [None if p.grad is None else p.grad.clone() for p in model.parameters()],
+        "modes": [m.training for m in model.modules()],
+        "hooks": [{k: len(d) for k, d in vars(m).items() if k.endswith("hooks") and isinstance(d, dict)}
+                  for m in model.modules()],
+        "children": [list(m._modules) for m in model.modules()],
+    }
+
+
+def assert_unchanged(model, before):
+    """Assert ``model`` is exactly as in the ``before`` snapshot."""
+    after = snapshot(model)
+    assert after["flags"] == before["flags"], "requires_grad flags changed"
+    assert after["modes"] == before["modes"], "train/eval mode changed"
+    assert after["hooks"] == before["hooks"], "a hook was left behind (or removed)"
+    assert after["children"] == before["children"], "sub-modules were replaced"
+    for a, b in zip(after["params"] + after["buffers"], before["params"] + before["buffers"]):
+        assert torch.equal(a, b), "parameter or buffer values changed"
+    for a, b in zip(after["grads"], before["grads"]):
+        assert (a is None and b is None) or (a is not None and b is not None and torch.equal(a, b)), ".grad changed"
