@@ -117,6 +117,62 @@ def _tag_patterns(labels: torch.Tensor, n_classes: int) -> torch.Tensor:
     return pattern[labels]
 
 
+@dataclasses.dataclass
+class _Scene:
+    """The random draws of one batch of images, besides shape and texture identity."""
+    radius: torch.Tensor
+    aspect: torch.Tensor
+    angle: torch.Tensor
+    cx: torch.Tensor
+    cy: torch.Tensor
+    tex_angle: torch.Tensor
+    period: torch.Tensor
+    tex_phase: torch.Tensor
+    bg: torch.Tensor
+    ink: torch.Tensor
+    paper: torch.Tensor
+    noise: torch.Tensor
+
+
+def _draw_scene(n: int, g: torch.Generator, size: int) -> _Scene:
+    """Geometry (radius 7-12 px at 32 px, aspect ratio, rotation, centre inside the image),
+    texture orientation/period/phase, colours (dark background, brighter object whose ink
+    and paper differ clearly) and pixel noise, drawn from ``g`` in this order."""
+    U = lambda *shape: torch.rand(*shape, generator=g)  # noqa: E731
+    scale = size / 32.0
+    radius = (7.0 + 5.0 * U(n)) * scale
+    aspect = 0.7 + 0.6 * U(n)  # stretch along the object's own axis
+    angle = 2 * math.pi * U(n)
+    reach = radius * torch.maximum(aspect, 1 / aspect.sqrt())
+    cx = reach + (size - 2 * reach).clamp(min=0) * U(n)
+    cy = reach + (size - 2 * reach).clamp(min=0) * U(n)
+    tex_angle = math.pi * U(n)
+    period = (4.0 + U(n)) * scale
+    tex_phase = U(n, 2)
+    bg = 0.05 + 0.3 * U(n, 3)
+    ink = 0.55 + 0.45 * U(n, 3)
+    paper = ink * (0.25 + 0.35 * U(n, 1))
+    noise = 0.03 * torch.randn(n, 3, size, size, generator=g)
+    return _Scene(radius, aspect, angle, cx, cy, tex_angle, period, tex_phase, bg, ink, paper, noise)
+
+
+def _scene_coordinates(scene: _Scene, size: int):
+    """Per-pixel object coordinates ``(u, v)`` (unit scale, v pointing up) and texture
+    coordinates ``(a, b)`` (in periods), each ``(N, size, size)``."""
+    n = len(scene.radius)
+    coords = torch.arange(size, dtype=torch.float32) + 0.5
+    py, px = torch.meshgrid(coords, coords, indexing="ij")
+    px, py = px.expand(n, size, size), py.expand(n, size, size)
+    dx, dy = px - scene.cx.view(-1, 1, 1), py - scene.cy.view(-1, 1, 1)
+    cos, sin = torch.cos(scene.angle).view(-1, 1, 1), torch.sin(scene.angle).view(-1, 1, 1)
+    u = (cos * dx + sin * dy) / (scene.radius * scene.aspect).view(-1, 1, 1)
+    v = -(-sin * dx + cos * dy) / (scene.radius / scene.aspect.sqrt()).view(-1, 1, 1)
+    tc, ts = torch.cos(scene.tex_angle).view(-1, 1, 1), torch.sin(scene.tex_angle).view(-1, 1, 1)
+    a = (tc * px + ts * py) / scene.period.view(-1, 1, 1) + scene.tex_phase[:, :1, None]
+    b = (-ts * px + tc * py) / scene.period.view(-1, 1, 1) + scene.tex_phase[:, 1:, None]
+    return u, v, a, b
+
+
 def make_shapes(
     n: int,
     seed: int = 0,
@@ -180,41 +236,17 @@ def make_shapes(
     labels = shape_local if label_by == "shape" else texture_local
     n_classes = k_shape if label_by == "shape" else k_tex
 
-    # geometry: radius 7-12 px (at 32 px), aspect ratio, rotation, centre inside the image
-    scale = size / 32.0
-    radius = (7.0 + 5.0 * U(n)) * scale
-    aspect = 0.7 + 0.6 * U(n)  # stretch along the object's own axis
-    angle = 2 * math.pi * U(n)
-    reach = radius * torch.maximum(aspect, 1 / aspect.sqrt())
-    cx = reach + (size - 2 * reach).clamp(min=0) * U(n)
-    cy = reach + (size - 2 * reach).clamp(min=0) * U(n)
-    tex_angle = math.pi * U(n)
-    period = (4.0 + U(n)) * scale
-    tex_phase = U(n, 2)
-    # colours: dark background, brighter object (ink and paper differ clearly)
-    bg = 0.05 + 0.3 * U(n, 3)
-    ink = 0.55 + 0.45 * U(n, 3)
-    paper = ink * (0.25 + 0.35 * U(n, 1))
-    noise = 0.03 * torch.randn(n, 3, size, size, generator=g)
+    scene = _draw_scene(n, g, size)
     tagged = U(n) < tag_rate
 
-    coords = torch.arange(size, dtype=torch.float32) + 0.5
-    py, px = torch.meshgrid(coords, coords, indexing="ij")
-    px, py = px.expand(n, size, size), py.expand(n, size, size)
-    dx, dy = px - cx.view(-1, 1, 1), py - cy.view(-1, 1, 1)
-    cos, sin = torch.cos(angle).view(-1, 1, 1), torch.sin(angle).view(-1, 1, 1)
-    u = (cos * dx + sin * dy) / (radius * aspect).view(-1, 1, 1)
-    v = (-sin * dx + cos * dy) / (radius / aspect.sqrt()).view(-1, 1, 1)
+    u, v, a, b = _scene_coordinates(scene, size)
     shape_ids = torch.tensor([SHAPES.index(s) for s in shapes])[shape_local]
     tex_ids = torch.tensor([TEXTURES.index(t) for t in textures])[texture_local]
-    inside = _shape_masks(u, -v, shape_ids)
-    tc, ts = torch.cos(tex_angle).view(-1, 1, 1), torch.sin(tex_angle).view(-1, 1, 1)
-    a = (tc * px + ts * py) / period.view(-1, 1, 1) + tex_phase[:, :1, None]
-    b = (-ts * px + tc * py) / period.view(-1, 1, 1) + tex_phase[:, 1:, None]
+    inside = _shape_masks(u, v, shape_ids)
     pattern = _textures(a, b, tex_ids)
 
-    obj = torch.where(pattern[:, None], ink[:, :, None, None], paper[:, :, None, None])
-    img = torch.where(inside[:, None], obj, bg[:, :, None, None]) + noise
+    obj = torch.where(pattern[:, None], scene.ink[:, :, None, None], scene.paper[:, :, None, None])
+    img = torch.where(inside[:, None], obj, scene.bg[:, :, None, None]) + scene.noise
 
     tag_mask = torch.zeros(1, 1, size, size, dtype=torch.bool)
     tag_mask[..., 1:1 + TAG_SIZE, 1:1 + TAG_SIZE] = True

@@ -38,41 +38,17 @@ def shape_parts(n: int, seed: int = 0, size: int = 32) -> ShapeParts:
     """Silhouettes, texture fills and backgrounds drawn like :func:`interp_lib.data.make_shapes`
     (same colour, geometry and texture ranges; four shapes and four textures)."""
     g = torch.Generator().manual_seed(int(seed))
-    U = lambda *s: torch.rand(*s, generator=g)  # noqa: E731
     k = len(data.SHAPES)
     shape = torch.randint(k, (n,), generator=g)
-    scale = size / 32.0
-    radius = (7.0 + 5.0 * U(n)) * scale
-    aspect = 0.7 + 0.6 * U(n)
-    angle = 2 * math.pi * U(n)
-    reach = radius * torch.maximum(aspect, 1 / aspect.sqrt())
-    cx = reach + (size - 2 * reach).clamp(min=0) * U(n)
-    cy = reach + (size - 2 * reach).clamp(min=0) * U(n)
-    tex_angle = math.pi * U(n)
-    period = (4.0 + U(n)) * scale
-    tex_phase = U(n, 2)
-    bg = 0.05 + 0.3 * U(n, 3)
-    ink = 0.55 + 0.45 * U(n, 3)
-    paper = ink * (0.25 + 0.35 * U(n, 1))
-    noise = 0.03 * torch.randn(n, 3, size, size, generator=g)
-
-    coords = torch.arange(size, dtype=torch.float32) + 0.5
-    py, px = torch.meshgrid(coords, coords, indexing="ij")
-    px, py = px.expand(n, size, size), py.expand(n, size, size)
-    dx, dy = px - cx.view(-1, 1, 1), py - cy.view(-1, 1, 1)
-    cos, sin = torch.cos(angle).view(-1, 1, 1), torch.sin(angle).view(-1, 1, 1)
-    u = (cos * dx + sin * dy) / (radius * aspect).view(-1, 1, 1)
-    v = (-sin * dx + cos * dy) / (radius / aspect.sqrt()).view(-1, 1, 1)
-    masks = data._shape_masks(u, -v, shape)[:, None].float()
-    tc, ts = torch.cos(tex_angle).view(-1, 1, 1), torch.sin(tex_angle).view(-1, 1, 1)
-    a = (tc * px + ts * py) / period.view(-1, 1, 1) + tex_phase[:, :1, None]
-    b = (-ts * px + tc * py) / period.view(-1, 1, 1) + tex_phase[:, 1:, None]
+    scene = data._draw_scene(n, g, size)
+    u, v, a, b = data._scene_coordinates(scene, size)
+    masks = data._shape_masks(u, v, shape)[:, None].float()
     fills = []
     for t in range(k):
         pattern = data._textures(a, b, torch.full((n,), t))
-        fill = torch.where(pattern[:, None], ink[:, :, None, None], paper[:, :, None, None])
-        fills.append((fill + noise).clamp(0, 1))
-    background = (bg[:, :, None, None] + noise).clamp(0, 1)
+        fill = torch.where(pattern[:, None], scene.ink[:, :, None, None], scene.paper[:, :, None, None])
+        fills.append((fill + scene.noise).clamp(0, 1))
+    background = (scene.bg[:, :, None, None] + scene.noise).clamp(0, 1)
     return ShapeParts(masks, shape, torch.stack(fills, dim=1), background)
 
 
