@@ -5,6 +5,10 @@
     execute    re-execute lessons in solutions mode and store their outputs (maintainers)
     train      reproduce the shipped model weights
     bench      benchmark lessons and methods against the reference libraries (maintainers)
+    grade      grade a submission or a folder of them (instructors; interp_lib/grading.py)
+    submit     zip your exercise modules for hand-in
+    release    build the student copy of the course (instructors; interp_lib/release.py)
+    slides     reveal.js lecture slides that work offline (interp_lib/slides.py)
 """
 from __future__ import annotations
 

@@ -295,7 +295,7 @@ def build_release(out: pathlib.Path | str, root: pathlib.Path = ROOT) -> dict:
     # tests: the lesson test files without hidden tests, the shared fixtures
     (out / "tests").mkdir()
     hidden_removed: dict[str, list[str]] = {}
-    for name in ("conftest.py", "sanitize.cfg"):
+    for name in ("conftest.py", "helpers.py", "sanitize.cfg"):
         if (root / "tests" / name).exists():
             shutil.copyfile(root / "tests" / name, out / "tests" / name)
     for path in sorted((root / "tests").glob("test_[0-9][0-9]_*.py")):
