@@ -125,6 +125,49 @@ def bias_free_copy(model: nn.Module) -> nn.Module:
     return clone
 
 
+
+# --------------------------------------------------------------------------- torchvision
+
+TORCHVISION_MODELS = ("vgg16", "vgg16_bn", "resnet18", "googlenet")
+
+
+def torchvision_model(name: str, pretrained: bool = True, download: bool = False) -> nn.Module:
+    """A torchvision ImageNet classifier in eval mode: VGG-16 (``vgg16``, ``vgg16_bn``),
+    ResNet-18 or GoogLeNet.
+
+    ``pretrained=False`` gives randomly initialised weights (what the tests use: nothing
+    is downloaded). With ``pretrained=True`` the ImageNet weights are read from torch's
+    cache (``$TORCH_HOME/hub/checkpoints``); when they are not there, ``download=True``
+    fetches them (needs internet), otherwise a ``FileNotFoundError`` says where to put
+    them. Inputs are ImageNet-normalised 224x224 RGB images (``weights.transforms()``).
+    """
+    import torchvision
+
+    if name not in TORCHVISION_MODELS:
+        raise ValueError(f"unknown torchvision model {name!r}; choose one of {', '.join(TORCHVISION_MODELS)}")
+    extra = {"aux_logits": False, "init_weights": False} if name == "googlenet" else {}
+    model = torchvision.models.get_model(name, weights=None, **extra)
+    if pretrained:
+        weights = torchvision.models.get_model_weights(name).DEFAULT
+        path = pathlib.Path(torch.hub.get_dir()) / "checkpoints" / pathlib.Path(weights.url).name
+        if path.exists():
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        elif download:
+            state = weights.get_state_dict(progress=True)
+        else:
+            raise FileNotFoundError(
+                f"the pretrained weights of {name} are not in torch's cache ({path}). On a machine "
+                f"with internet run `interp_lib.models.torchvision_model({name!r}, download=True)` "
+                f"once, or copy {weights.url} to that path; pretrained=False gives random weights."
+            )
+        if name == "googlenet":
+            state = {k: v for k, v in state.items() if not k.startswith(("aux1.", "aux2."))}
+        model.load_state_dict(state)
+    return model.eval()
+
+
+__all__ += ["TORCHVISION_MODELS", "torchvision_model"]
+
 # --------------------------------------------------------------------------- ReLU converter
 # Hook-based methods (guided backprop, deconvnet, captum's, zennit's) change the backward
 # pass at every ``nn.ReLU`` *module*. A functional ``F.relu`` call is invisible to them

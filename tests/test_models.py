@@ -68,3 +68,29 @@ def test_training_is_reproducible_in_a_short_run():
     for p, q in zip(a.parameters(), b.parameters()):
         assert torch.equal(p, q)
     assert rec_a["test_accuracy"] == rec_b["test_accuracy"]
+
+
+def test_torchvision_models_random_and_cached(tmp_path, monkeypatch):
+    """Random-init works offline; pretrained reads torch's cache, else a clear message."""
+    import torchvision
+
+    original = torch.hub.get_dir()
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    torch.hub.set_dir(str(tmp_path / "hub"))
+    try:
+        with pytest.raises(FileNotFoundError, match="download=True"):
+            models.torchvision_model("resnet18")
+        random_model = models.torchvision_model("resnet18", pretrained=False)
+        assert not random_model.training
+        # put a "downloaded" file where torch's cache keeps it, and load it from there
+        url = torchvision.models.get_model_weights("resnet18").DEFAULT.url
+        cache = tmp_path / "hub" / "checkpoints"
+        cache.mkdir(parents=True)
+        torch.save(random_model.state_dict(), cache / url.rsplit("/", 1)[-1])
+        loaded = models.torchvision_model("resnet18")
+        for p, q in zip(loaded.parameters(), random_model.parameters()):
+            assert torch.equal(p, q)
+        with pytest.raises(ValueError, match="unknown torchvision model"):
+            models.torchvision_model("alexnet")
+    finally:
+        torch.hub.set_dir(original)
