@@ -2,7 +2,8 @@
 
 Exercises: :func:`lrp_layer` (one dense or conv layer, the rule as a parameter),
 :func:`zb_rule` (the z^B rule for the pixel layer) and :func:`lrp` (a whole
-``nn.Sequential`` network under a composite).
+``nn.Sequential`` network under a composite; other architectures -- ResNet, GoogLeNet --
+go through the infrastructure :func:`lrp_graph`).
 
 Infrastructure (zennit style, small composable objects): a *rule* (:class:`Rule` and its
 subclasses :class:`Zero`, :class:`Epsilon`, :class:`Gamma`, :class:`ZPlus`,
@@ -212,9 +213,16 @@ def lrp(model: nn.Module, x: torch.Tensor, target=None, composite: "Composite | 
       ``R = autograd.grad(layer(a), a, grad_outputs=R)`` -- for max-pooling that is
       "winner takes all" (each window's relevance goes to its maximum).
 
+    Any other model (a ResNet with residual additions, a GoogLeNet with concatenations, a
+    ``torch.fx.GraphModule``; :func:`is_sequential` tells) is not walked by hand: return
+    ``lrp_graph(model, x, target, composite)``, the infrastructure below that sends the same
+    rules through any traceable graph.
+
     Args:
         model: an ``nn.Sequential`` (nested ones are flattened) of Linear, Conv2d, ReLU,
-            max/avg-pool, Flatten and Dropout layers; see :func:`as_sequential`.
+            max/avg-pool, Flatten and Dropout layers (see :func:`as_sequential`), or any
+            model for :func:`lrp_graph` (BatchNorm merged first:
+            :func:`interp_lib.models.merge_batchnorm`).
         x: images ``(N, C, H, W)``.
         target: an int or an int64 tensor ``(N,)``; None: the predicted class.
         composite: which rule each layer uses; default ``EpsilonPlus()`` (z+ for conv
@@ -501,3 +509,177 @@ def layer_relevances(model: nn.Module, x: torch.Tensor, target=None,
                 (R,) = torch.autograd.grad(layer(leaf), leaf, R)
     sums["input"] = R.flatten(1).sum(1)
     return dict(reversed(list(sums.items())))
+
+
+# --------------------------------------------------------------------------- any graph (ResNet, GoogLeNet)
+# The sequential walk above cannot see a residual addition or a concatenation. For any model
+# torch.fx can trace, ``lrp_graph`` re-runs the model's own graph with three substitutions whose
+# backward pass *is* the relevance pass (zennit's idea: the "gradient" that autograd carries
+# backwards is the relevance itself):
+#
+# * a Linear/Conv2d (and average pooling) with a rule: forward unchanged, backward
+#   ``R -> rule.relevance(layer, a, R)`` (the same rule objects as the sequential walk);
+# * every ReLU (module, functional or in place): forward ``relu``, backward passes R unchanged;
+# * an addition of two tensors of the same shape (ResNet's ``out += identity``): forward
+#   ``a + b``, backward splits R in proportion to the summands,
+#   ``R_a = a R / stab(a + b)``, ``R_b = b R / stab(a + b)`` (zennit's Sum module with its
+#   Norm rule, inserted by its ResNet canonizer).
+#
+# Everything else (max-pooling, flatten, concatenation, dropout, identity) keeps its
+# gradient: a concatenation hands each branch its own slice, and a tensor used by several
+# branches sums what they send back, so relevance is conserved. The model is not modified:
+# nothing is registered on it, only its graph is re-interpreted.
+
+import operator  # noqa: E402
+
+import torch.fx  # noqa: E402
+
+__all__ += ["lrp_graph", "is_sequential", "graph_layers"]
+
+_ADDS = (operator.add, operator.iadd, torch.add)
+
+
+class _RuleFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, a, layer, rule):
+        ctx.layer, ctx.rule = layer, rule
+        ctx.save_for_backward(a)
+        return layer(a)
+
+    @staticmethod
+    def backward(ctx, relevance):
+        (a,) = ctx.saved_tensors
+        return ctx.rule.relevance(ctx.layer, a, relevance), None, None
+
+
+class _PassFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, a):
+        return torch.relu(a)
+
+    @staticmethod
+    def backward(ctx, relevance):
+        return relevance
+
+
+class _SumFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, a, b, stabilizer):
+        z = a + b
+        ctx.save_for_backward(a, b, z)
+        ctx.stabilizer = stabilizer
+        return z
+
+    @staticmethod
+    def backward(ctx, relevance):
+        a, b, z = ctx.saved_tensors
+        s = relevance / stabilize(z, ctx.stabilizer)
+        return a * s, b * s, None
+
+
+def is_sequential(model: nn.Module) -> bool:
+    """True for what the sequential walk of :func:`lrp` handles: an ``nn.Sequential``
+    (nested ones included) or a torchvision VGG (:func:`as_sequential`)."""
+    return isinstance(model, nn.Sequential) or (type(model).__name__ == "VGG" and hasattr(model, "features"))
+
+
+def _graph_module(model: nn.Module):
+    import torch.fx
+
+    if isinstance(model, torch.fx.GraphModule):
+        return model
+    from .models import _trace
+    return _trace(model)
+
+
+def graph_layers(model: nn.Module) -> nn.Sequential:
+    """The modules ``model``'s traced graph calls, in the order of the forward pass, as an
+    ``nn.Sequential`` (names: the module paths with ``.`` -> ``_``; shared, not copied):
+    what a :class:`Composite` maps to rules for :func:`lrp_graph`."""
+    gm = _graph_module(model)
+    return _graph_layers(gm)[0]
+
+
+def _graph_layers(gm):
+    modules = dict(gm.named_modules())
+    seen = collections.OrderedDict()
+    for node in gm.graph.nodes:
+        if node.op == "call_module" and node.target not in seen:
+            seen[node.target] = modules[node.target]
+    layers = nn.Sequential(collections.OrderedDict((t.replace(".", "_"), m) for t, m in seen.items()))
+    return layers, list(seen)
+
+
+class _LRPInterpreter(torch.fx.Interpreter):
+    """Runs a traced graph with the substitutions described above."""
+
+    def __init__(self, gm, rules: dict, stabilizer: float = 1e-6):
+        super().__init__(gm)
+        self.rules, self.stabilizer = rules, stabilizer
+
+    def _sum(self, args, kwargs):
+        if (len(args) == 2 and not kwargs and all(isinstance(v, torch.Tensor) for v in args)
+                and args[0].shape == args[1].shape):
+            return _SumFunction.apply(args[0], args[1], self.stabilizer)
+        return None
+
+    def call_module(self, target, args, kwargs):
+        module = self.fetch_attr(target)
+        rule = self.rules.get(target)
+        if rule is not None:
+            return _RuleFunction.apply(args[0], module, rule)
+        if isinstance(module, nn.ReLU):
+            return _PassFunction.apply(args[0])
+        return super().call_module(target, args, kwargs)
+
+    def call_function(self, target, args, kwargs):
+        from .models import _functional_relus
+
+        if target in _ADDS:
+            out = self._sum(args, kwargs)
+            if out is not None:
+                return out
+        if target in _functional_relus():
+            return _PassFunction.apply(args[0])
+        return super().call_function(target, args, kwargs)
+
+    def call_method(self, target, args, kwargs):
+        if target in ("relu", "relu_"):
+            return _PassFunction.apply(args[0])
+        if target in ("add", "add_"):
+            out = self._sum(args, kwargs)
+            if out is not None:
+                return out
+        return super().call_method(target, args, kwargs)
+
+
+def lrp_graph(model: nn.Module, x: torch.Tensor, target=None, composite: "Composite | None" = None,
+              *, sum_stabilizer: float = 1e-6) -> torch.Tensor:
+    """LRP through any model ``torch.fx`` can trace (ResNet, GoogLeNet, a converted model...).
+
+    The same rules as :func:`lrp` (``composite.rules(graph_layers(model))``: the first
+    layer with parameters is the first one the forward pass calls), ReLUs pass relevance
+    unchanged, a residual addition ``a + b`` splits it as ``a R / stab(a + b)`` and
+    ``b R / stab(a + b)``, concatenations and max-pooling use the gradient. BatchNorm must be
+    merged first (:func:`interp_lib.models.merge_batchnorm`). ``model`` is not modified.
+    Returns the input relevance shaped like ``x`` (detached); with conserving rules and no
+    biases ``R[n].sum()`` equals the target logit.
+    """
+    from .attacks import class_scores
+
+    _check_composite(composite, "composite", {})
+    gm = _graph_module(model)
+    layers, targets = _graph_layers(gm)
+    composite = composite or EpsilonPlus()
+    rule_list = composite.rules(layers)
+    check_supported(layers, rule_list)
+    rules = {t: r for t, r in zip(targets, rule_list) if r is not None}
+    leaf = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        out = _LRPInterpreter(gm, rules, sum_stabilizer).run(leaf)
+        logits = out.detach()
+        target = logits.argmax(1) if target is None else target
+        index = torch.as_tensor(target).expand(len(logits))
+        R = torch.zeros_like(logits).scatter(1, index[:, None], class_scores(logits, index)[:, None])
+        (relevance,) = torch.autograd.grad(out, leaf, R)
+    return relevance.detach()

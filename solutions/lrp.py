@@ -71,6 +71,8 @@ def zb_rule(layer, a, relevance, low=None, high=None, *, stabilizer=1e-6):
 
 
 def lrp(model, x, target=None, composite=None):
+    if not L.is_sequential(model):  # residual additions, concatenations: the graph path
+        return L.lrp_graph(model, x, target, composite)
     layers = L.as_sequential(model)
     composite = composite or L.EpsilonPlus()
     rules = composite.rules(layers)

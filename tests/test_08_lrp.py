@@ -333,3 +333,162 @@ def test_lrp_model_unchanged_after_success(shapes_model, shapes_batch):
 def test_lrp_registered_as_attribution():
     from interp_lib.attribution import methods
     assert "lrp" in methods()
+
+
+# --------------------------------------------------------------------------- real architectures
+# BatchNorm merged into the preceding layer (interp_lib.models.merge_batchnorm), residual
+# additions and concatenations (lrp_graph, which lrp uses for anything but a Sequential).
+
+def _bn_randomised(model, seed=1, eps=None):
+    """Running statistics of random 64x64 images, then randomly perturbed (a randomly
+    initialised BN would merge into a zero bias and identity scale); eval mode."""
+    g = torch.Generator().manual_seed(seed)
+    bns = [m for m in model.modules() if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d))]
+    for m in bns:
+        m.momentum = None
+    model.train()
+    with torch.no_grad():
+        model(torch.rand(2, 3, 64, 64, generator=g))
+        for m in bns:
+            m.running_var.mul_(0.5 + torch.rand(m.running_var.shape, generator=g))
+            m.running_mean.add_(0.1 * m.running_var.sqrt() * torch.randn(m.running_mean.shape, generator=g))
+            m.weight.copy_(0.5 + torch.rand(m.weight.shape, generator=g))
+            m.bias.copy_(0.1 * torch.randn(m.bias.shape, generator=g))
+            if eps is not None:
+                m.eps = eps  # zennit's merged BN still divides by sqrt(1 + eps): compare with eps = 0
+    return model.eval()
+
+
+def _small_bn_net():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(6, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(128, 16), nn.BatchNorm1d(16),
+                         nn.ReLU(), nn.Linear(16, 5))
+
+
+def _tv(name, **kw):
+    tv = pytest.importorskip("torchvision")
+    torch.manual_seed(0)
+    if name == "googlenet":
+        kw = {"aux_logits": False, "init_weights": False, **kw}
+    return getattr(tv.models, name)(weights=None, **kw).eval()
+
+
+def _image(seed=3):
+    return torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(seed))
+
+
+def _zennit_canonized(model, x, target, composite):
+    import copy
+    reference = copy.deepcopy(model)
+    return _zennit(reference, x, target, composite)
+
+
+def test_merge_batchnorm_keeps_outputs_small_net():
+    from interp_lib.models import merge_batchnorm
+    from interp_lib.utils import rel_error
+    model = _bn_randomised(_small_bn_net())
+    before = snapshot(model)
+    x = torch.rand(4, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    merged = merge_batchnorm(model)
+    assert not any(isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) for m in merged.modules())
+    assert_unchanged(model, before)
+    with torch.no_grad():
+        assert rel_error(merged(x), model(x)) < 1e-5
+
+
+@pytest.mark.reference
+@pytest.mark.exercise("08.3", weight=1)
+@pytest.mark.parametrize("name", ["small", "vgg16_bn"])
+def test_lrp_merged_batchnorm_matches_zennit(name):
+    pytest.importorskip("zennit")
+    from zennit import composites as zc
+    from zennit.canonizers import SequentialMergeBatchNorm
+    from interp_lib.models import merge_batchnorm
+    model = _bn_randomised(_small_bn_net() if name == "small" else _tv("vgg16_bn"), eps=0.0)
+    x = _image()
+    target = model(x).argmax(1)
+    merged = merge_batchnorm(model)
+    cases = [(L.EpsilonPlus(), zc.EpsilonPlus(canonizers=[SequentialMergeBatchNorm()])),
+             (L.EpsilonGammaBox(0.0, 1.0),
+              zc.EpsilonGammaBox(low=0.0, high=1.0, canonizers=[SequentialMergeBatchNorm()]))]
+    for ours, theirs in cases[:2 if name == "small" else 1]:   # (VGG-16-BN: one composite, for time)
+        assert_close(L.lrp(merged, x, target, composite=ours), _zennit_canonized(model, x, target, theirs),
+                     rtol=1e-5, what=f"{name} {ours}")
+
+
+@pytest.fixture(scope="module")
+def resnet_merged():
+    from interp_lib.models import merge_batchnorm
+    model = _bn_randomised(_tv("resnet18"), eps=0.0)
+    return model, merge_batchnorm(model)
+
+
+@pytest.mark.exercise("08.3", weight=1)
+def test_lrp_resnet18_conserves(resnet_merged):
+    _, merged = resnet_merged
+    clean = bias_free_copy(merged)
+    x = _image()
+    logit = clean(x).max(1).values.detach()
+    before = snapshot(clean)
+    for composite in (L.EpsilonPlus(), L.EpsilonGammaBox(0.0, 1.0), L.Uniform(L.Zero())):
+        R = L.lrp(clean, x, None, composite=composite)
+        assert R.shape == x.shape and R.grad_fn is None
+        assert_close(R.flatten(1).sum(1), logit, rtol=1e-3, what=f"resnet18 {composite}")
+    assert_unchanged(clean, before)
+
+
+@pytest.mark.reference
+@pytest.mark.exercise("08.3", weight=1)
+def test_lrp_resnet18_matches_zennit(resnet_merged):
+    pytest.importorskip("zennit")
+    from zennit import composites as zc
+    from zennit.torchvision import ResNetCanonizer
+    from interp_lib.models import convert_relus
+    model, merged = resnet_merged
+    x = _image()
+    target = model(x).argmax(1)
+    for ours, theirs in [(L.EpsilonPlus(), zc.EpsilonPlus(canonizers=[ResNetCanonizer()])),
+                         (L.EpsilonGammaBox(0.0, 1.0),
+                          zc.EpsilonGammaBox(low=0.0, high=1.0, canonizers=[ResNetCanonizer()]))]:
+        got = L.lrp(merged, x, target, composite=ours)
+        assert_close(got, _zennit_canonized(model, x, target, theirs), rtol=1e-5, what=f"resnet18 {ours}")
+    # converting the ReLUs first changes nothing (lrp_graph handles reused and in-place ReLUs)
+    assert_close(L.lrp(convert_relus(merged), x, target, composite=ours), got, rtol=1e-6)
+
+
+@pytest.mark.reference
+@pytest.mark.exercise("08.3", weight=1)
+def test_lrp_googlenet_conserves_and_matches_zennit():
+    pytest.importorskip("zennit")
+    from zennit import composites as zc
+    from interp_lib.models import convert_relus, merge_batchnorm
+    model = convert_relus(merge_batchnorm(_bn_randomised(_tv("googlenet"))))
+    x = _image()
+    clean = bias_free_copy(model)
+    logit = clean(x).max(1).values.detach()
+    R = L.lrp(clean, x, None, composite=L.EpsilonPlus())
+    assert_close(R.flatten(1).sum(1), logit, rtol=1e-3, what="googlenet conservation")
+    target = model(x).argmax(1)   # concatenations only: zennit needs no canonizer once ReLUs are modules
+    assert_close(L.lrp(model, x, target, composite=L.EpsilonPlus()),
+                 _zennit(model, x, target, zc.EpsilonPlus()),
+                 rtol=1e-5, what="googlenet vs zennit")
+
+
+@pytest.mark.exercise("08.3", weight=1)
+def test_lrp_graph_path_equals_sequential_path(shapes_model, shapes_batch):
+    from interp_lib.models import convert_relus
+    graph = convert_relus(shapes_model)          # a torch.fx.GraphModule: not a Sequential
+    assert not L.is_sequential(graph)
+    target = shapes_model(shapes_batch).argmax(1)
+    for composite in (L.EpsilonPlus(), L.EpsilonGammaBox(0.0, 1.0), L.LayerGroups()):
+        assert_close(L.lrp(graph, shapes_batch, target, composite=composite),
+                     L.lrp(shapes_model, shapes_batch, target, composite=composite), rtol=1e-6,
+                     what=f"{composite}")
+
+
+def test_lrp_graph_refuses_unmerged_batchnorm(resnet_merged):
+    model, _ = resnet_merged
+    with pytest.raises(ValueError, match="BatchNorm"):
+        L.lrp_graph(model, _image(), 0)
