@@ -30,7 +30,8 @@ SHAPES = ("circle", "square", "triangle", "cross")
 TEXTURES = ("stripes", "checker", "dots", "zigzag")
 TAG_SIZE = 6  # the Clever Hans tag is a TAG_SIZE x TAG_SIZE patch in the top-left corner
 
-DIGITS_TEST_SIZE = 540  # 30 % of 1,797, stratified, fixed
+DIGITS_TEST_SIZE = 540
+_RENDER_CHUNK = 512  # images rendered at once by make_shapes  # 30 % of 1,797, stratified, fixed
 
 
 def load_digits(split: str = "train", size: int = 28) -> tuple[torch.Tensor, torch.Tensor]:
@@ -156,9 +157,10 @@ def _draw_scene(n: int, g: torch.Generator, size: int) -> _Scene:
     return _Scene(radius, aspect, angle, cx, cy, tex_angle, period, tex_phase, bg, ink, paper, noise)
 
 
-def _scene_coordinates(scene: _Scene, size: int):
+def _scene_coordinates(scene: _Scene, size: int, part: slice = slice(None)):
     """Per-pixel object coordinates ``(u, v)`` (unit scale, v pointing up) and texture
-    coordinates ``(a, b)`` (in periods), each ``(N, size, size)``."""
+    coordinates ``(a, b)`` (in periods), each ``(N, size, size)``, for images ``part``."""
+    scene = _Scene(*(getattr(scene, f.name)[part] for f in dataclasses.fields(_Scene)))
     n = len(scene.radius)
     coords = torch.arange(size, dtype=torch.float32) + 0.5
     py, px = torch.meshgrid(coords, coords, indexing="ij")
@@ -239,14 +241,16 @@ def make_shapes(
     scene = _draw_scene(n, g, size)
     tagged = U(n) < tag_rate
 
-    u, v, a, b = _scene_coordinates(scene, size)
     shape_ids = torch.tensor([SHAPES.index(s) for s in shapes])[shape_local]
     tex_ids = torch.tensor([TEXTURES.index(t) for t in textures])[texture_local]
-    inside = _shape_masks(u, v, shape_ids)
-    pattern = _textures(a, b, tex_ids)
-
-    obj = torch.where(pattern[:, None], scene.ink[:, :, None, None], scene.paper[:, :, None, None])
-    img = torch.where(inside[:, None], obj, scene.bg[:, :, None, None]) + scene.noise
+    img = torch.empty(n, 3, size, size)
+    for start in range(0, n, _RENDER_CHUNK):  # rendering is deterministic: chunks bound memory
+        part = slice(start, start + _RENDER_CHUNK)
+        u, v, a, b = _scene_coordinates(scene, size, part)
+        inside = _shape_masks(u, v, shape_ids[part])
+        pattern = _textures(a, b, tex_ids[part])
+        obj = torch.where(pattern[:, None], scene.ink[part, :, None, None], scene.paper[part, :, None, None])
+        img[part] = torch.where(inside[:, None], obj, scene.bg[part, :, None, None]) + scene.noise[part]
 
     tag_mask = torch.zeros(1, 1, size, size, dtype=torch.bool)
     tag_mask[..., 1:1 + TAG_SIZE, 1:1 + TAG_SIZE] = True
