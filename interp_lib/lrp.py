@@ -41,7 +41,8 @@ GRADIENT_LAYERS = (nn.MaxPool2d, nn.AdaptiveMaxPool2d, nn.Flatten, nn.Dropout, n
 
 def stabilize(z: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     """``z + eps * sign(z)`` with ``sign(0) = +1``: a denominator that is never zero."""
-    return torch.where(z >= 0, z + eps, z - eps)
+    e = torch.tensor(eps, dtype=z.dtype, device=z.device)
+    return torch.where(z >= 0, e, -e).add_(z)  # (= z + eps sign(z), one temporary fewer)
 
 
 # --------------------------------------------------------------------------- checks

@@ -41,7 +41,7 @@ def lrp_layer(layer, a, relevance, rule="epsilon", *, epsilon=0.25, gamma=0.25, 
         masks = [(z > 0).to(a), (z < 0).to(a)]
     else:
         masks = [1.0]
-    result = torch.zeros_like(a)
+    result = None
     with torch.enable_grad():
         for terms, mask in zip(groups, masks):
             if rule == "gamma" and not (mask * relevance).any():
@@ -50,9 +50,10 @@ def lrp_layer(layer, a, relevance, rule="epsilon", *, epsilon=0.25, gamma=0.25, 
             z = sum(_forward(layer, x, w, b) for x, (_, w, b) in zip(inputs, terms))  # step 1
             s = mask * relevance / L.stabilize(z.detach(), eps)                      # step 2
             grads = torch.autograd.grad(z, inputs, grad_outputs=s)                   # step 3
-            result = result + sum(x * c for x, c in zip(inputs, grads))              # step 4
+            for x, c in zip(inputs, grads):                                          # step 4
+                result = x * c if result is None else result + x * c
     # (for 'wsquare' the inputs are ones: R_j = c_j, the input's value plays no part)
-    return result.detach()
+    return torch.zeros_like(a) if result is None else result.detach()
 
 
 def zb_rule(layer, a, relevance, low=None, high=None, *, stabilizer=1e-6):
