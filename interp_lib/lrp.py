@@ -135,6 +135,8 @@ def lrp_layer(layer: nn.Module, a: torch.Tensor, relevance: torch.Tensor, rule: 
                   R_j = sum_k (a_j^+ (w_jk + g w_jk^+) + a_j^- (w_jk + g w_jk^-)) R_k / stab(z_k^up)
                   z_k^up = sum_j (same) + b_k + g b_k^+;
                   for z_k < 0 the same with w^+ and w^- (and b^+ -> b^-) swapped; z_k = 0 -> 0
+                  (the case split uses the layer's real output z_k, bias included,
+                  also with ``zero_bias=True``)
         'wsquare' R_j = sum_k w_jk^2 R_k / stab(sum_j w_jk^2 + b_k^2)
 
     (``v^+ = max(v, 0)``, ``v^- = min(v, 0)``, ``g = gamma``). With non-negative inputs
