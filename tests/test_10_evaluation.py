@@ -6,21 +6,9 @@ import pytest
 import torch
 from torch import nn
 
+from helpers import assert_unchanged, snapshot
 from interp_lib import evaluation, gradients
 from interp_lib.utils import assert_close
-
-
-def _state(model):
-    return ([(n, p.requires_grad, p.grad, p.detach().clone()) for n, p in model.named_parameters()],
-            [m.training for m in model.modules()],
-            [(len(m._forward_hooks), len(m._backward_hooks), len(m._forward_pre_hooks)) for m in model.modules()])
-
-
-def _assert_unchanged(model, before):
-    after = _state(model)
-    for (n, f, g, v), (n2, f2, g2, v2) in zip(before[0], after[0]):
-        assert n == n2 and f == f2 and g is g2 and torch.equal(v, v2), n
-    assert before[1] == after[1] and before[2] == after[2]
 
 
 def _linear_toy(weights):
@@ -135,9 +123,9 @@ def test_insertion_is_deletion_with_roles_swapped(toy):
 @pytest.mark.exercise("10.1", weight=1)
 def test_deletion_curve_leaves_model_and_input_unchanged(cleverhans, tagged):
     x = tagged.x[:3].clone()
-    before, x_before = _state(cleverhans), x.clone()
+    before, x_before = snapshot(cleverhans), x.clone()
     evaluation.deletion_curve(cleverhans, x, 0, torch.rand(3, 1, 32, 32), region=4, steps=3)
-    _assert_unchanged(cleverhans, before)
+    assert_unchanged(cleverhans, before)
     assert torch.equal(x, x_before)
 
 
@@ -272,10 +260,10 @@ def test_sanity_check_randomises_a_copy_cumulatively(cleverhans, tagged):
         seen.append((model, {k: v.clone() for k, v in model.state_dict().items()}))
         return x.clone()
 
-    before = _state(cleverhans)
+    before = snapshot(cleverhans)
     layers = ["fc2", "conv2", "conv1"]
     result = evaluation.sanity_check(cleverhans, x, y, spy, layers=layers, generator=torch.Generator().manual_seed(3))
-    _assert_unchanged(cleverhans, before)
+    assert_unchanged(cleverhans, before)
     assert len(seen) == 4 and result.layers == layers
     assert all(m is not cleverhans for m, _ in seen[1:])
     assert all(torch.equal(v, original[k]) for k, v in seen[0][1].items())
@@ -319,7 +307,7 @@ def test_sanity_check_constant_map_gives_nan(cleverhans, tagged):
 
 
 def test_sanity_check_model_unchanged_when_method_raises(cleverhans, tagged):
-    before = _state(cleverhans)
+    before = snapshot(cleverhans)
     calls = []
 
     def boom(model, x, target):
@@ -330,7 +318,7 @@ def test_sanity_check_model_unchanged_when_method_raises(cleverhans, tagged):
 
     with pytest.raises(RuntimeError, match="boom"):
         evaluation.sanity_check(cleverhans, tagged.x[:2], 0, boom)
-    _assert_unchanged(cleverhans, before)
+    assert_unchanged(cleverhans, before)
 
 
 def test_sanity_check_bad_input(cleverhans, tagged):
@@ -435,9 +423,7 @@ def test_every_method_runs_on_torchvision(name):
     for method in attribution.methods():
         if method == "patch_shapley":
             continue
-        if method == "lrp":
-            if name != "vgg16":                   # LRP here walks sequential networks only
-                continue
+        if method == "lrp":                      # rules need BatchNorm merged; ReLUs may stay
             a = attribution.attribute(method, merged, x, target)
         else:
             a = attribution.attribute(method, converted, x, target, **_OPTIONS.get(method, {}))
@@ -448,11 +434,11 @@ def test_every_method_runs_on_torchvision(name):
 def test_sanity_check_on_resnet18_copy():
     from interp_lib.models import convert_relus
     model = convert_relus(_torchvision("resnet18"))
-    before = _state(model)
+    before = snapshot(model)
     x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(5))
     layers = evaluation.randomisable_layers(model)
     assert layers[0] == "fc"
     result = evaluation.sanity_check(model, x, 0, gradients.saliency_map, layers=layers[:2],
                                      generator=torch.Generator().manual_seed(0))
-    _assert_unchanged(model, before)
+    assert_unchanged(model, before)
     assert result.maps.shape == (3, 2, 1, 64, 64) and result.spearman.shape == (2, 2)
