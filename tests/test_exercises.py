@@ -284,3 +284,11 @@ def test_every_exercise_test_fails_on_its_stub(tmp_path):
             wrong.append(f"{r['nodeid']}: {r['outcome']} {r['message'][:200]}")
     assert not wrong, "tests that do not fail on their stub:\n" + "\n".join(wrong)
     assert any(r["outcome"] == "failed" for r in records)
+
+
+def test_readme_lists_every_exercise():
+    """The README's lesson table is written from the registry; keep them in step."""
+    readme = (ROOT / "README.md").read_text()
+    for ex in load_all().values():
+        entry = f"{ex.id} `{ex.name}`"
+        assert (f"*{entry}*" if ex.stretch else entry) in readme, f"README lacks {entry}"
