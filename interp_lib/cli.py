@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import tempfile
@@ -72,30 +73,40 @@ def run_tests(selection: list[str], solutions: str | None, extra: list[str] | No
         return json.loads(out.read_text()) if out.exists() else []
 
 
+def exercise_status(ex, records: list[dict]) -> tuple[str, str]:
+    """``(status, message)`` of one exercise from its test records (none skipped).
+
+    passing: every test passed. not started: a test stopped at the exercise's own stub and
+    none passed. blocked: the failures all stop at *other* exercises' stubs (their ids are
+    named). failing: anything else, with the first failure's message.
+    """
+    failed = [r for r in records if r["outcome"] != "passed"]
+    if not failed:
+        return "passing", ""
+    own = f"exercise {ex.id} `{ex.name}`"
+    stub_stops = [r for r in failed if "NotImplementedError" in r["message"] and "exercise " in r["message"]]
+    if any(own in r["message"] for r in stub_stops) and len(failed) == len(records):
+        return "not started", f"write it in {ex.path}"
+    if len(stub_stops) == len(failed):
+        needed = sorted({m.group(0) for r in stub_stops
+                         for m in [re.search(r"exercise \d\d\.\d+ `\w+`", r["message"])] if m})
+        return "blocked", "needs " + ", ".join(needed) + " first"
+    return "failing", failed[0]["message"]
+
+
 def summarise(records: list[dict]) -> dict[str, dict]:
     """Per exercise: status (passing / failing / not started / no tests), score, message."""
     from .exercises import load_all, weights
 
-    reg, points = load_all(), weights()
+    reg = load_all(errors={})  # a module that does not import shows as failing, not as a crash
+    points = weights(reg)
     summary = {}
     for ex_id, ex in reg.items():
         mine = [r for r in records if r["exercise"] == ex_id and r["outcome"] != "skipped"]
         total = sum(r["weight"] for r in mine)
         passed = sum(r["weight"] for r in mine if r["outcome"] == "passed")
         failed = [r for r in mine if r["outcome"] == "failed"]
-        status, message = "passing", ""
-        if not mine:
-            status = "no tests"
-        elif failed:
-            first = failed[0]["message"]
-            own = f"exercise {ex_id} `{ex.name}`"
-            if all("NotImplementedError" in r["message"] and own in r["message"] for r in failed) and passed == 0:
-                status, message = "not started", f"write it in {ex.path}"
-            elif "NotImplementedError" in first and own not in first and "exercise " in first:
-                status = "blocked"
-                message = "needs " + first.split("NotImplementedError: ", 1)[-1]
-            else:
-                status, message = "failing", first
+        status, message = ("no tests", "") if not mine else exercise_status(ex, mine)
         summary[ex_id] = {
             "name": ex.name, "lesson": ex.lesson, "stretch": ex.stretch,
             "points": points[ex_id], "score": points[ex_id] * (passed / total if total else 0.0),
@@ -108,13 +119,18 @@ def cmd_check(args: argparse.Namespace) -> int:
     """Run the exercise tests on your code and print a progress table."""
     from .exercises import load_all
 
-    reg = load_all()
+    broken: dict[str, str] = {}
+    reg = load_all(errors=broken)
+    for message in broken.values():
+        print(f"cannot import {message}\n  -> its exercises cannot run until you fix it")
+    print(f"checking the exercises in {pathlib.Path(__file__).resolve().parent}")
     selection = ["tests", "-m", "exercise"]
     if args.lesson:
         wanted = {n.zfill(2) for n in args.lesson}
         ids = [e.id for e in reg.values() if e.lesson in wanted]
         if not ids:
-            raise SystemExit(f"no exercises in lesson(s) {', '.join(sorted(wanted))}")
+            raise SystemExit(f"no exercises in lesson(s) {', '.join(sorted(wanted))}"
+                             + (" could be loaded: fix the error above first" if broken else ""))
         files = sorted(str(p.relative_to(ROOT)) for n in wanted for p in (ROOT / "tests").glob(f"test_{n}_*.py"))
         selection = [*(files or ["tests"]), "-m", "exercise", f"--exercises={','.join(ids)}"]
     print("Running the exercise tests on your code ...", flush=True)
@@ -126,18 +142,20 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def format_table(summary: dict[str, dict]) -> str:
-    marks = {"passing": "ok", "failing": "FAIL", "not started": "--", "blocked": "wait", "no tests": "?"}
+    marks = {"passing": "ok", "failing": "FAIL", "not started": "--", "blocked": "wait", "no tests": "?",
+             "rejected": "NO", "not graded": "?"}
     rows = [f"{'id':6} {'exercise':30} {'status':12} {'points':>13}  note"]
     core = bonus = core_max = bonus_max = 0.0
     for ex_id, s in summary.items():
         name = s["name"] + (" (stretch)" if s["stretch"] else "")
-        rows.append(f"{ex_id:6} {name:30} {marks[s['status']] + ' ' + s['status']:12} "
+        rows.append(f"{ex_id:6} {name:30} {marks.get(s['status'], '') + ' ' + s['status']:12} "
                     f"{s['score']:6.1f}/{s['points']:5.1f}  {s['message'][:90]}")
         if s["stretch"]:
             bonus, bonus_max = bonus + s["score"], bonus_max + s["points"]
         else:
             core, core_max = core + s["score"], core_max + s["points"]
-    rows.append(f"total {core:.1f}/{core_max:.0f} points" + (f" + bonus {bonus:.1f}/{bonus_max:.1f}" if bonus_max else ""))
+    rows.append(f"total {core:.1f}/{core_max:.1f} points (the whole course is worth 100)"
+                + (f" + bonus {bonus:.1f}/{bonus_max:.1f}" if bonus_max else ""))
     return "\n".join(rows)
 
 

@@ -134,10 +134,20 @@ def exercise_modules() -> list[str]:
     return found
 
 
-def load_all() -> dict[str, Exercise]:
-    """Import every exercise module and return the full registry."""
+def load_all(errors: dict[str, str] | None = None) -> dict[str, Exercise]:
+    """Import every exercise module and return the full registry.
+
+    With ``errors`` (a dict) given, a module that fails to import (a syntax error in a
+    student's file, say) is recorded there as ``{module: message}`` instead of raising.
+    """
     for name in exercise_modules():
-        importlib.import_module(f"interp_lib.{name}")
+        try:
+            importlib.import_module(f"interp_lib.{name}")
+        except Exception as err:  # noqa: BLE001 - reported to the student, not swallowed
+            if errors is None:
+                raise
+            where = f" (line {err.lineno})" if isinstance(err, SyntaxError) else ""
+            errors[name] = f"interp_lib/{name}.py{where}: {type(err).__name__}: {err}"
     return registry()
 
 
@@ -152,12 +162,13 @@ def get(key: str) -> Exercise:
     raise KeyError(f"no exercise {key!r}; known: {', '.join(reg)}")
 
 
-def weights() -> dict[str, float]:
+def weights(reg: dict[str, Exercise] | None = None) -> dict[str, float]:
     """Points of every exercise, normalised so that the core exercises sum to 100.
 
     Stretch exercises are bonus: they are scaled by the same factor and come on top.
+    ``reg`` defaults to the full registry (:func:`load_all`).
     """
-    reg = load_all()
+    reg = load_all() if reg is None else reg
     core = sum(ex.points for ex in reg.values() if not ex.stretch)
     scale = 100.0 / core if core else 0.0
     return {ex_id: ex.points * scale for ex_id, ex in reg.items()}

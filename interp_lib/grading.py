@@ -37,6 +37,7 @@ import time
 import zipfile
 
 from .exercises import ENV_VAR, load_all, weights
+from .cli import exercise_status, format_table
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -319,14 +320,10 @@ def build_results(ids: list[str], records: list[dict], rejected: dict[str, str],
             status = "not graded"
             message = error or "no tests of this exercise could run"
         elif failed:
-            own = f"exercise {ex_id} `{ex.name}`"
-            if all("NotImplementedError" in r["message"] and own in r["message"] for r in failed) \
-                    and len(failed) == len(mine):
-                status, message = "not started", f"write it in {ex.path}"
-            else:
-                status = "failing"
+            status, message = exercise_status(ex, mine)
+            if status == "failing":
                 visible = [r for r in failed if not r.get("hidden")]
-                message = (visible or failed)[0]["message"] if visible else "a hidden test failed"
+                message = visible[0]["message"] if visible else "a hidden test failed"
         pts = points[ex_id]
         parts = [("visible", [r for r in mine if not r.get("hidden")]),
                  ("hidden", [r for r in mine if r.get("hidden")])]
@@ -373,21 +370,8 @@ def build_results(ids: list[str], records: list[dict], rejected: dict[str, str],
 
 
 def format_results(results: dict) -> str:
-    summary = results["extra_data"]["summary"]
-    rows = [f"{'id':6} {'exercise':26} {'status':12} {'points':>13}  note"]
-    core = bonus = core_max = bonus_max = 0.0
-    for ex_id, s in summary.items():
-        name = s["name"] + (" (stretch)" if s["stretch"] else "")
-        rows.append(f"{ex_id:6} {name:26} {s['status']:12} {s['score']:6.1f}/{s['points']:5.1f}  "
-                    f"{s['message'][:100]}")
-        if s["stretch"]:
-            bonus, bonus_max = bonus + s["score"], bonus_max + s["points"]
-        else:
-            core, core_max = core + s["score"], core_max + s["points"]
-    rows.append(f"total {core:.1f}/{core_max:.1f} points" + (f" + bonus {bonus:.1f}/{bonus_max:.1f}" if bonus_max else ""))
-    if results.get("output"):
-        rows.append(results["output"])
-    return "\n".join(rows)
+    table = format_table(results["extra_data"]["summary"])
+    return table + (f"\n{results['output']}" if results.get("output") else "")
 
 
 # --------------------------------------------------------------------------- batch
