@@ -492,3 +492,28 @@ def test_lrp_graph_refuses_unmerged_batchnorm(resnet_merged):
     model, _ = resnet_merged
     with pytest.raises(ValueError, match="BatchNorm"):
         L.lrp_graph(model, _image(), 0)
+
+
+@pytest.mark.exercise("08.1", weight=1)
+def test_gamma_case_split_uses_the_real_output_with_zero_bias():
+    """With zero_bias the denominators drop the bias, but which outputs count as positive
+    is decided by the layer's real output z_k (bias included), as in zennit."""
+    torch.manual_seed(0)
+    layer = nn.Linear(6, 5)
+    with torch.no_grad():
+        layer.bias.copy_(torch.tensor([3.0, -3.0, 3.0, -3.0, 0.5]))
+    a, relevance, g = torch.randn(4, 6), torch.rand(4, 5), 0.25
+    w = layer.weight.detach().T                                    # w_jk, (6, 5)
+    with torch.no_grad():
+        z = layer(a)
+    ap, an = a.clamp(min=0)[:, :, None], a.clamp(max=0)[:, :, None]
+    wp, wn = w.clamp(min=0), w.clamp(max=0)
+    up = ap * (w + g * wp) + an * (w + g * wn)                     # outputs with z_k > 0
+    down = ap * (w + g * wn) + an * (w + g * wp)                   # outputs with z_k < 0
+    contrib = torch.where(z[:, None, :] > 0, up, torch.where(z[:, None, :] < 0, down, torch.zeros(())))
+    denom = contrib.sum(1)
+    stab = denom + 1e-6 * torch.where(denom >= 0, 1.0, -1.0)
+    expected = (contrib * (relevance / stab)[:, None, :]).sum(2)
+    assert ((z > 0) != (z - layer.bias.detach() > 0)).any(), "the bias must flip some signs here"
+    got = L.lrp_layer(layer, a, relevance, "gamma", gamma=g, zero_bias=True)
+    assert_close(got, expected, rtol=1e-5, what="gamma rule with zero_bias")
