@@ -17,7 +17,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .exercises import exercise, generator, one_of, positive_int
+from .exercises import baseline_for, exercise, generator, one_of, positive_int
 
 __all__ = ["deletion_curve", "aopc", "relevance_mass", "sanity_check", "deletion_auc",
            "average_ranks", "randomisable_layers", "bootstrap_ci", "SanityCheck", "region_scores"]
@@ -142,19 +142,7 @@ def _check_steps(value, name: str, args: dict) -> None:
             raise ValueError(f"`{name}` = {value} exceeds the number of regions ({total})")
 
 
-def _check_baseline(value, name: str, args: dict) -> None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return
-    if not isinstance(value, torch.Tensor) or not value.is_floating_point():
-        raise TypeError(f"`{name}` must be a number or a float tensor, got {type(value).__name__}")
-    x = args.get("x")
-    if isinstance(x, torch.Tensor):
-        try:
-            ok = torch.broadcast_shapes(value.shape, x.shape) == x.shape
-        except RuntimeError:
-            ok = False
-        if not ok:
-            raise ValueError(f"`{name}` {tuple(value.shape)} must broadcast to `x` {tuple(x.shape)}")
+_check_baseline = baseline_for("x")
 
 
 def _check_bool(value, name: str, _args: dict) -> None:

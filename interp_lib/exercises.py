@@ -40,7 +40,7 @@ __all__ = [
     "Exercise", "exercise", "registry", "load_all", "get", "solutions_selected",
     "weights", "guard_model", "SolutionsMissing",
     "nonnegative", "positive", "positive_int", "nonnegative_int", "unit_interval",
-    "one_of", "images01", "same_shape_as", "generator",
+    "one_of", "images01", "same_shape_as", "baseline_for", "generator",
 ]
 
 ENV_VAR = "INTERP_LIB_SOLUTIONS"
@@ -254,6 +254,24 @@ def same_shape_as(other: str) -> Callable[[Any, str, dict], None]:
             ) from None
         if torch.broadcast_shapes(value.shape, ref.shape) != ref.shape:
             raise ValueError(f"`{name}` {tuple(value.shape)} does not broadcast to `{other}` {tuple(ref.shape)}")
+    return check
+
+
+def baseline_for(other: str = "x", *, numbers: bool = True, none: bool = False) -> Callable[[Any, str, dict], None]:
+    """A baseline for ``other``: a finite float tensor broadcasting to it, or (with
+    ``numbers``) a plain number, or (with ``none``) None."""
+    kinds = " or ".join((["None"] if none else []) + (["a number"] if numbers else [])
+                        + [f"a float tensor broadcasting to `{other}`"])
+
+    def check(value: Any, name: str, args: dict) -> None:
+        if (value is None and none) or (numbers and _is_number(value)):
+            return
+        if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+            got = value.dtype if isinstance(value, torch.Tensor) else type(value).__name__
+            raise TypeError(f"`{name}` must be {kinds}, got {got}")
+        if not torch.isfinite(value).all():
+            raise ValueError(f"`{name}` contains NaN or infinite values")
+        same_shape_as(other)(value, name, args)
     return check
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .exercises import exercise, one_of, positive_int, same_shape_as
+from .exercises import baseline_for, exercise, one_of, positive_int
 
 __all__ = ["METHODS", "quadrature", "interpolation_path", "integrated_gradients",
            "completeness_gap", "patch_shapley", "blurred", "patch_masks"]
@@ -61,15 +61,7 @@ def quadrature(method: str, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
     return (k + offset) / n, torch.full((n,), 1.0 / n, dtype=torch.float64)
 
 
-def _check_baseline(value, name: str, args: dict) -> None:
-    if value is None:
-        return
-    if not isinstance(value, torch.Tensor) or not value.is_floating_point():
-        raise TypeError(f"`{name}` must be None or a float tensor shaped like `x`, got "
-                        f"{type(value).__name__ if not isinstance(value, torch.Tensor) else value.dtype}")
-    if not torch.isfinite(value).all():
-        raise ValueError(f"`{name}` contains NaN or infinite values")
-    same_shape_as("x")(value, name, args)
+_check_baseline = baseline_for("x", numbers=False, none=True)
 
 
 def _check_alphas(value, name: str, _args: dict) -> None:

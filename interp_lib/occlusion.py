@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .exercises import exercise
+from .exercises import baseline_for, exercise
 
 __all__ = ["occlusion", "window_positions"]
 
@@ -43,19 +43,7 @@ def _check_stride(value, name: str, args: dict) -> None:
                          "would never be occluded")
 
 
-def _check_baseline(value, name: str, args: dict) -> None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return
-    if not isinstance(value, torch.Tensor):
-        raise TypeError(f"`{name}` must be a number or a tensor, got {type(value).__name__}")
-    x = args.get("x")
-    if isinstance(x, torch.Tensor):
-        try:
-            ok = torch.broadcast_shapes(value.shape, x.shape) == x.shape
-        except RuntimeError:
-            ok = False
-        if not ok:
-            raise ValueError(f"`{name}` {tuple(value.shape)} must broadcast to `x` {tuple(x.shape)}")
+_check_baseline = baseline_for("x")
 
 
 def _check_batch(value, name: str, args: dict) -> None:
