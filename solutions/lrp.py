@@ -13,44 +13,82 @@ def _forward(layer, a, weight, bias):
     return F.conv2d(a, weight, bias, layer.stride, layer.padding, layer.dilation, layer.groups)
 
 
+def _backward(layer, a, weight, s):
+    """``c_j = sum_k w_jk s_k``: the gradient of ``_forward(layer, a, weight, .)`` with respect
+    to ``a`` for the output gradient ``s`` (the transposed layer), computed directly -- the
+    kernel autograd would call, without building a graph. None: not available here."""
+    if isinstance(layer, nn.Linear):
+        return s.mm(weight) if a.dim() == 2 else None
+    if isinstance(layer.padding, str):  # 'same' / 'valid': let autograd work out the padding
+        return None
+    return torch.ops.aten.convolution_backward(
+        s, a, weight, None, list(layer.stride), list(layer.padding), list(layer.dilation),
+        False, [0, 0], layer.groups, (True, False, False))[0]
+
+
 def _terms(layer, a, rule, gamma, zero_bias):
     """[(modified input, weight, bias)]: the contributions the rule keeps."""
     w = layer.weight
     b = layer.bias if layer.bias is not None and not zero_bias else w.new_zeros(w.shape[0])
-    pos, neg = a.clamp(min=0), a.clamp(max=0)
-    signed = bool((a < 0).any())    # after a ReLU a^- = 0: its terms are zero, skip them
     if rule in ("0", "epsilon"):
         return [[(a, w, b)]]
     if rule == "wsquare":
         return [[(torch.ones_like(a), w ** 2, b ** 2)]]
+    # after a ReLU a^- = 0 and a^+ = a: the a^- terms are zero, skip them
+    signed = bool(a.amin() < 0) if a.numel() else False
+    pos = a.clamp(min=0) if signed else a
     if rule == "zplus":
-        terms = [(pos, w.clamp(min=0), b.clamp(min=0)), (neg, w.clamp(max=0), 0 * b)]
-        return [terms if signed else terms[:1]]
+        terms = [(pos, w.clamp(min=0), b.clamp(min=0))]
+        return [terms + [(a.clamp(max=0), w.clamp(max=0), 0 * b)] if signed else terms]
     # gamma: one set of terms for outputs z > 0, one for z < 0
-    up = [(pos, w + gamma * w.clamp(min=0), b + gamma * b.clamp(min=0)), (neg, w + gamma * w.clamp(max=0), 0 * b)]
-    down = [(pos, w + gamma * w.clamp(max=0), b + gamma * b.clamp(max=0)), (neg, w + gamma * w.clamp(min=0), 0 * b)]
-    return [up, down] if signed else [up[:1], down[:1]]
+    up = [(pos, w + gamma * w.clamp(min=0), b + gamma * b.clamp(min=0))]
+    down = [(pos, w + gamma * w.clamp(max=0), b + gamma * b.clamp(max=0))]
+    if signed:
+        neg = a.clamp(max=0)
+        up.append((neg, w + gamma * w.clamp(max=0), 0 * b))
+        down.append((neg, w + gamma * w.clamp(min=0), 0 * b))
+    return [up, down]
+
+
+def _via_autograd(layer, terms, s):
+    """[c] for each term by the recipe's steps 1 and 3 (autograd), where _backward cannot."""
+    with torch.enable_grad():
+        inputs = [x.detach().requires_grad_(True) for x, _, _ in terms]
+        z = None
+        for x, (_, w, b) in zip(inputs, terms):
+            zi = _forward(layer, x, w, b)
+            z = zi if z is None else z + zi
+        return torch.autograd.grad(z, inputs, grad_outputs=s)
 
 
 def lrp_layer(layer, a, relevance, rule="epsilon", *, epsilon=0.25, gamma=0.25, stabilizer=1e-6,
               zero_bias=False):
+    # The four-step recipe with steps 1 and 3 written out: the modified weights do not depend
+    # on the input, so the gradient of step 3 is the transposed layer applied to s (_backward),
+    # the very kernel autograd would run, without building or walking a graph.
     eps = epsilon if rule == "epsilon" else stabilizer
-    groups = _terms(layer, a.detach(), rule, gamma, zero_bias)
+    a = a.detach()
+    groups = _terms(layer, a, rule, gamma, zero_bias)
     if rule == "gamma":
-        z = _forward(layer, a.detach(), layer.weight, layer.bias)
+        z = _forward(layer, a, layer.weight, layer.bias)
         masks = [(z > 0).to(a), (z < 0).to(a)]
     else:
-        masks = [1.0]
+        masks = [None]
     result = None
-    with torch.enable_grad():
+    with torch.no_grad():
         for terms, mask in zip(groups, masks):
-            if rule == "gamma" and not (mask * relevance).any():
+            r = relevance if mask is None else mask * relevance
+            if mask is not None and not r.any():
                 continue            # no relevance on these outputs (e.g. z < 0 after a ReLU)
-            inputs = [x.detach().requires_grad_(True) for x, _, _ in terms]
-            z = sum(_forward(layer, x, w, b) for x, (_, w, b) in zip(inputs, terms))  # step 1
-            s = mask * relevance / L.stabilize(z.detach(), eps)                      # step 2
-            grads = torch.autograd.grad(z, inputs, grad_outputs=s)                   # step 3
-            for x, c in zip(inputs, grads):                                          # step 4
+            z = None
+            for x, w, b in terms:                                                    # step 1
+                zi = _forward(layer, x, w, b)
+                z = zi if z is None else z + zi
+            s = r / L.stabilize(z, eps)                                              # step 2
+            grads = [_backward(layer, x, w, s) for x, w, _ in terms]                 # step 3
+            if any(c is None for c in grads):
+                grads = _via_autograd(layer, terms, s)
+            for (x, _, _), c in zip(terms, grads):                                   # step 4
                 result = x * c if result is None else result + x * c
     # (for 'wsquare' the inputs are ones: R_j = c_j, the input's value plays no part)
     return torch.zeros_like(a) if result is None else result.detach()
@@ -87,11 +125,14 @@ def lrp(model, x, target=None, composite=None):
             with torch.no_grad():
                 a = torch.relu(a) if isinstance(layer, nn.ReLU) else layer(a)
         else:                       # keep the graph: its backward is the plain gradient
-            leaf = a.requires_grad_(True)
+            # (max-pooling in channels-last memory: the same values and winners, a several
+            # times faster kernel on CPU than the default layout's)
+            fast = isinstance(layer, nn.MaxPool2d) and a.dim() == 4
+            leaf = (a.contiguous(memory_format=torch.channels_last) if fast else a).requires_grad_(True)
             with torch.enable_grad():
                 out = layer(leaf)
-            inputs.append((leaf, out))
-            a = out.detach()
+            inputs.append((leaf, out, fast))
+            a = out.detach().contiguous()
     target = a.argmax(1) if target is None else target
     index = torch.as_tensor(target).expand(len(a))
     R = torch.zeros_like(a).scatter(1, index[:, None], class_scores(a, index)[:, None])
@@ -102,6 +143,9 @@ def lrp(model, x, target=None, composite=None):
         elif isinstance(layer, nn.ReLU):
             pass                    # relevance passes through
         else:                       # max-pool (winner takes all), flatten, dropout
-            leaf, out = a
+            leaf, out, fast = a
+            if fast:
+                R = R.contiguous(memory_format=torch.channels_last)
             (R,) = torch.autograd.grad(out, leaf, grad_outputs=R)
+            R = R.contiguous()
     return R.detach()
