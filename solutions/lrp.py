@@ -84,7 +84,12 @@ def lrp_layer(layer, a, relevance, rule="epsilon", *, epsilon=0.25, gamma=0.25, 
             for x, w, b in terms:                                                    # step 1
                 zi = _forward(layer, x, w, b)
                 z = zi if z is None else z + zi
-            s = r / L.stabilize(z, eps)                                              # step 2
+            if rule == "zplus" and len(terms) == 1:
+                # inputs, weights and bias all >= 0 (the bias term makes a zero +0.0): z >= 0,
+                # stab(z) = z + s; computed in place in z, a temporary of this call
+                s = torch.div(r, z.add_(eps), out=z)                                 # step 2
+            else:
+                s = r / L.stabilize(z, eps)                                          # step 2
             grads = [_backward(layer, x, w, s) for x, w, _ in terms]                 # step 3
             if any(c is None for c in grads):
                 grads = _via_autograd(layer, terms, s)
