@@ -171,8 +171,20 @@ def update_readme(result: dict) -> None:
     README.write_text(text)
 
 
+def _previous() -> dict:
+    try:
+        return json.loads(RESULTS.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def main(args) -> int:
-    result = {"machine": machine(), "lessons": [], "methods": []}
+    """Run the benchmark. A partial run (``--no-lessons``, ``--only``) updates its rows in
+    ``bench/results.json`` and keeps the others."""
+    previous = _previous()
+    result = {"machine": machine(), "lessons": previous.get("lessons", []), "methods": []}
+    if "course_seconds" in previous:
+        result["course_seconds"] = previous["course_seconds"]
     if not args.no_lessons:
         print("Lessons (solutions mode, one thread):")
         result["lessons"] = run_lessons()
@@ -180,7 +192,13 @@ def main(args) -> int:
         result["course_seconds"] = round(sum(ok), 1)
         print(f"  whole course: {result['course_seconds']} s")
     print(f"Methods (median of {args.runs} runs; ours vs reference):")
-    result["methods"] = run_rows(args.runs, args.only)
+    fresh = run_rows(args.runs, args.only)
+    if args.only:  # replace the rows measured now, keep the rest in their order
+        by_name = {row["name"]: row for row in fresh}
+        old = previous.get("methods", [])
+        old_names = {row["name"] for row in old}
+        fresh = [by_name.get(row["name"], row) for row in old] + [r for r in fresh if r["name"] not in old_names]
+    result["methods"] = fresh
     BENCH_DIR.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=1) + "\n")
     print(f"written: {RESULTS.relative_to(ROOT)}")
