@@ -61,16 +61,41 @@ def _via_autograd(layer, terms, s):
         return torch.autograd.grad(z, inputs, grad_outputs=s)
 
 
+# The forward pass of `lrp` computes every layer's real output z = layer(a) anyway; the rules
+# whose step 1 is that very output (epsilon and 0 with the bias; the case split of gamma) take
+# it from here instead of computing it again. `lrp` fills this for the duration of one call;
+# an entry counts only for the same layer object and the same input tensor object, both
+# unchanged since (versions), so any other call of lrp_layer computes z itself.
+_OUTPUTS = {}
+
+
+def _remember(layer, a, z):
+    versions = [t._version for t in (a, layer.weight, layer.bias) if t is not None]
+    _OUTPUTS[id(layer)] = (layer, a, versions, z)
+
+
+def _own_output(layer, a):
+    """``layer(a)`` as `lrp`'s forward pass computed it, or None."""
+    entry = _OUTPUTS.get(id(layer))
+    if entry is None or entry[0] is not layer or entry[1] is not a:
+        return None
+    if isinstance(layer, nn.Conv2d) and layer.padding_mode != "zeros":
+        return None             # layer(a) pads by itself, _forward would not: not the same z
+    versions = [t._version for t in (a, layer.weight, layer.bias) if t is not None]
+    return entry[3] if versions == entry[2] else None
+
+
 def lrp_layer(layer, a, relevance, rule="epsilon", *, epsilon=0.25, gamma=0.25, stabilizer=1e-6,
               zero_bias=False):
     # The four-step recipe with steps 1 and 3 written out: the modified weights do not depend
     # on the input, so the gradient of step 3 is the transposed layer applied to s (_backward),
     # the very kernel autograd would run, without building or walking a graph.
     eps = epsilon if rule == "epsilon" else stabilizer
+    own = _own_output(layer, a)     # z = layer(a) from lrp's forward pass, if there is one
     a = a.detach()
     groups = _terms(layer, a, rule, gamma, zero_bias)
     if rule == "gamma":
-        z = _forward(layer, a, layer.weight, layer.bias)
+        z = _forward(layer, a, layer.weight, layer.bias) if own is None else own
         masks = [(z > 0).to(a), (z < 0).to(a)]
     else:
         masks = [None]
@@ -81,7 +106,9 @@ def lrp_layer(layer, a, relevance, rule="epsilon", *, epsilon=0.25, gamma=0.25, 
             if mask is not None and not r.any():
                 continue            # no relevance on these outputs (e.g. z < 0 after a ReLU)
             z = None
-            for x, w, b in terms:                                                    # step 1
+            if rule in ("0", "epsilon") and not zero_bias and layer.bias is not None:
+                z = own             # (the very terms of the layer's own forward)
+            for x, w, b in terms if z is None else ():                               # step 1
                 zi = _forward(layer, x, w, b)
                 z = zi if z is None else z + zi
             if rule == "zplus" and len(terms) == 1:
@@ -122,17 +149,29 @@ def lrp(model, x, target=None, composite=None):
     rules = composite.rules(layers)
     L.check_supported(layers, rules)
 
+    _OUTPUTS.clear()
+    try:
+        return _walk(layers, rules, x.detach(), target)
+    finally:
+        _OUTPUTS.clear()            # (hold no activations after the call)
+
+
+def _walk(layers, rules, a, target):
+    """The forward pass keeping every layer's input, then the relevance pass backwards."""
     inputs = []                     # the input of every layer (for max-pool & co: its graph)
-    a = x.detach()
     for layer, rule in zip(layers, rules):
         if rule is not None or isinstance(layer, nn.ReLU):
             inputs.append(a)
             with torch.no_grad():
-                a = torch.relu(a) if isinstance(layer, nn.ReLU) else layer(a)
+                out = torch.relu(a) if isinstance(layer, nn.ReLU) else layer(a)
+            if getattr(rule, "rule", None) in ("0", "epsilon", "gamma"):
+                _remember(layer, a, out)    # step 1 of these rules, computed already
+            a = out
         else:                       # keep the graph: its backward is the plain gradient
-            # (max-pooling in channels-last memory: the same values and winners, a several
-            # times faster kernel on CPU than the default layout's)
-            fast = isinstance(layer, nn.MaxPool2d) and a.dim() == 4
+            # (max-pooling of small feature maps in channels-last memory: the same values and
+            # winners, a several times faster CPU kernel than the default layout's; for large
+            # maps, 56 x 56 and up, the two layout conversions cost more than they save)
+            fast = isinstance(layer, nn.MaxPool2d) and a.dim() == 4 and a.shape[-2] * a.shape[-1] <= 1024
             leaf = (a.contiguous(memory_format=torch.channels_last) if fast else a).requires_grad_(True)
             with torch.enable_grad():
                 out = layer(leaf)
