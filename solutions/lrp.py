@@ -121,7 +121,8 @@ def lrp_layer(layer, a, relevance, rule="epsilon", *, epsilon=0.25, gamma=0.25, 
             if any(c is None for c in grads):
                 grads = _via_autograd(layer, terms, s)
             for (x, _, _), c in zip(terms, grads):                                   # step 4
-                result = x * c if result is None else result + x * c
+                c = c.mul_(x)       # (c is a temporary of this call: R_j = x_j c_j in place)
+                result = c if result is None else result.add_(c)
     # (for 'wsquare' the inputs are ones: R_j = c_j, the input's value plays no part)
     return torch.zeros_like(a) if result is None else result.detach()
 
@@ -159,13 +160,20 @@ def lrp(model, x, target=None, composite=None):
 def _walk(layers, rules, a, target):
     """The forward pass keeping every layer's input, then the relevance pass backwards."""
     inputs = []                     # the input of every layer (for max-pool & co: its graph)
+    own = False                     # is `a` a dense/conv output that only the walk holds?
     for layer, rule in zip(layers, rules):
         if rule is not None or isinstance(layer, nn.ReLU):
             inputs.append(a)
             with torch.no_grad():
-                out = torch.relu(a) if isinstance(layer, nn.ReLU) else layer(a)
-            if getattr(rule, "rule", None) in ("0", "epsilon", "gamma"):
+                if isinstance(layer, nn.ReLU):  # (in place on such an output: one copy fewer)
+                    out = a.relu_() if own else torch.relu(a)
+                else:
+                    out = layer(a)
+            remember = getattr(rule, "rule", None) in ("0", "epsilon", "gamma")
+            if remember:
                 _remember(layer, a, out)    # step 1 of these rules, computed already
+            own = (isinstance(layer, (nn.Linear, nn.Conv2d)) and not remember
+                   and not (layer._forward_hooks or nn.modules.module._global_forward_hooks))
             a = out
         else:                       # keep the graph: its backward is the plain gradient
             # (max-pooling of small feature maps in channels-last memory: the same values and
@@ -176,7 +184,7 @@ def _walk(layers, rules, a, target):
             with torch.enable_grad():
                 out = layer(leaf)
             inputs.append((leaf, out, fast))
-            a = out.detach().contiguous()
+            a, own = out.detach().contiguous(), False
     target = a.argmax(1) if target is None else target
     index = torch.as_tensor(target).expand(len(a))
     R = torch.zeros_like(a).scatter(1, index[:, None], class_scores(a, index)[:, None])
