@@ -130,16 +130,22 @@ def lrp_layer(layer, a, relevance, rule="epsilon", *, epsilon=0.25, gamma=0.25, 
 def zb_rule(layer, a, relevance, low=None, high=None, *, stabilizer=1e-6):
     w = layer.weight
     a = a.detach()
-    with torch.enable_grad():
-        x = a.clone().requires_grad_(True)
-        lo = torch.as_tensor(low, dtype=a.dtype).expand_as(a).clone().requires_grad_(True)
-        hi = torch.as_tensor(high, dtype=a.dtype).expand_as(a).clone().requires_grad_(True)
-        z = (_forward(layer, x, w, None) - _forward(layer, lo, w.clamp(min=0), None)
-             - _forward(layer, hi, w.clamp(max=0), None))
-        s = relevance / L.stabilize(z.detach(), stabilizer)
-        cx, cl, ch = torch.autograd.grad(z, (x, lo, hi), grad_outputs=s)
-    # the grads of lo, hi carry the minus sign of their terms already
-    return (x * cx + lo * cl + hi * ch).detach()
+    lo = torch.as_tensor(low, dtype=a.dtype).expand_as(a).clone()
+    hi = torch.as_tensor(high, dtype=a.dtype).expand_as(a).clone()
+    terms = [(a, w), (lo, w.clamp(min=0)), (hi, w.clamp(max=0))]
+    with torch.no_grad():
+        x_z, lo_z, hi_z = (_forward(layer, t, v, None) for t, v in terms)
+        z = x_z - lo_z - hi_z
+        s = relevance / L.stabilize(z, stabilizer)
+        cx, cl, ch = (_backward(layer, t, v, g) for (t, v), g in zip(terms, (s, -s, -s)))
+    if cx is None or cl is None or ch is None:  # (padding 'same'/'valid'): through autograd
+        with torch.enable_grad():
+            x, lo, hi = (t.clone().requires_grad_(True) for t in (a, lo, hi))
+            z = _forward(layer, x, w, None) - _forward(layer, lo, terms[1][1], None) \
+                - _forward(layer, hi, terms[2][1], None)
+            cx, cl, ch = torch.autograd.grad(z, (x, lo, hi), grad_outputs=s)
+    # the c of lo and hi carry the minus sign of their terms (the transposed layer of -s)
+    return (a * cx + lo * cl + hi * ch).detach()
 
 
 def lrp(model, x, target=None, composite=None):
