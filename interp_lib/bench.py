@@ -40,6 +40,8 @@ class Row:
     against: str                 # e.g. "cleanlab 2.9" or "limit: 64 forward+backward"
     goal: float | None = None    # the ratio ours/reference we aim at (<=)
     lesson: str = ""
+    runs: int | None = None      # repetitions for this row (default: --runs); long rows use 1
+    warmup: bool = True          # run both once before timing
 
 
 def time_call(fn: Callable[[], object]) -> float:
@@ -67,15 +69,17 @@ def run_rows(runs: int = 5, only: list[str] | None = None) -> list[dict]:
     for row in _discover():
         if only and not any(o in row.name for o in only):
             continue
-        row.ours(), row.reference()  # warm-up (imports, caches)
+        if row.warmup:
+            row.ours(), row.reference()  # warm-up (imports, caches)
         ours, ref = [], []
-        for _ in range(max(runs, 1)):
+        n_runs = row.runs or runs
+        for _ in range(max(n_runs, 1)):
             ours.append(time_call(row.ours))
             ref.append(time_call(row.reference))
         t_ours, t_ref = statistics.median(ours), statistics.median(ref)
         result = {"name": row.name, "lesson": row.lesson, "against": row.against,
                   "ours_s": round(t_ours, 5), "reference_s": round(t_ref, 5),
-                  "ratio": round(t_ours / t_ref, 3), "goal": row.goal, "runs": runs}
+                  "ratio": round(t_ours / t_ref, 3), "goal": row.goal, "runs": n_runs}
         result["met"] = None if row.goal is None else result["ratio"] <= row.goal
         print(f"  {row.name:52} {t_ours * 1e3:9.1f} ms vs {t_ref * 1e3:9.1f} ms  "
               f"x{result['ratio']:.2f}  ({row.against})", flush=True)
