@@ -45,3 +45,26 @@ def resnet():
 def resnet_batch():
     g = torch.Generator().manual_seed(1)
     return torch.rand(1, 3, 224, 224, generator=g), torch.tensor([7])
+
+
+@pytest.fixture(scope="session")
+def digits_batch(digits_test):
+    """Six test digits and their labels (cloned: tests may not share mutations)."""
+    x, y = digits_test
+    return x[:6].clone(), y[:6].clone()
+
+
+@pytest.fixture(scope="session")
+def shapes_batch(shapes_test):
+    """Six test shapes (texture matches shape) and their labels."""
+    return shapes_test.x[:6].clone(), shapes_test.y[:6].clone()
+
+
+@pytest.fixture(scope="session")
+def digits_images(digits_batch):
+    return digits_batch[0]
+
+
+@pytest.fixture(scope="session")
+def shapes_images(shapes_batch):
+    return shapes_batch[0]

@@ -9,13 +9,13 @@ from helpers import assert_unchanged, snapshot
 
 
 @pytest.fixture(scope="module")
-def digits_batch(digits_test):
+def digits_batch64(digits_test):
     x, y = digits_test
     return x[:64], y[:64]
 
 
 @pytest.fixture(scope="module")
-def shapes_batch(shapes_test):
+def shapes_batch48(shapes_test):
     return shapes_test.x[:48], shapes_test.y[:48]
 
 
@@ -34,22 +34,29 @@ def test_input_gradient_of_a_linear_model_is_its_weight_row():
 
 @pytest.mark.exercise("02.1", weight=1)
 @pytest.mark.reference
-def test_input_gradient_matches_captum_saliency(digits_model, digits_batch):
+def test_input_gradient_matches_captum_saliency(digits_model, digits_batch64):
     captum_attr = pytest.importorskip("captum.attr")
-    x, y = digits_batch
+    x, y = digits_batch64
     ours = attacks.input_gradient(digits_model, x[:8], y[:8])
     ref = captum_attr.Saliency(digits_model).attribute(x[:8].clone().requires_grad_(True), target=y[:8], abs=False)
     assert_close(ours, ref, rtol=1e-6, what="input gradient vs captum Saliency")
 
 
 @pytest.mark.exercise("02.1", weight=1)
-def test_input_gradient_int_target_and_model_unchanged(digits_model, digits_batch):
-    x, _ = digits_batch
+def test_input_gradient_int_target_and_model_unchanged(digits_model, digits_batch64):
+    x, _ = digits_batch64
     before = snapshot(digits_model)
     g_int = attacks.input_gradient(digits_model, x[:4], 3)
     g_vec = attacks.input_gradient(digits_model, x[:4], torch.full((4,), 3))
     assert torch.equal(g_int, g_vec)
     assert_unchanged(digits_model, before)
+
+
+def _attack_case(which, digits_model, shapes_model, digits_batch64, shapes_batch48):
+    """Model, images, labels, and the targeted mode's label map (the next class)."""
+    model, (x, y) = (digits_model, digits_batch64) if which == "digits" else (shapes_model, shapes_batch48)
+    k = 10 if which == "digits" else 4
+    return model, x, y, lambda images, labels: (labels + 1) % k
 
 
 # --------------------------------------------------------------------------- 02.2 fgsm
@@ -58,11 +65,9 @@ def test_input_gradient_int_target_and_model_unchanged(digits_model, digits_batc
 @pytest.mark.reference
 @pytest.mark.parametrize("which", ["digits", "shapes"])
 @pytest.mark.parametrize("targeted", [False, True])
-def test_fgsm_matches_torchattacks(which, targeted, digits_model, shapes_model, digits_batch, shapes_batch):
+def test_fgsm_matches_torchattacks(which, targeted, digits_model, shapes_model, digits_batch64, shapes_batch48):
     torchattacks = pytest.importorskip("torchattacks")
-    model, (x, y) = (digits_model, digits_batch) if which == "digits" else (shapes_model, shapes_batch)
-    k = 10 if which == "digits" else 4
-    shift = lambda images, labels: (labels + 1) % k  # noqa: E731
+    model, x, y, shift = _attack_case(which, digits_model, shapes_model, digits_batch64, shapes_batch48)
     ours = attacks.fgsm(model, x, shift(x, y) if targeted else y, eps=0.08, targeted=targeted)
     ref = torchattacks.FGSM(model, eps=0.08)
     if targeted:
@@ -71,8 +76,8 @@ def test_fgsm_matches_torchattacks(which, targeted, digits_model, shapes_model, 
 
 
 @pytest.mark.exercise("02.2", weight=1)
-def test_fgsm_properties(digits_model, digits_batch):
-    x, y = digits_batch
+def test_fgsm_properties(digits_model, digits_batch64):
+    x, y = digits_batch64
     before = snapshot(digits_model)
     x_in = x.clone()
     adv = attacks.fgsm(digits_model, x, y, eps=0.1)
@@ -90,11 +95,9 @@ def test_fgsm_properties(digits_model, digits_batch):
 @pytest.mark.reference
 @pytest.mark.parametrize("which", ["digits", "shapes"])
 @pytest.mark.parametrize("targeted", [False, True])
-def test_pgd_matches_torchattacks(which, targeted, digits_model, shapes_model, digits_batch, shapes_batch):
+def test_pgd_matches_torchattacks(which, targeted, digits_model, shapes_model, digits_batch64, shapes_batch48):
     torchattacks = pytest.importorskip("torchattacks")
-    model, (x, y) = (digits_model, digits_batch) if which == "digits" else (shapes_model, shapes_batch)
-    k = 10 if which == "digits" else 4
-    shift = lambda images, labels: (labels + 1) % k  # noqa: E731
+    model, x, y, shift = _attack_case(which, digits_model, shapes_model, digits_batch64, shapes_batch48)
     eps, alpha, steps = 0.1, 0.02, 8
     ours = attacks.pgd(model, x, shift(x, y) if targeted else y, eps=eps, alpha=alpha, steps=steps,
                        generator=torch.Generator().manual_seed(11), targeted=targeted)
@@ -107,17 +110,17 @@ def test_pgd_matches_torchattacks(which, targeted, digits_model, shapes_model, d
 
 @pytest.mark.exercise("02.3", weight=1)
 @pytest.mark.reference
-def test_pgd_without_random_start_matches_torchattacks(digits_model, digits_batch):
+def test_pgd_without_random_start_matches_torchattacks(digits_model, digits_batch64):
     torchattacks = pytest.importorskip("torchattacks")
-    x, y = digits_batch
+    x, y = digits_batch64
     ours = attacks.pgd(digits_model, x, y, eps=0.1, alpha=0.02, steps=5, random_start=False)
     ref = torchattacks.PGD(digits_model, eps=0.1, alpha=0.02, steps=5, random_start=False)(x, y)
     assert_close(ours, ref, rtol=1e-6, what="pgd (no random start) vs torchattacks")
 
 
 @pytest.mark.exercise("02.3", weight=2)
-def test_pgd_properties(digits_model, digits_batch):
-    x, y = digits_batch
+def test_pgd_properties(digits_model, digits_batch64):
+    x, y = digits_batch64
     before = snapshot(digits_model)
     x_in = x.clone()
     adv = attacks.pgd(digits_model, x, y, eps=0.1, alpha=0.02, steps=10, generator=torch.Generator().manual_seed(0))
@@ -133,8 +136,8 @@ def test_pgd_properties(digits_model, digits_batch):
 
 
 @pytest.mark.exercise("02.3", weight=1)
-def test_pgd_targeted_reaches_target(digits_model, digits_batch):
-    x, y = digits_batch
+def test_pgd_targeted_reaches_target(digits_model, digits_batch64):
+    x, y = digits_batch64
     wanted = (y + 1) % 10
     adv = attacks.pgd(digits_model, x, wanted, eps=0.3, alpha=0.03, steps=20,
                       generator=torch.Generator().manual_seed(0), targeted=True)
@@ -154,8 +157,8 @@ def test_robust_model_resists_pgd(digits_test):
     assert result["digits_robust"] > 0.5, result
 
 
-def test_pgd_model_unchanged_when_it_raises(digits_model, digits_batch):
-    x, y = digits_batch
+def test_pgd_model_unchanged_when_it_raises(digits_model, digits_batch64):
+    x, y = digits_batch64
     before = snapshot(digits_model)
     with pytest.raises(ValueError, match="target"):
         attacks.pgd(digits_model, x, torch.full((len(x),), 10))
@@ -180,8 +183,8 @@ def test_fooling_images_reach_confidence(name):
 
 
 @pytest.mark.exercise("02.4", weight=1)
-def test_fooling_image_stops_when_confident(digits_model, digits_batch):
-    x, y = digits_batch
+def test_fooling_image_stops_when_confident(digits_model, digits_batch64):
+    x, y = digits_batch64
     with torch.no_grad():
         sure = digits_model(x).softmax(1).gather(1, y[:, None]).squeeze(1) >= 0.99
     out = attacks.fooling_image(digits_model, x[sure][:5], y[sure][:5])
@@ -207,8 +210,8 @@ def test_adversarial_patch_works_on_shapes():
 
 # --------------------------------------------------------------------------- bad input
 
-def test_bad_inputs(digits_model, digits_batch):
-    x, y = digits_batch
+def test_bad_inputs(digits_model, digits_batch64):
+    x, y = digits_batch64
     with pytest.raises(ValueError, match="eps"):
         attacks.fgsm(digits_model, x, y, eps=-0.1)
     with pytest.raises(ValueError, match="eps"):

@@ -9,18 +9,7 @@ from interp_lib.utils import assert_close
 from helpers import assert_unchanged, snapshot
 
 
-# --------------------------------------------------------------------------- fixtures
-
-@pytest.fixture(scope="module")
-def digits_batch(digits_test):
-    x, y = digits_test
-    return x[:6].clone(), y[:6].clone()
-
-
-@pytest.fixture(scope="module")
-def shapes_batch(shapes_test):
-    return shapes_test.x[:4].clone(), shapes_test.y[:4].clone()
-
+# --------------------------------------------------------------------------- helpers
 
 def numeric_grad(model, x, target, idx, h=1e-3):
     """Central difference of the class score along one input element."""

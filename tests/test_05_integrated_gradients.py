@@ -10,17 +10,6 @@ from helpers import assert_unchanged, snapshot
 CAPTUM_METHODS = ["riemann_left", "riemann_right", "riemann_middle", "gausslegendre"]
 
 
-@pytest.fixture(scope="module")
-def digits_batch(digits_test):
-    x, y = digits_test
-    return x[:4].clone(), y[:4].clone()
-
-
-@pytest.fixture(scope="module")
-def shapes_batch(shapes_test):
-    return shapes_test.x[:3].clone(), shapes_test.y[:3].clone()
-
-
 def score_change(model, x, y, baseline):
     with torch.no_grad():
         return class_scores(model(x), y) - class_scores(model(baseline.expand_as(x)), y)
@@ -147,7 +136,7 @@ def test_ig_matches_captum(method, digits_model, shapes_model, digits_batch, sha
 
 @pytest.mark.exercise("05.3", weight=2)
 def test_completeness_gap(shapes_model, shapes_batch):
-    x, y = shapes_batch
+    x, y = shapes_batch[0][:3], shapes_batch[1][:3]
     base = torch.full((1, 3, 32, 32), 0.2)
     change = score_change(shapes_model, x, y, base)
     attr = torch.zeros_like(x)

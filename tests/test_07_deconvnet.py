@@ -12,16 +12,6 @@ from interp_lib.utils import assert_close
 from helpers import assert_unchanged, snapshot
 
 
-@pytest.fixture(scope="module")
-def shapes_batch(shapes_test):
-    return shapes_test.x[:6]
-
-
-@pytest.fixture(scope="module")
-def digits_batch(digits_test):
-    return digits_test[0][:6]
-
-
 # --------------------------------------------------------------------------- 07.1
 
 @pytest.mark.exercise("07.1", weight=2)
@@ -59,21 +49,21 @@ def test_unpool_bad_input():
 
 @pytest.mark.exercise("07.2", weight=2)
 @pytest.mark.parametrize("rule", deconvnet.RULES)
-def test_walk_equals_hook_version(shapes_model, shapes_batch, rule):
-    ours = deconvnet.deconvnet_reconstruction(shapes_model, shapes_batch, "fc2", 2, rule=rule, start="ones")
-    hooked = deconvnet.guided_backprop(shapes_model, shapes_batch, 2, rule=rule)
-    assert ours.shape == shapes_batch.shape and ours.grad_fn is None
+def test_walk_equals_hook_version(shapes_model, shapes_images, rule):
+    ours = deconvnet.deconvnet_reconstruction(shapes_model, shapes_images, "fc2", 2, rule=rule, start="ones")
+    hooked = deconvnet.guided_backprop(shapes_model, shapes_images, 2, rule=rule)
+    assert ours.shape == shapes_images.shape and ours.grad_fn is None
     assert_close(ours, hooked, rtol=1e-5)
 
 
 @pytest.mark.exercise("07.2", weight=1)
-def test_walk_on_digits(digits_model, digits_batch):
-    ours = deconvnet.deconvnet_reconstruction(digits_model, digits_batch, "fc2", 7, rule="deconvnet", start="ones")
-    assert_close(ours, deconvnet.guided_backprop(digits_model, digits_batch, 7, rule="deconvnet"), rtol=1e-5)
+def test_walk_on_digits(digits_model, digits_images):
+    ours = deconvnet.deconvnet_reconstruction(digits_model, digits_images, "fc2", 7, rule="deconvnet", start="ones")
+    assert_close(ours, deconvnet.guided_backprop(digits_model, digits_images, 7, rule="deconvnet"), rtol=1e-5)
 
 
 @pytest.mark.exercise("07.2", weight=2)
-def test_walk_feature_map_equals_autograd(shapes_model, shapes_batch):
+def test_walk_feature_map_equals_autograd(shapes_model, shapes_images):
     # starting from a feature map's own activation = backward of sum(A_k * A_k.detach()) under the rule
     class Rectify(torch.autograd.Function):  # ReLU forward, deconvnet backward
         @staticmethod
@@ -84,7 +74,7 @@ def test_walk_feature_map_equals_autograd(shapes_model, shapes_batch):
         def backward(ctx, R):
             return R.clamp(min=0)
 
-    x = shapes_batch.clone().requires_grad_(True)
+    x = shapes_images.clone().requires_grad_(True)
     handles = [m.register_forward_hook(lambda m, i, o: Rectify.apply(i[0]))
                for m in shapes_model.modules() if isinstance(m, nn.ReLU)]
     try:
@@ -97,28 +87,28 @@ def test_walk_feature_map_equals_autograd(shapes_model, shapes_batch):
     finally:
         for hd in handles:
             hd.remove()
-    ours = deconvnet.deconvnet_reconstruction(shapes_model, shapes_batch, "relu2", 5)
+    ours = deconvnet.deconvnet_reconstruction(shapes_model, shapes_images, "relu2", 5)
     assert_close(ours, expected, rtol=1e-5)
 
 
 @pytest.mark.exercise("07.2", weight=1)
-def test_walk_from_any_layer_leaves_model_unchanged(shapes_model, shapes_batch):
-    full = deconvnet.deconvnet_reconstruction(shapes_model, shapes_batch, "conv3", None)
-    assert full.shape == shapes_batch.shape and full.abs().sum() > 0
+def test_walk_from_any_layer_leaves_model_unchanged(shapes_model, shapes_images):
+    full = deconvnet.deconvnet_reconstruction(shapes_model, shapes_images, "conv3", None)
+    assert full.shape == shapes_images.shape and full.abs().sum() > 0
     before = snapshot(shapes_model)
-    deconvnet.deconvnet_reconstruction(shapes_model, shapes_batch, "relu1", 3, rule="guided")
+    deconvnet.deconvnet_reconstruction(shapes_model, shapes_images, "relu1", 3, rule="guided")
     assert_unchanged(shapes_model, before)
 
 
-def test_walk_bad_input(shapes_model, shapes_batch):
+def test_walk_bad_input(shapes_model, shapes_images):
     with pytest.raises(ValueError, match="layer"):
-        deconvnet.deconvnet_reconstruction(shapes_model, shapes_batch, "conv9", 0)
+        deconvnet.deconvnet_reconstruction(shapes_model, shapes_images, "conv9", 0)
     with pytest.raises(ValueError, match="channel"):
-        deconvnet.deconvnet_reconstruction(shapes_model, shapes_batch, "conv1", 16)
+        deconvnet.deconvnet_reconstruction(shapes_model, shapes_images, "conv1", 16)
     with pytest.raises(ValueError, match="rule"):
-        deconvnet.deconvnet_reconstruction(shapes_model, shapes_batch, "conv1", 0, rule="lrp")
+        deconvnet.deconvnet_reconstruction(shapes_model, shapes_images, "conv1", 0, rule="lrp")
     with pytest.raises(TypeError, match="model"):
-        deconvnet.deconvnet_reconstruction(nn.Sequential(nn.Conv2d(3, 2, 3), nn.Tanh()), shapes_batch, "0")
+        deconvnet.deconvnet_reconstruction(nn.Sequential(nn.Conv2d(3, 2, 3), nn.Tanh()), shapes_images, "0")
 
 
 # --------------------------------------------------------------------------- 07.3
@@ -142,25 +132,25 @@ def test_guided_backprop_rules_by_hand():
 
 
 @pytest.mark.exercise("07.3", weight=1)
-def test_gradient_rule_is_the_gradient(shapes_model, shapes_batch):
+def test_gradient_rule_is_the_gradient(shapes_model, shapes_images):
     from interp_lib.attacks import input_gradient
 
-    assert_close(deconvnet.guided_backprop(shapes_model, shapes_batch, 1, rule="gradient"),
-                 input_gradient(shapes_model, shapes_batch, 1), rtol=1e-6)
+    assert_close(deconvnet.guided_backprop(shapes_model, shapes_images, 1, rule="gradient"),
+                 input_gradient(shapes_model, shapes_images, 1), rtol=1e-6)
 
 
 @pytest.mark.exercise("07.3", weight=1)
-def test_guided_backprop_leaves_model_unchanged(shapes_model, shapes_batch):
+def test_guided_backprop_leaves_model_unchanged(shapes_model, shapes_images):
     before = snapshot(shapes_model)
-    out = deconvnet.guided_backprop(shapes_model, shapes_batch, torch.arange(6) % 4)
-    assert out.shape == shapes_batch.shape and out.grad_fn is None
+    out = deconvnet.guided_backprop(shapes_model, shapes_images, torch.arange(6) % 4)
+    assert out.shape == shapes_images.shape and out.grad_fn is None
     assert_unchanged(shapes_model, before)
     relu = shapes_model.relu2
     forward = relu.forward
     relu.forward = lambda *a: (_ for _ in ()).throw(RuntimeError("boom"))
     try:
         with pytest.raises(RuntimeError, match="boom"):
-            deconvnet.guided_backprop(shapes_model, shapes_batch, 0)
+            deconvnet.guided_backprop(shapes_model, shapes_images, 0)
     finally:
         relu.forward = forward
         del relu.forward
@@ -168,11 +158,11 @@ def test_guided_backprop_leaves_model_unchanged(shapes_model, shapes_batch):
 
 
 @pytest.mark.exercise("07.3", weight=1)
-def test_deconvnet_registered(shapes_model, shapes_batch):
+def test_deconvnet_registered(shapes_model, shapes_images):
     table = attribution.methods()
     assert "deconvnet" in table and "guided_backprop" in table
-    assert_close(attribution.attribute("deconvnet", shapes_model, shapes_batch, 3),
-                 deconvnet.guided_backprop(shapes_model, shapes_batch, 3, rule="deconvnet"), rtol=1e-6)
+    assert_close(attribution.attribute("deconvnet", shapes_model, shapes_images, 3),
+                 deconvnet.guided_backprop(shapes_model, shapes_images, 3, rule="deconvnet"), rtol=1e-6)
 
 
 @pytest.mark.reference
@@ -207,7 +197,7 @@ def test_guided_and_deconvnet_equal_captum_on_vgg16(vgg_converted):
         assert_close(deconvnet.guided_backprop(vgg_converted, x, 7, rule=rule), ref, rtol=1e-6, what=rule)
 
 
-def test_guided_backprop_refuses_unconverted_models(shapes_batch):
+def test_guided_backprop_refuses_unconverted_models(shapes_images):
     class Functional(nn.Module):
         def __init__(self):
             super().__init__()
@@ -223,18 +213,18 @@ def test_guided_backprop_refuses_unconverted_models(shapes_batch):
            nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(inplace=True), nn.Flatten(), nn.Linear(4 * 30 * 30, 2))]
     for model in bad:
         with pytest.raises(ValueError, match="convert_relus"):
-            deconvnet.guided_backprop(model, shapes_batch, 0)
+            deconvnet.guided_backprop(model, shapes_images, 0)
         converted = models.convert_relus(model)
         models.check_relus(converted)
         with torch.no_grad():
-            assert torch.equal(converted(shapes_batch), model(shapes_batch))
+            assert torch.equal(converted(shapes_images), model(shapes_images))
 
 
-def test_guided_backprop_bad_input(shapes_model, shapes_batch):
+def test_guided_backprop_bad_input(shapes_model, shapes_images):
     with pytest.raises(ValueError, match="rule"):
-        deconvnet.guided_backprop(shapes_model, shapes_batch, 0, rule="lrp")
+        deconvnet.guided_backprop(shapes_model, shapes_images, 0, rule="lrp")
     with pytest.raises(ValueError, match="target"):
-        deconvnet.guided_backprop(shapes_model, shapes_batch, 4)
+        deconvnet.guided_backprop(shapes_model, shapes_images, 4)
 
 
 # --------------------------------------------------------------------------- converter
@@ -288,10 +278,10 @@ def test_occlusion_by_hand():
 
 
 @pytest.mark.exercise("07.4", weight=1)
-def test_occlusion_leaves_model_unchanged(shapes_model, shapes_batch):
+def test_occlusion_leaves_model_unchanged(shapes_model, shapes_images):
     before = snapshot(shapes_model)
-    out = occlusion.occlusion(shapes_model, shapes_batch[:2], 1, window=8, stride=8)
-    assert out.shape == shapes_batch[:2].shape
+    out = occlusion.occlusion(shapes_model, shapes_images[:2], 1, window=8, stride=8)
+    assert out.shape == shapes_images[:2].shape
     assert torch.equal(out[:, 0], out[:, 2])
     assert_unchanged(shapes_model, before)
 
@@ -323,14 +313,14 @@ def test_occlusion_equals_captum_digits_tensor_baseline(digits_model, digits_tes
     assert_close(occlusion.occlusion(digits_model, x, 3, window=7, stride=7, baseline=base), ref, rtol=1e-5)
 
 
-def test_occlusion_bad_input(shapes_model, shapes_batch):
+def test_occlusion_bad_input(shapes_model, shapes_images):
     with pytest.raises(ValueError, match="window"):
-        occlusion.occlusion(shapes_model, shapes_batch, 0, window=33)
+        occlusion.occlusion(shapes_model, shapes_images, 0, window=33)
     with pytest.raises(ValueError, match="stride"):
-        occlusion.occlusion(shapes_model, shapes_batch, 0, window=4, stride=5)
+        occlusion.occlusion(shapes_model, shapes_images, 0, window=4, stride=5)
     with pytest.raises(TypeError, match="window"):
-        occlusion.occlusion(shapes_model, shapes_batch, 0, window=2.5)
+        occlusion.occlusion(shapes_model, shapes_images, 0, window=2.5)
     with pytest.raises(ValueError, match="baseline"):
-        occlusion.occlusion(shapes_model, shapes_batch, 0, baseline=torch.zeros(2, 3, 32, 32))
+        occlusion.occlusion(shapes_model, shapes_images, 0, baseline=torch.zeros(2, 3, 32, 32))
     with pytest.raises(ValueError, match="target"):
-        occlusion.occlusion(shapes_model, shapes_batch, 9)
+        occlusion.occlusion(shapes_model, shapes_images, 9)

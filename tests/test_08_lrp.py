@@ -204,23 +204,13 @@ def test_zb_rule_bad_input():
 
 # --------------------------------------------------------------------------- 08.3
 
-@pytest.fixture(scope="module")
-def digits_batch(digits_test):
-    return digits_test[0][:6]
-
-
-@pytest.fixture(scope="module")
-def shapes_batch(shapes_test):
-    return shapes_test.x[:6]
-
-
-def _models(digits_model, shapes_model, digits_batch, shapes_batch):
-    return [("digits", digits_model, digits_batch), ("shapes", shapes_model, shapes_batch)]
+def _models(digits_model, shapes_model, digits_images, shapes_images):
+    return [("digits", digits_model, digits_images), ("shapes", shapes_model, shapes_images)]
 
 
 @pytest.mark.exercise("08.3", weight=2)
-def test_lrp_conserves_on_bias_free_copies(digits_model, shapes_model, digits_batch, shapes_batch):
-    for name, model, x in _models(digits_model, shapes_model, digits_batch, shapes_batch):
+def test_lrp_conserves_on_bias_free_copies(digits_model, shapes_model, digits_images, shapes_images):
+    for name, model, x in _models(digits_model, shapes_model, digits_images, shapes_images):
         clean = bias_free_copy(model)
         target = clean(x).argmax(1)
         logit = clean(x).gather(1, target[:, None]).squeeze(1).detach()
@@ -244,17 +234,17 @@ def test_lrp_single_linear_layer_is_lrp_layer():
 
 
 @pytest.mark.exercise("08.3", weight=1)
-def test_lrp_default_target_is_prediction(digits_model, digits_batch):
-    pred = digits_model(digits_batch).argmax(1)
-    assert_close(L.lrp(digits_model, digits_batch), L.lrp(digits_model, digits_batch, pred), rtol=1e-7)
+def test_lrp_default_target_is_prediction(digits_model, digits_images):
+    pred = digits_model(digits_images).argmax(1)
+    assert_close(L.lrp(digits_model, digits_images), L.lrp(digits_model, digits_images, pred), rtol=1e-7)
 
 
 @pytest.mark.reference
 @pytest.mark.exercise("08.3", weight=2)
-def test_lrp_matches_zennit_shipped(digits_model, shapes_model, digits_batch, shapes_batch):
+def test_lrp_matches_zennit_shipped(digits_model, shapes_model, digits_images, shapes_images):
     pytest.importorskip("zennit")
     from zennit import composites as zc, rules as zr
-    for name, model, x in _models(digits_model, shapes_model, digits_batch, shapes_batch):
+    for name, model, x in _models(digits_model, shapes_model, digits_images, shapes_images):
         target = model(x).argmax(1)
         cases = [(L.EpsilonPlus(), zc.EpsilonPlus()),
                  (L.EpsilonGammaBox(0.0, 1.0), zc.EpsilonGammaBox(low=0.0, high=1.0)),
@@ -301,32 +291,32 @@ class _Broken(L.Rule):
         raise RuntimeError("broken rule")
 
 
-def test_lrp_bad_input_and_model_unchanged(digits_model, digits_batch):
+def test_lrp_bad_input_and_model_unchanged(digits_model, digits_images):
     model = digits_model
     model.train()
     before = snapshot(model)
     with pytest.raises(ValueError, match="target"):
-        L.lrp(model, digits_batch, 10)
+        L.lrp(model, digits_images, 10)
     with pytest.raises(TypeError, match="composite"):
-        L.lrp(model, digits_batch, 0, composite="epsilon_plus")
+        L.lrp(model, digits_images, 0, composite="epsilon_plus")
     with pytest.raises(ValueError, match="low"):
         L.EpsilonGammaBox(None, 1.0)
     with pytest.raises(ValueError, match="gamma"):
         L.EpsilonGammaBox(0.0, 1.0, gamma=-0.5)
     with pytest.raises(RuntimeError, match="broken"):
-        L.lrp(model, digits_batch, 0, composite=L.Composite([(nn.Linear, _Broken()), (nn.Conv2d, L.ZPlus())]))
+        L.lrp(model, digits_images, 0, composite=L.Composite([(nn.Linear, _Broken()), (nn.Conv2d, L.ZPlus())]))
     with pytest.raises(TypeError, match="model"):
-        L.lrp(nn.ModuleList([nn.Linear(2, 2)]), digits_batch, 0)
+        L.lrp(nn.ModuleList([nn.Linear(2, 2)]), digits_images, 0)
     with pytest.raises(ValueError, match="BatchNorm"):
         L.lrp(nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(1352, 3)),
-              digits_batch, 0)
+              digits_images, 0)
     assert_unchanged(model, before)
     model.eval()
 
 
-def test_lrp_model_unchanged_after_success(shapes_model, shapes_batch):
+def test_lrp_model_unchanged_after_success(shapes_model, shapes_images):
     before = snapshot(shapes_model)
-    L.lrp(shapes_model, shapes_batch, 0, composite=L.EpsilonGammaBox(0.0, 1.0))
+    L.lrp(shapes_model, shapes_images, 0, composite=L.EpsilonGammaBox(0.0, 1.0))
     assert_unchanged(shapes_model, before)
 
 
@@ -477,14 +467,14 @@ def test_lrp_googlenet_conserves_and_matches_zennit():
 
 
 @pytest.mark.exercise("08.3", weight=1)
-def test_lrp_graph_path_equals_sequential_path(shapes_model, shapes_batch):
+def test_lrp_graph_path_equals_sequential_path(shapes_model, shapes_images):
     from interp_lib.models import convert_relus
     graph = convert_relus(shapes_model)          # a torch.fx.GraphModule: not a Sequential
     assert not L.is_sequential(graph)
-    target = shapes_model(shapes_batch).argmax(1)
+    target = shapes_model(shapes_images).argmax(1)
     for composite in (L.EpsilonPlus(), L.EpsilonGammaBox(0.0, 1.0), L.LayerGroups()):
-        assert_close(L.lrp(graph, shapes_batch, target, composite=composite),
-                     L.lrp(shapes_model, shapes_batch, target, composite=composite), rtol=1e-6,
+        assert_close(L.lrp(graph, shapes_images, target, composite=composite),
+                     L.lrp(shapes_model, shapes_images, target, composite=composite), rtol=1e-6,
                      what=f"{composite}")
 
 
