@@ -2,7 +2,7 @@
 import numpy as np
 
 from interp_lib import data, labels
-from interp_lib.bench import Row
+from interp_lib.course.bench import Row
 from interp_lib.utils import cross_val_probs
 
 

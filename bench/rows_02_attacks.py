@@ -2,7 +2,7 @@
 import torch
 
 from interp_lib import attacks, data
-from interp_lib.bench import Row
+from interp_lib.course.bench import Row
 from interp_lib.models import load_model
 
 

@@ -9,7 +9,7 @@ import torch
 
 from interp_lib import data, gradients, integrated_gradients
 from interp_lib.attacks import class_scores
-from interp_lib.bench import Row
+from interp_lib.course.bench import Row
 from interp_lib.models import load_model
 
 

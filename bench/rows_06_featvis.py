@@ -8,7 +8,7 @@ the exercise wrapper (argument checks, model guard), the parameterisation classe
 import torch
 
 from interp_lib import featvis
-from interp_lib.bench import Row
+from interp_lib.course.bench import Row
 from interp_lib.models import load_model
 
 STEPS, CHANNEL, LR = 256, 4, 0.05

@@ -4,7 +4,7 @@ import warnings
 import torch
 
 from interp_lib import data, deconvnet, models, occlusion
-from interp_lib.bench import Row
+from interp_lib.course.bench import Row
 
 
 def rows():

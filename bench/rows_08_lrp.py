@@ -11,7 +11,7 @@ import os
 import torch
 
 from interp_lib import lrp as L
-from interp_lib.bench import Row
+from interp_lib.course.bench import Row
 from interp_lib.data import load_shapes
 from interp_lib.models import load_model
 

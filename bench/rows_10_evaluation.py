@@ -5,7 +5,7 @@ import torch
 
 from interp_lib import attribution, data, evaluation, gradients, models
 from interp_lib import lrp as L
-from interp_lib.bench import Row
+from interp_lib.course.bench import Row
 
 IMAGES = 64
 

@@ -3,9 +3,9 @@ import pathlib
 import shutil
 import tempfile
 
-from interp_lib import grading
-from interp_lib.bench import ROOT, Row
-from interp_lib.release import fill_bodies
+from interp_lib.course import grading
+from interp_lib.course.bench import ROOT, Row
+from interp_lib.course.release import fill_bodies
 
 EXERCISES = ["00.1", "01.1", "01.2"]
 

@@ -1,6 +1,6 @@
-"""``python -m interp_lib``: see interp_lib/cli.py."""
+"""``python -m interp_lib``: see interp_lib/course/cli.py."""
 import sys
 
-from .cli import main
+from .course.cli import main
 
 sys.exit(main())

@@ -54,7 +54,7 @@ class ModelSpec:
     name: str
     description: str
     arch: str                     # "digits" or "shapes"
-    data: dict                    # knobs for the dataset (see interp_lib.train)
+    data: dict                    # knobs for the dataset (see interp_lib.course.train)
     epochs: int
     seed: int = 0
     lr: float = 1e-3

@@ -1,5 +1,5 @@
 """Shared fixtures. The course's pytest options (--solutions, --stub-check,
---results-json) and markers live in interp_lib/pytest_plugin.py, registered as a pytest
+--results-json) and markers live in interp_lib/course/pytest_plugin.py, registered as a pytest
 entry point.
 """
 from __future__ import annotations

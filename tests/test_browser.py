@@ -18,10 +18,10 @@ import urllib.request
 
 import pytest
 
-from interp_lib import cli
-from interp_lib.pytest_plugin import needs
+from interp_lib.course import common
+from interp_lib.course.pytest_plugin import needs
 
-ROOT = cli.ROOT
+ROOT = common.ROOT
 ARTIFACTS = ROOT / "tests" / "artifacts"
 LESSON = "lessons/00_what_is_ai.ipynb"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",

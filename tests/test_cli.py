@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from interp_lib import cli
+from interp_lib.course import common
 from interp_lib.exercises import load_all
 
 
@@ -26,13 +26,13 @@ def test_summarise_statuses_and_partial_credit():
         _record("01.2", "failed", stub.format(id="01.1", name="confident_thresholds", lesson="01")),
         _record("01.3", "passed"),
     ]
-    s = cli.summarise(records)
+    s = common.summarise(records)
     assert s["00.1"]["status"] == "failing" and "off by one" in s["00.1"]["message"]
     assert s["00.1"]["score"] == pytest.approx(0.75 * s["00.1"]["points"])
     assert s["01.1"]["status"] == "not started" and "interp_lib/labels.py" in s["01.1"]["message"]
     assert s["01.2"]["status"] == "blocked" and "01.1" in s["01.2"]["message"]
     assert s["01.3"]["status"] == "passing" and s["01.3"]["score"] == s["01.3"]["points"]
-    table = cli.format_table({k: v for k, v in s.items() if k in ("00.1", "01.1", "01.2", "01.3")})
+    table = common.format_table({k: v for k, v in s.items() if k in ("00.1", "01.1", "01.2", "01.3")})
     assert "blocked" in table and "total" in table
     assert set(s) == set(reg)
 
@@ -40,16 +40,16 @@ def test_summarise_statuses_and_partial_credit():
 @pytest.mark.slow
 def test_check_reports_not_started_in_student_mode():
     env = {k: v for k, v in os.environ.items() if k != "INTERP_LIB_SOLUTIONS"}
-    proc = subprocess.run([sys.executable, "-m", "interp_lib", "check", "00"], cwd=cli.ROOT,
+    proc = subprocess.run([sys.executable, "-m", "interp_lib", "check", "00"], cwd=common.ROOT,
                           env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert "00.1" in proc.stdout and "not started" in proc.stdout
 
 
 def test_lesson_selection():
-    assert [p.name[:2] for p in cli.lesson_paths(["0"])] == ["00"]
+    assert [p.name[:2] for p in common.lesson_paths(["0"])] == ["00"]
     with pytest.raises(SystemExit, match="no lesson numbered 77"):
-        cli.lesson_paths(["77"])
+        common.lesson_paths(["77"])
 
 
 def _free_port() -> int:
@@ -65,7 +65,7 @@ def test_lab_serves_jupyterlab(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "interp_lib", "lab", "--no-browser", "--port", str(port),
          "--ServerApp.token=", "--ServerApp.password=", "--ServerApp.ip=127.0.0.1"],
-        cwd=cli.ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cwd=common.ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 90
         status, body = None, ""

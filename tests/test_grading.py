@@ -14,9 +14,9 @@ import zipfile
 
 import pytest
 
-from interp_lib import grading
+from interp_lib.course import grading
 from interp_lib.exercises import load_all, weights
-from interp_lib.release import fill_bodies
+from interp_lib.course.release import fill_bodies
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"

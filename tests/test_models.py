@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from interp_lib import models
-from interp_lib.train import datasets
+from interp_lib.course.train import datasets
 from interp_lib.utils import accuracy
 
 
@@ -60,7 +60,7 @@ def test_training_is_reproducible_in_a_short_run():
     """Two short trainings with the same seed give identical weights (one thread)."""
     import dataclasses
 
-    from interp_lib.train import train_model
+    from interp_lib.course.train import train_model
 
     spec = dataclasses.replace(models.MODELS["digits"], epochs=1)
     a, rec_a = train_model(spec, progress=False)

@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
-from interp_lib import grading, release
-from interp_lib.cli import summarise
+from interp_lib.course import grading, release
+from interp_lib.course.cli import summarise
 from interp_lib.exercises import load_all, weights
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent

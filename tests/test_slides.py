@@ -11,17 +11,17 @@ import threading
 import nbformat
 import pytest
 
-from interp_lib import cli, slides
-from interp_lib.pytest_plugin import needs
+from interp_lib.course import common, slides
+from interp_lib.course.pytest_plugin import needs
 
-ROOT = cli.ROOT
+ROOT = common.ROOT
 ARTIFACTS = ROOT / "tests" / "artifacts"
 SLIDE_TYPES = {"slide", "subslide", "fragment", "skip", "notes", "-"}
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update"]
 
 
-@pytest.mark.parametrize("path", cli.lesson_paths(), ids=lambda p: p.name[:2])
+@pytest.mark.parametrize("path", common.lesson_paths(), ids=lambda p: p.name[:2])
 def test_every_cell_has_slide_metadata(path):
     nb = nbformat.read(path, as_version=4)
     kinds = [cell.metadata.get("slideshow", {}).get("slide_type") for cell in nb.cells]
@@ -36,7 +36,7 @@ def _local_refs(html: str) -> list[str]:
 
 
 def test_deck_refers_only_to_local_assets(tmp_path):
-    deck = slides.render(cli.lesson_paths(["00"])[0], tmp_path)
+    deck = slides.render(common.lesson_paths(["00"])[0], tmp_path)
     html = deck.read_text(encoding="utf-8")
     refs = _local_refs(html)
     assert refs, "no script or stylesheet found in the deck"
@@ -56,7 +56,7 @@ def deck_dir():
     needs("npm")
     out = slides.OUT
     slides.ensure_assets(out, quiet=True)
-    slides.render(cli.lesson_paths(["00"])[0], out)
+    slides.render(common.lesson_paths(["00"])[0], out)
     return out
 
 

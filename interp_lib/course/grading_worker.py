@@ -1,6 +1,6 @@
 """The untrusted side of the grader: a fork server and the children that run student code.
 
-Run as a script by :mod:`interp_lib.grading_remote` (``python -I grading_worker.py FD``).
+Run as a script by :mod:`interp_lib.course.grading_remote` (``python -I grading_worker.py FD``).
 It imports torch and numpy once, then waits on the socket ``FD`` for spawn requests:
 each carries a JSON configuration and two pipe ends; the server forks a child that
 

@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from . import data
-from .models import MODELS, ModelSpec, _ARCHS, weights_path
-from .utils import accuracy, seed_everything
+from .. import data
+from ..models import MODELS, ModelSpec, _ARCHS, weights_path
+from ..utils import accuracy, seed_everything
 
 __all__ = ["datasets", "train_model", "train"]
 
@@ -32,8 +32,8 @@ def datasets(spec: ModelSpec) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
 
 def _adversarial(model, xb, yb, cfg, gen):
     """PGD examples for adversarial training, from the reference ``pgd`` of lesson 02."""
-    from . import exercises
-    from .attacks import pgd  # an exercise of lesson 02: the reference body is used here
+    from .. import exercises
+    from ..attacks import pgd  # an exercise of lesson 02: the reference body is used here
 
     saved = os.environ.get(exercises.ENV_VAR)
     os.environ[exercises.ENV_VAR] = "pgd"

@@ -9,7 +9,7 @@ Grading a submission (a folder or a zip holding ``interp_lib/<topic>.py`` files)
    or the reference package ``solutions``, directly or through a helper, or that
    mentions the solutions switch, scores 0 with a message saying why.
 3. The course's own tests run in a trusted pytest process (this checkout's ``tests/``)
-   with the plugin :mod:`interp_lib.grading_remote`: while a test of exercise X runs,
+   with the plugin :mod:`interp_lib.course.grading_remote`: while a test of exercise X runs,
    every other exercise uses its reference body and X's calls go to a child process
    that imported the student's module (time limit, memory watchdog); the assertions
    run in the trusted process on the values the child returns.
@@ -36,10 +36,8 @@ import tempfile
 import time
 import zipfile
 
-from .exercises import ENV_VAR, load_all, weights
-from .cli import exercise_status, format_table
-
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+from ..exercises import ENV_VAR, load_all, weights
+from .common import ROOT, exercise_status, format_table
 
 # Imports an exercise may not use (top-level package names).
 FORBIDDEN = {
@@ -259,7 +257,7 @@ def _run_trusted_pytest(sub_dir: pathlib.Path, ids: list[str], root: pathlib.Pat
     })
     cmd = [sys.executable, "-m", "pytest", "-q", "--continue-on-collection-errors",
            "-p", "no:cacheprovider", "-p", "no:nbval",
-           "-p", "no:xdist", "-p", "interp_lib.grading_remote", "-o", "addopts=",
+           "-p", "no:xdist", "-p", "interp_lib.course.grading_remote", "-o", "addopts=",
            "--solutions=all", f"--results-json=/dev/fd/{write_fd}",
            "-m", "exercise and not reference" if skip_reference else "exercise",
            *test_files(root, {i.split(".")[0] for i in ids})]
@@ -515,7 +513,7 @@ def submit(out: pathlib.Path | str | None = None, run_check: bool = True, root: 
     modules = sorted({ex.module for ex in reg.values()})
     summary = None
     if run_check:
-        from .cli import run_tests, summarise
+        from .common import run_tests, summarise
 
         print("Running the exercise tests on your code ...", flush=True)
         summary = summarise(run_tests(["tests", "-m", "exercise"], solutions=None))
@@ -535,7 +533,7 @@ def submit(out: pathlib.Path | str | None = None, run_check: bool = True, root: 
                 "exercises": [f"{e.id} {e.name}" for e in reg.values() if e.module == m]}
         zf.writestr("MANIFEST.json", json.dumps(manifest, indent=1))
     if summary:
-        from .cli import format_table
+        from .common import format_table
         print(format_table(summary))
     print(f"Packed {len(modules)} exercise modules into {out}:")
     for f, info in manifest["files"].items():

@@ -16,11 +16,10 @@ import re
 import shutil
 import textwrap
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+from .common import ROOT
 
 # What the release takes from the checkout (everything else is left out).
 TOP_FILES = ["pyproject.toml", "environment.yml", "LICENSE", ".gitignore"]
-SKIP_LIB = {"grading.py", "grading_remote.py", "grading_worker.py", "release.py", "train.py", "bench.py"}
 SOLUTION_MARKERS = ("solutions/answers", "model answer", "Model answer", "rubric", "Rubric")
 
 

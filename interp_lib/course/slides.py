@@ -37,7 +37,7 @@ import shutil
 import subprocess
 import time
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+from .common import ROOT
 OUT = ROOT / "build" / "slides"
 
 #: npm packages the decks load, pinned (the offline copy in build/slides/node_modules).
@@ -120,7 +120,7 @@ require(
 
 
 def lesson_paths(numbers: list[str] | None = None) -> list[pathlib.Path]:
-    from .cli import lesson_paths as _paths
+    from .common import lesson_paths as _paths
 
     return _paths(numbers)
 

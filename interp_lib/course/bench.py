@@ -24,7 +24,7 @@ import sys
 import time
 from typing import Callable
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+from .common import ROOT
 BENCH_DIR = ROOT / "bench"
 RESULTS = BENCH_DIR / "results.json"
 
@@ -89,7 +89,7 @@ def run_rows(runs: int = 5, only: list[str] | None = None) -> list[dict]:
 
 _LESSON_RUNNER = """
 import json, resource, sys, time
-from interp_lib.cli import execute_notebook
+from interp_lib.course.common import execute_notebook
 import pathlib, shutil, tempfile
 src = pathlib.Path(sys.argv[1])
 with tempfile.TemporaryDirectory() as tmp:
@@ -105,7 +105,7 @@ print(json.dumps({"seconds": seconds, "peak_mb": peak_kb / 1024}))
 
 
 def run_lessons(numbers: list[str] | None = None) -> list[dict]:
-    from .cli import lesson_paths
+    from .common import lesson_paths
 
     out = []
     for path in lesson_paths(numbers):

@@ -1,7 +1,7 @@
 """The trusted side of the grader: a pytest plugin that runs the course's own tests in
 the grader's process and sends only the graded exercise's *calls* to a child process.
 
-Loaded by :mod:`interp_lib.grading` as ``pytest -p interp_lib.grading_remote`` with
+Loaded by :mod:`interp_lib.course.grading` as ``pytest -p interp_lib.course.grading_remote`` with
 
     INTERP_GRADE_SUBMISSION   folder holding the student's ``<module>.py`` files
     INTERP_GRADE_EXERCISES    ids to grade (comma separated)
@@ -37,10 +37,10 @@ import time
 import pytest
 import torch
 
-from . import exercises
+from .. import exercises
 from . import grading_worker as W
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+from .common import ROOT
 
 
 class GraderCannotTransfer(Exception):
