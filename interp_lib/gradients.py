@@ -164,9 +164,17 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target, layer: str | None = None
     Returns:
         ``(N, 1, H, W)``, non-negative, detached.
 
+    ``A`` is the layer's output as the layer computed it. In torchvision's CNNs an in-place
+    op often follows the layer (``ReLU(inplace=True)`` after a BatchNorm, ResNet's
+    ``out += identity``) and overwrites that very tensor: keep the original and let the
+    rest of the network run on a copy, or ``A`` and its gradient silently become those
+    of the ReLU's output (captum's ``LayerGradCam`` does the same).
+
     Hint: a forward hook (``module.register_forward_hook``) that stores the layer's
-    output; ``torch.autograd.grad(scores.sum(), stored_output)``. Remove the hook in a
-    ``finally:`` block. :func:`last_conv_name` finds the default layer.
+    output and returns ``output.clone()`` (a forward hook's return value replaces the
+    module's output for the layers after it); ``torch.autograd.grad(scores.sum(),
+    stored_output)``. Remove the hook in a ``finally:`` block. :func:`last_conv_name`
+    finds the default layer.
     """
     # YOUR CODE HERE
     raise NotImplementedError("exercise 04.4 `grad_cam` (lesson 04): write it in interp_lib/gradients.py")

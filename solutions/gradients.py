@@ -27,15 +27,23 @@ def smoothgrad(model, x, target, n_samples=16, sigma=0.15, generator=None):
 def grad_cam(model, x, target, layer=None):
     module = model.get_submodule(layer if layer is not None else last_conv_name(model))
     stored = []
-    handle = module.register_forward_hook(lambda _m, _inp, out: stored.append(out))
+
+    def keep(_module, _inputs, output):
+        stored.append(output)
+        # the rest of the network runs on a copy: an in-place op after the layer (a ReLU with
+        # inplace=True, ResNet's `out += identity`) changes the copy, not the kept activation
+        return output.clone() if isinstance(output, torch.Tensor) else None
+
+    handle = module.register_forward_hook(keep)
     try:
         x = x.detach().clone().requires_grad_(True)
         scores = class_scores(model(x), target)
     finally:
         handle.remove()
     maps = stored[-1]
-    if maps.dim() != 4:
-        raise ValueError(f"`layer` {layer!r} outputs shape {tuple(maps.shape)}, not a feature map (N, K, h, w)")
+    if not isinstance(maps, torch.Tensor) or maps.dim() != 4:
+        what = f"shape {tuple(maps.shape)}" if isinstance(maps, torch.Tensor) else f"a {type(maps).__name__}"
+        raise ValueError(f"`layer` {layer!r} outputs {what}, not a feature map (N, K, h, w)")
     grads = torch.autograd.grad(scores.sum(), maps)[0]
     weights = grads.mean(dim=(2, 3), keepdim=True)
     cam = torch.relu((weights * maps).sum(dim=1, keepdim=True)).detach()
