@@ -9,6 +9,7 @@
     submit     zip your exercise modules for hand-in
     release    build the student copy of the course (instructors; interp_lib/course/release.py)
     slides     reveal.js lecture slides that work offline (interp_lib/course/slides.py)
+    mutants    do the tests catch plausible student bugs? (maintainers; interp_lib/course/mutants.py)
 """
 from __future__ import annotations
 
@@ -119,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     release.add_commands(sub)
     from . import slides  # lecture slides (interp_lib/course/slides.py)
     slides.add_command(sub)
+    from . import mutants  # plausible student bugs vs the tests (interp_lib/course/mutants.py)
+    mutants.add_command(sub)
     return parser
 
 
