@@ -305,6 +305,8 @@ def build_release(out: pathlib.Path | str, root: pathlib.Path = ROOT) -> dict:
     for name in TOP_FILES:
         if (root / name).exists():
             shutil.copyfile(root / name, out / name)
+    if (root / "binder").is_dir():  # repo2docker's build recipe (Binder, JupyterHub images)
+        shutil.copytree(root / "binder", out / "binder", ignore=junk)
     (out / "Makefile").write_text(STUDENT_MAKEFILE, encoding="utf-8")
     (out / "README.md").write_text(STUDENT_README.format(lessons=_lesson_list(root)), encoding="utf-8")
     problems = find_solution_text(out, root)
