@@ -20,14 +20,36 @@ common arguments (``model``, ``x``, ``target`` and whatever the exercise declare
 the call the model is in eval mode with its parameters frozen (``requires_grad`` off);
 afterwards its mode, ``requires_grad`` flags, gradients, hooks, sub-modules and
 parameter values are exactly as before, also when the body raises.
+
+The common checks, run before either body:
+
+* ``model``: an ``nn.Module``; during the call a forward hook on it raises a clear
+  ``TypeError`` when its output is not a tensor (a model returning a tuple or a dict).
+* ``x``: a floating-point batch ``(N, C, H, W)``, finite, in the dtype and on the device
+  of the model's parameters, with the channels (or, for ``Flatten`` then ``Linear``, the
+  number of values) the model's first layer takes when the structure tells it (an
+  ``nn.Sequential``, a torchvision model).
+* ``target``: the class index of every image. An int, a 0-/1-D integer tensor, a NumPy
+  integer or integer array (labels from NumPy or cleanlab) or a list of ints; all are
+  converted before the body runs (an int stays an int, anything else becomes an int64
+  tensor). ``target=None`` means the *predicted class* for every method and attack:
+  the wrapper computes ``model(x).argmax(1)`` once, under ``torch.no_grad()`` and in eval
+  mode, before the body runs, so a body always receives class indices (never None).
+  Exercises for which a predicted class makes no sense refuse None in their ``checks``.
+
+A keyword the exercise does not have, but that captum, torchattacks, zennit, lucent or
+cleanlab use for one it has (``n_steps=``, ``baselines=``, ``nt_samples=``...), is a
+``TypeError`` naming the course's argument: see :data:`ALIASES`.
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import difflib
 import functools
 import importlib
 import inspect
+import numbers as _numbers
 import os
 import pathlib
 import re
@@ -40,7 +62,8 @@ __all__ = [
     "Exercise", "exercise", "registry", "load_all", "get", "solutions_selected",
     "weights", "guard_model", "SolutionsMissing",
     "nonnegative", "positive", "positive_int", "nonnegative_int", "unit_interval",
-    "one_of", "images01", "same_shape_as", "baseline_for", "generator",
+    "one_of", "images01", "same_shape_as", "baseline_for", "generator", "nonempty",
+    "ALIASES", "first_layer", "check_input_shape", "check_model_output", "predicted_class",
 ]
 
 ENV_VAR = "INTERP_LIB_SOLUTIONS"
@@ -269,7 +292,15 @@ def baseline_for(other: str = "x", *, numbers: bool = True, none: bool = False) 
         if not isinstance(value, torch.Tensor) or not value.is_floating_point():
             got = value.dtype if isinstance(value, torch.Tensor) else type(value).__name__
             raise TypeError(f"`{name}` must be {kinds}, got {got}")
-        if not torch.isfinite(value).all():
+        ref = args.get(other)
+        if isinstance(ref, torch.Tensor):
+            if value.dtype != ref.dtype:
+                raise TypeError(f"`{name}` is {_dtype_name(value.dtype)} but `{other}` is "
+                                f"{_dtype_name(ref.dtype)}; use {name}.to({other}.dtype)")
+            if value.device != ref.device:
+                raise ValueError(f"`{name}` is on {value.device} but `{other}` is on {ref.device}; "
+                                 f"use {name}.to({other}.device)")
+        if value.device.type != "meta" and not torch.isfinite(value).all():
             raise ValueError(f"`{name}` contains NaN or infinite values")
         same_shape_as(other)(value, name, args)
     return check
@@ -280,6 +311,13 @@ def generator(value: Any, name: str, _args: dict) -> None:
         raise TypeError(f"`{name}` must be a torch.Generator (e.g. torch.Generator().manual_seed(0)), got {type(value).__name__}")
 
 
+def nonempty(value: Any, name: str, _args: dict) -> None:
+    """A batch with at least one element."""
+    if isinstance(value, torch.Tensor) and value.dim() >= 1 and len(value) == 0:
+        raise ValueError(f"`{name}` is an empty batch (shape {tuple(value.shape)}): there is nothing "
+                         "to compute; pass at least one image")
+
+
 def num_classes(model: nn.Module) -> int | None:
     """The number of outputs of ``model``'s last linear layer (None when it has none)."""
     for module in reversed(list(model.modules())):
@@ -288,12 +326,90 @@ def num_classes(model: nn.Module) -> int | None:
     return None
 
 
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).replace("torch.", "")
+
+
+_CONVERSIONS = {torch.float32: ".float()", torch.float64: ".double()", torch.float16: ".half()",
+                torch.bfloat16: ".bfloat16()"}
+
+# Leaves that pass their input's channels on unchanged: the first layer of an nn.Sequential
+# may follow them and still see the model's input channels.
+_CHANNEL_PRESERVING = (nn.Identity, nn.Dropout, nn.Dropout2d, nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU,
+                       nn.Sigmoid, nn.Tanh, nn.MaxPool2d, nn.AvgPool2d, nn.Upsample)
+
+
+def first_layer(model: nn.Module) -> tuple[str, nn.Module, bool] | None:
+    """The layer that receives the model's input, when the model's structure says which.
+
+    ``(name, layer, flattened)``: an ``nn.Conv2d`` (``flattened`` False) or an ``nn.Linear``
+    right after an ``nn.Flatten`` (``flattened`` True). Determinable for an ``nn.Sequential``
+    (nested ones included: its forward calls its children in order) and for torchvision's
+    models (their first registered convolution is the input layer). None otherwise: a
+    custom ``forward`` may do anything before its first layer.
+    """
+    if isinstance(model, nn.Sequential):
+        flattened, prefix, seq = False, "", model
+        while True:
+            for child_name, child in seq.named_children():
+                full = f"{prefix}{child_name}"
+                if isinstance(child, nn.Sequential):
+                    prefix, seq = f"{full}.", child
+                    break
+                if isinstance(child, nn.Conv2d) and not flattened:
+                    return full, child, False
+                if isinstance(child, nn.Linear) and flattened:
+                    return full, child, True
+                if isinstance(child, nn.Flatten) and not flattened and child.start_dim == 1 and child.end_dim == -1:
+                    flattened = True
+                    continue
+                if isinstance(child, _CHANNEL_PRESERVING) and not flattened:
+                    continue
+                return None
+            else:
+                return None
+    if type(model).__module__.startswith("torchvision.models"):
+        for name, module in model.named_modules():
+            if isinstance(module, nn.Conv2d):
+                return name, module, False
+    return None
+
+
+def check_input_shape(model: nn.Module, shape: tuple[int, ...], name: str = "x", what: str = "images") -> None:
+    """Refuse inputs of ``shape`` ``(C, H, W)`` that ``model``'s first layer cannot take
+    (when :func:`first_layer` can tell), with a ``ValueError`` naming ``name``."""
+    found = first_layer(model)
+    if found is None or len(shape) != 3:
+        return
+    layer_name, layer, flattened = found
+    if flattened:
+        size = shape[0] * shape[1] * shape[2]
+        if size != layer.in_features:
+            raise ValueError(
+                f"`{name}` {what} have C*H*W = {'*'.join(map(str, shape))} = {size} values but the "
+                f"model's first layer `{layer_name}` (nn.Linear) takes {layer.in_features}")
+    elif shape[0] != layer.in_channels:
+        raise ValueError(
+            f"`{name}` {what} have {shape[0]} channel{'s' if shape[0] != 1 else ''} but the model's first "
+            f"layer `{layer_name}` (nn.Conv2d) takes {layer.in_channels}"
+            + (f" (`{name}.mean(1, keepdim=True)` turns colour images grey)" if layer.in_channels == 1 else "")
+            + (f" (`{name}.expand(-1, 3, -1, -1)` repeats a grey channel)"
+               if layer.in_channels == 3 and shape[0] == 1 else ""))
+
+
+def _first_parameter(model: nn.Module) -> torch.Tensor | None:
+    for p in model.parameters():
+        if p.is_floating_point():
+            return p
+    return None
+
+
 def _check_model(value: Any, name: str, _args: dict) -> None:
     if not isinstance(value, nn.Module):
         raise TypeError(f"`{name}` must be a torch.nn.Module, got {type(value).__name__}")
 
 
-def _check_x(value: Any, name: str, _args: dict) -> None:
+def _check_x(value: Any, name: str, args: dict) -> None:
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"`{name}` must be a torch.Tensor, got {type(value).__name__}")
     if not value.is_floating_point():
@@ -303,8 +419,46 @@ def _check_x(value: Any, name: str, _args: dict) -> None:
             f"`{name}` must be a batch of images shaped (N, C, H, W), got shape "
             f"{tuple(value.shape)} (use x[None] for a single image)"
         )
-    if not torch.isfinite(value).all():
+    model = args.get("model")
+    if isinstance(model, nn.Module):
+        p = _first_parameter(model)
+        if p is not None:
+            if value.device != p.device:
+                raise ValueError(f"`{name}` is on {value.device} but the model's parameters are on "
+                                 f"{p.device}; use {name}.to({str(p.device)!r})")
+            if value.dtype != p.dtype:
+                fix = _CONVERSIONS.get(p.dtype, f".to({p.dtype})")
+                raise TypeError(f"`{name}` is {_dtype_name(value.dtype)} but the model's parameters are "
+                                f"{_dtype_name(p.dtype)}; use {name}{fix}")
+        check_input_shape(model, tuple(value.shape[1:]), name)
+    if value.device.type != "meta" and not torch.isfinite(value).all():
         raise ValueError(f"`{name}` contains NaN or infinite values")
+
+
+def _as_target(value: Any) -> Any:
+    """``target`` in the form a body receives: an int stays an int; a NumPy integer becomes
+    an int; NumPy arrays, lists of ints and integer tensors of other dtypes become int64
+    tensors. Anything else is returned unchanged (for :func:`_check_target` to refuse)."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value
+    if isinstance(value, torch.Tensor):
+        if value.dtype in (torch.uint8, torch.int8, torch.int16, torch.int32):
+            return value.long()
+        return value
+    if isinstance(value, _numbers.Integral):          # np.int64 & co. (not np.bool_)
+        return int(value)
+    if type(value).__module__ == "numpy" and hasattr(value, "dtype"):
+        if value.dtype.kind in "iu":
+            return torch.as_tensor(value).long()
+        if value.dtype.kind in "fb":                 # refused below, with their dtype
+            return torch.as_tensor(value)
+        return value
+    if isinstance(value, list) and value and all(
+            isinstance(v, _numbers.Integral) and not isinstance(v, bool) for v in value):
+        return torch.tensor([int(v) for v in value], dtype=torch.int64)
+    return value
 
 
 def _check_target(value: Any, name: str, args: dict) -> None:
@@ -322,7 +476,8 @@ def _check_target(value: Any, name: str, args: dict) -> None:
     elif isinstance(value, int) and not isinstance(value, bool):
         indices = [value]
     else:
-        raise TypeError(f"`{name}` must be an int or a 1-D tensor of class indices, got {type(value).__name__}")
+        raise TypeError(f"`{name}` must be None (the predicted class), an int, or a 1-D tensor, array "
+                        f"or list of class indices; got {type(value).__name__}")
     k = num_classes(model) if isinstance(model, nn.Module) else None
     bad = [i for i in indices if i < 0 or (k is not None and i >= k)]
     if bad:
@@ -335,6 +490,129 @@ _COMMON_CHECKS: dict[str, Callable[[Any, str, dict], None]] = {
     "x": _check_x,
     "target": _check_target,
 }
+
+
+def check_model_output(output: Any) -> None:
+    """A ``TypeError`` unless ``output`` (what the model returned) is a tensor."""
+    if not isinstance(output, torch.Tensor):
+        kind = type(output).__name__
+        if isinstance(output, (tuple, list)):
+            kind += " of " + ", ".join(type(o).__name__ for o in output[:4]) + (", ..." if len(output) > 4 else "")
+        raise TypeError(
+            f"`model` must return a tensor of logits (N, K), but it returned a {kind}; wrap it in a "
+            "module whose forward returns the logits alone (e.g. `return self.net(x)[0]`)")
+
+
+def _output_hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
+    if not isinstance(output, torch.Tensor):
+        check_model_output(output)
+
+
+@contextlib.contextmanager
+def _checked_output(model: nn.Module) -> Iterator[None]:
+    """While the block runs, calling ``model`` raises a clear TypeError when it does not
+    return a tensor (a forward hook, removed afterwards; none is added twice)."""
+    if any(h is _output_hook for h in model._forward_hooks.values()):
+        yield
+        return
+    handle = model.register_forward_hook(_output_hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def predicted_class(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    """``model(x).argmax(1)``, int64 ``(N,)``, under ``torch.no_grad()`` in batches (what
+    ``target=None`` means). The model's mode is the caller's business (the wrapper has put
+    it in eval mode)."""
+    with torch.no_grad():
+        parts = []
+        for start in range(0, len(x), batch_size):
+            out = model(x[start:start + batch_size])
+            check_model_output(out)
+            if out.dim() != 2:
+                raise ValueError(
+                    f"`target` is None, which means the predicted class, but the model's output has "
+                    f"shape {tuple(out.shape)}, not logits (N, K); pass `target` explicitly")
+            parts.append(out.argmax(1))
+    return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.int64, device=x.device)
+
+
+# --------------------------------------------------------------------------- other libraries' names
+
+# Keywords other libraries (captum, torchattacks, zennit, lucent, cleverhans, cleanlab) use,
+# mapped to the course's argument (None: the course has no such argument) and a hint.
+# A call with one of them that the exercise does not take gets a TypeError built from this.
+ALIASES: dict[str, tuple[str | None, str]] = {
+    # captum
+    "inputs": ("x", "captum's input batch"),
+    "forward_func": ("model", "captum's model"),
+    "baselines": ("baseline", "captum's baselines"),
+    "n_steps": ("steps", "captum's number of integration steps"),
+    "nt_samples": ("n_samples", "captum's NoiseTunnel sample count"),
+    "stdevs": ("sigma", "captum's NoiseTunnel noise level, in input units"),
+    "nt_type": (None, "smoothgrad is captum's NoiseTunnel with nt_type='smoothgrad'"),
+    "nt_samples_batch_size": (None, "smoothgrad runs all noisy copies in one batch"),
+    "sliding_window_shapes": ("window", "captum's (C, h, w) window; the course's window is (h, w) or an int, all channels"),
+    "strides": ("stride", "captum's (C, s_h, s_w) strides; the course's stride is (s_h, s_w) or an int"),
+    "perturbations_per_eval": ("batch_size", "how many occluded images go through the model at once"),
+    "additional_forward_args": (None, "the course's methods call model(x) alone: put extra inputs "
+                                      "into the model (a small nn.Module or functools.partial)"),
+    "return_convergence_delta": (None, "the completeness gap is exercise 05.3 completeness_gap"),
+    "abs": (None, "saliency_map always takes |gradient|; input_gradient is the signed gradient"),
+    "layer": ("layer", "captum's layer attributions: the course's layer methods are grad_cam, "
+                       "deconvnet_reconstruction and activation_maximisation, which take a layer *name*"),
+    "target_layer": ("layer", "the layer's name (a str)"),
+    "attribute_to_layer_input": (None, "Grad-CAM uses the layer's output"),
+    "show_progress": ("progress", ""),
+    "feature_mask": (None, "occlusion uses square windows; patch_shapley a grid of patches"),
+    # torchattacks / foolbox / cleverhans
+    "images": ("x", "torchattacks' input batch"),
+    "labels": ("target", "torchattacks' labels"),
+    "y": ("target", "the labels"),
+    "epsilon": ("eps", "the L-inf budget"),
+    "epsilons": ("eps", "foolbox's budget (one number here)"),
+    "eps_iter": ("alpha", "the step size"),
+    "nb_iter": ("steps", "the number of steps"),
+    "num_steps": ("steps", "the number of steps"),
+    "iterations": ("steps", "the number of steps"),
+    "rand_init": ("random_start", ""),
+    "learning_rate": ("lr", ""),
+    # lucent / lucid
+    "thresholds": ("steps", "lucent's render_vis steps"),
+    "param_f": ("param", "'pixel' or 'fourier'"),
+    # zennit
+    "attr_output": (None, "lrp starts from one_hot(target) * logits"),
+    # cleanlab
+    "given_labels": ("labels", ""),
+    "psx": ("pred_probs", "cleanlab 1.x's name"),
+}
+
+
+def _binding_error(ex: "Exercise", sig: inspect.Signature, args: tuple, kwargs: dict,
+                   err: TypeError) -> TypeError:
+    """A clear TypeError for a call that does not fit the signature."""
+    params = [n for n, p in sig.parameters.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    listing = f"its arguments are {', '.join(params)}"
+    message = str(err)
+    unknown = [k for k in kwargs if k not in sig.parameters]
+    if unknown and "unexpected keyword" in message:
+        kw = unknown[0]
+        course, hint = ALIASES.get(kw, (None, ""))
+        if course is not None and course in sig.parameters and course != kw:
+            text = f"{ex.name} has no argument {kw}; the course calls it `{course}`"
+            return TypeError(text + (f" ({hint})" if hint else ""))
+        text = f"{ex.name} has no argument {kw}"
+        if hint:
+            text += f" ({hint})"
+        close = difflib.get_close_matches(kw, params, n=1)
+        if close:
+            text += f"; did you mean `{close[0]}`?"
+        return TypeError(f"{text}; {listing}")
+    if "missing a required argument: 'target'" in message:
+        return TypeError(f"{ex.name}() {message} (target=None means the predicted class)")
+    return TypeError(f"{ex.name}(): {message}; {listing}")
 
 
 # --------------------------------------------------------------------------- guard
@@ -394,6 +672,15 @@ def guard_model(model: nn.Module) -> Iterator[nn.Module]:
 
 # --------------------------------------------------------------------------- decorator
 
+def _both(first: Callable[[Any, str, dict], None],
+          second: Callable[[Any, str, dict], None]) -> Callable[[Any, str, dict], None]:
+    def check(value: Any, name: str, args: dict) -> None:
+        first(value, name, args)
+        second(value, name, args)
+    check.__name__ = f"{getattr(first, '__name__', 'check')}+{getattr(second, '__name__', 'check')}"
+    return check
+
+
 def exercise(
     ex_id: str,
     points: float,
@@ -405,8 +692,10 @@ def exercise(
     """Register ``ex_id`` (``"LL.N"``) worth ``points`` and wrap it with the switch.
 
     ``checks`` maps argument names to validators (see the functions above) run before
-    either body; ``model``, ``x`` and ``target`` are always validated when present.
-    ``attribution=True`` marks a method with the uniform call
+    either body; ``model``, ``x`` and ``target`` are always validated when present (an
+    exercise's own check of one of them runs after the common one). ``target`` is then
+    converted (:func:`_as_target`) and, when None, resolved to the predicted class inside
+    the model guard. ``attribution=True`` marks a method with the uniform call
     ``method(model, x, target, **options) -> tensor shaped like x``.
     """
     if not re.fullmatch(r"\d\d\.\d+", ex_id):
@@ -421,7 +710,9 @@ def exercise(
         for n in checks or {}:
             if n not in sig.parameters:
                 raise ValueError(f"check for unknown argument {n!r} of {stub.__name__}")
-        all_checks.update(checks or {})
+        for n, check in (checks or {}).items():
+            all_checks[n] = _both(all_checks[n], check) if n in all_checks else check
+        resolve_target = {"model", "x", "target"} <= set(sig.parameters)
         ex = Exercise(ex_id, stub.__name__, module, float(points), stretch, all_checks,
                       attribution, stub)
         old = _REGISTRY.get(ex_id)
@@ -430,15 +721,22 @@ def exercise(
 
         @functools.wraps(stub)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            bound = sig.bind(*args, **kwargs)
+            try:
+                bound = sig.bind(*args, **kwargs)
+            except TypeError as err:
+                raise _binding_error(ex, sig, args, kwargs, err) from None
             bound.apply_defaults()
             arguments = bound.arguments
+            if "target" in arguments:
+                arguments["target"] = _as_target(arguments["target"])
             for n, check in ex.checks.items():
                 check(arguments[n], n, arguments)
             body = ex.solution() if solutions_selected(ex) else stub
             model = arguments.get("model")
             if isinstance(model, nn.Module):
-                with guard_model(model):
+                with guard_model(model), _checked_output(model):
+                    if resolve_target and arguments["target"] is None:
+                        arguments["target"] = predicted_class(model, arguments["x"])
                     return body(*bound.args, **bound.kwargs)
             return body(*bound.args, **bound.kwargs)
 
