@@ -36,6 +36,8 @@ def input_gradient(model: nn.Module, x: torch.Tensor, target) -> torch.Tensor:
         x: images ``(N, C, H, W)``. Do not modify it: work on ``x.detach().clone()``
             with ``requires_grad_(True)``.
         target: an int (the same class for every image) or an int64 tensor ``(N,)``.
+            (A caller's ``target=None`` reaches you as the predicted classes: the wrapper
+            resolves it to ``model(x).argmax(1)`` first.)
 
     Returns:
         A tensor shaped like ``x`` (detached, no ``grad_fn``).
@@ -52,6 +54,22 @@ def input_gradient(model: nn.Module, x: torch.Tensor, target) -> torch.Tensor:
 def _bool(value, name, _args) -> None:
     if not isinstance(value, bool):
         raise TypeError(f"`{name}` must be True or False, got {type(value).__name__}")
+
+
+def _check_targeted(value, name, args) -> None:
+    _bool(value, name, args)
+    if value and args.get("target") is None:
+        raise ValueError(f"`target` is None (the predicted class), but `{name}=True` needs the classes "
+                         "to reach: pass them as `target`")
+
+
+def _check_patch_target(value, name, _args) -> None:
+    if value is None:
+        raise ValueError(f"`{name}` must be the class the patch should cause (an int); None, the "
+                         "predicted class, differs from image to image")
+    if not isinstance(value, int) and not (isinstance(value, torch.Tensor) and value.dim() == 0):
+        what = f"a tensor of shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__
+        raise TypeError(f"`{name}` must be one class (an int) for the whole patch, got {what}")
 
 
 def apply_patch(x: torch.Tensor, patch: torch.Tensor, rows, cols) -> torch.Tensor:
@@ -116,7 +134,7 @@ def attack_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack, 
 
 # --------------------------------------------------------------------------- exercises
 
-@exercise("02.2", points=2, checks={"eps": nonnegative, "x": images01, "targeted": _bool})
+@exercise("02.2", points=2, checks={"eps": nonnegative, "x": images01, "targeted": _check_targeted})
 def fgsm(model: nn.Module, x: torch.Tensor, target, eps: float = 0.1, *,
          targeted: bool = False) -> torch.Tensor:
     """The fast gradient sign method (Goodfellow et al. 2014), L-infinity::
@@ -132,6 +150,7 @@ def fgsm(model: nn.Module, x: torch.Tensor, target, eps: float = 0.1, *,
         model: a classifier ``(N, C, H, W) -> (N, K)`` logits (frozen by the wrapper).
         x: images ``(N, C, H, W)`` with values in [0, 1] (not modified).
         target: true labels (or, targeted, the wanted classes): an int or ``(N,)`` int64.
+            A caller's None (untargeted only) reaches you as the predicted classes.
         eps: the L-inf budget (>= 0), in pixel units.
         targeted: step towards ``target`` instead of away from it.
 
@@ -147,7 +166,7 @@ def fgsm(model: nn.Module, x: torch.Tensor, target, eps: float = 0.1, *,
 
 @exercise("02.3", points=3, checks={"eps": nonnegative, "alpha": nonnegative, "steps": positive_int,
                                     "x": images01, "generator": generator, "random_start": _bool,
-                                    "targeted": _bool})
+                                    "targeted": _check_targeted})
 def pgd(model: nn.Module, x: torch.Tensor, target, eps: float = 0.1, alpha: float = 0.01,
         steps: int = 20, *, random_start: bool = True, generator: torch.Generator | None = None,
         targeted: bool = False) -> torch.Tensor:
@@ -171,7 +190,8 @@ def pgd(model: nn.Module, x: torch.Tensor, target, eps: float = 0.1, alpha: floa
     Args:
         model: a classifier ``(N, C, H, W) -> (N, K)`` logits (frozen by the wrapper).
         x: images ``(N, C, H, W)`` in [0, 1] (not modified).
-        target: true labels, or with ``targeted=True`` the wanted classes (int or ``(N,)``).
+        target: true labels, or with ``targeted=True`` the wanted classes (int or ``(N,)``);
+            a caller's None (untargeted only) reaches you as the predicted classes.
         eps: L-inf budget (>= 0); alpha: step size (>= 0); steps: number of steps (>= 1).
         random_start: start from a uniform random point of the eps-ball.
         generator: the ``torch.Generator`` of the random start (None: torch's global one).
@@ -206,7 +226,8 @@ def fooling_image(model: nn.Module, x: torch.Tensor, target, *, lr: float = 1.0,
     Args:
         model: a classifier (frozen by the wrapper).
         x: starting images ``(N, C, H, W)`` in [0, 1] (not modified).
-        target: the class to reach: an int or ``(N,)`` int64.
+        target: the class to reach: an int or ``(N,)`` int64 (a caller's None reaches you
+            as the classes the start images are predicted as).
         lr: the L2 length of each step; max_steps: the step budget (>= 1);
         confidence: the probability to reach, in [0, 1].
 
@@ -222,8 +243,9 @@ def fooling_image(model: nn.Module, x: torch.Tensor, target, *, lr: float = 1.0,
 
 
 @exercise("02.5", points=2, stretch=True,
-          checks={"x": images01, "size": positive_int, "steps": positive_int, "lr": positive,
-                  "batch_size": positive_int, "generator": generator})
+          checks={"x": images01, "target": _check_patch_target, "size": positive_int,
+                  "steps": positive_int, "lr": positive, "batch_size": positive_int,
+                  "generator": generator})
 def adversarial_patch(model: nn.Module, x: torch.Tensor, target: int, *, size: int = 8,
                       steps: int = 200, lr: float = 0.05, batch_size: int = 32,
                       generator: torch.Generator | None = None) -> torch.Tensor:
@@ -245,7 +267,7 @@ def adversarial_patch(model: nn.Module, x: torch.Tensor, target: int, *, size: i
 
     Args:
         model: a classifier (frozen by the wrapper). x: training images ``(N, C, H, W)``
-        in [0, 1]. target: the class the patch should cause (an int).
+        in [0, 1]. target: the class the patch should cause (an int; None is refused).
         size: the side of the square patch in pixels (a 10 % patch on 28x28 is ~8 px).
         steps, lr, batch_size: the optimisation; generator: all random draws.
 

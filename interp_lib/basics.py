@@ -4,12 +4,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .exercises import exercise, positive_int
+from .exercises import exercise, nonempty, positive_int
 
 __all__ = ["predict"]
 
 
-@exercise("00.1", points=1, checks={"batch_size": positive_int})
+@exercise("00.1", points=1, checks={"x": nonempty, "batch_size": positive_int})
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
     """Classify a batch of images: the predicted class and the class probabilities.
 
@@ -20,7 +20,8 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> tuple[t
     Args:
         model: a classifier mapping images ``(N, C, H, W)`` to logits ``(N, K)``.
             (The course's wrapper already puts it in eval mode for the call.)
-        x: a batch of images, float tensor ``(N, C, H, W)``.
+        x: a batch of images, float tensor ``(N, C, H, W)``, at least one image (the
+            wrapper refuses an empty batch).
         batch_size: pass at most this many images through the model at once, so that
             large datasets fit in memory.
 

@@ -178,11 +178,16 @@ def _check_method(value, name: str, _args: dict) -> None:
 
 
 def _check_layers(value, name: str, args: dict) -> None:
-    if value is None:
-        return
-    if isinstance(value, str) or not all(isinstance(v, str) for v in value):
-        raise TypeError(f"`{name}` must be a list of layer names, got {value!r}")
     model = args.get("model")
+    if value is None:
+        if isinstance(model, nn.Module) and not randomisable_layers(model):
+            raise ValueError("`model` has no layer with parameters: sanity_check would have nothing "
+                             "to randomise and would return an empty result")
+        return
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise TypeError(f"`{name}` must be a list of layer names, got {value!r}")
+    if not len(value):
+        raise ValueError(f"`{name}` is empty: name at least one layer to randomise (None: all of them)")
     if isinstance(model, nn.Module):
         known = randomisable_layers(model)
         bad = [v for v in value if v not in known]
@@ -324,8 +329,10 @@ def sanity_check(model: nn.Module, x: torch.Tensor, target, method: Callable[...
        ``scipy.stats.spearmanr``; a constant map gives NaN, as in scipy.
 
     Args:
-        model: a trained classifier (not modified).
-        x: images ``(N, C, H, W)``; target: an int or an int64 tensor ``(N,)``.
+        model: a trained classifier (not modified) with at least one layer with parameters.
+        x: images ``(N, C, H, W)``; target: an int or an int64 tensor ``(N,)`` (a caller's
+            None reaches you as the *trained* model's predicted classes, resolved once by the
+            wrapper: every randomised model is then explained for the same classes).
         method: an attribution method ``method(model, x, target, **options)``, e.g.
             ``interp_lib.gradients.saliency_map``.
         layers: names of layers with parameters, in the order they are randomised.

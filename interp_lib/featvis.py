@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .exercises import exercise, generator as _check_generator, guard_model, nonnegative, one_of, positive
+from .exercises import (check_input_shape, exercise, generator as _check_generator, guard_model,
+                        nonnegative, one_of, positive)
 
 __all__ = [
     "total_variation", "random_transform", "activation_maximisation",
@@ -459,6 +460,41 @@ def _check_shape(value, name, args) -> None:
         raise ValueError(f"`{name}` must be (C, H, W) with positive ints, got {value!r}")
 
 
+def _input_shape(args) -> tuple[tuple[int, ...], str]:
+    """The image shape ``(C, H, W)`` activation_maximisation will use, and the argument it
+    comes from (``shape``, ``start`` or, by guess, ``model``)."""
+    shape, start = args.get("shape"), args.get("start")
+    if shape is not None:
+        return tuple(shape), "shape"
+    if isinstance(start, torch.Tensor) and start.dim() == 4:
+        return tuple(start.shape[1:]), "start"
+    return default_input_shape(args["model"]), "model"
+
+
+def _probe(args) -> tuple[int, ...]:
+    """``layer``'s output shape for one input image, a ValueError naming the argument the
+    image shape came from when the model cannot take it (one forward of one image)."""
+    model, layer = args["model"], args["layer"]
+    shape, source = _input_shape(args)
+    if source != "model":
+        check_input_shape(model, shape, source)
+    try:
+        return layer_output_shape(model, layer, shape)
+    except RuntimeError as err:
+        what = "has images of shape" if source == "start" else "is"
+        raise ValueError(f"`{source}` {what} {shape}, which the model cannot take "
+                         f"({str(err).splitlines()[0]}); pass images the model was made for"
+                         + (f", e.g. {default_input_shape(model)}" if _guessable(model) else "")) from None
+
+
+def _guessable(model) -> bool:
+    try:
+        default_input_shape(model)
+    except ValueError:
+        return False
+    return True
+
+
 def _check_start(value, name, args) -> None:
     if value is None:
         return
@@ -466,6 +502,13 @@ def _check_start(value, name, args) -> None:
         raise ValueError(f"`{name}` must be a float image batch (N, C, H, W) in [0, 1]")
     if value.numel() and (value.min() < 0 or value.max() > 1):
         raise ValueError(f"`{name}` must hold pixel values in [0, 1]")
+    shape = args.get("shape")
+    if shape is not None and tuple(value.shape[1:]) != tuple(shape):
+        raise ValueError(f"`{name}` has images of shape {tuple(value.shape[1:])} but `shape` is "
+                         f"{tuple(shape)}; leave `shape` out when you give `start`")
+    model = args.get("model")
+    if isinstance(model, nn.Module) and args.get("channel") is None and args.get("neuron") is None:
+        _probe(args)   # (with a channel or neuron, their check probes the same shape)
 
 
 def _check_transforms(value, name, args) -> None:
@@ -499,10 +542,7 @@ def _check_unit(value, name, args) -> None:
             raise TypeError(f"`neuron` must be a pair (row, column), got {value!r}")
     if not isinstance(model, nn.Module) or value is None:
         return
-    shape = args.get("shape")
-    if shape is None:
-        shape = tuple(start.shape[1:]) if isinstance(start, torch.Tensor) else default_input_shape(model)
-    out = layer_output_shape(model, layer, shape)
+    out = _probe(args)
     if name == "channel":
         k = out[0]
         bad = [v for v in values if not 0 <= v < k]
@@ -518,10 +558,10 @@ def _check_unit(value, name, args) -> None:
 
 
 @exercise("06.3", points=5, checks={
-    "layer": _check_layer, "channel": _check_unit, "neuron": _check_unit, "steps": _check_steps,
-    "lr": positive, "start": _check_start, "generator": _check_generator, "l2": nonnegative,
-    "tv": nonnegative, "blur_every": _check_jitter, "blur_sigma": nonnegative,
-    "transforms": _check_transforms, "param": one_of("pixel", "fourier"), "shape": _check_shape,
+    "layer": _check_layer, "shape": _check_shape, "start": _check_start, "channel": _check_unit,
+    "neuron": _check_unit, "steps": _check_steps, "lr": positive, "generator": _check_generator,
+    "l2": nonnegative, "tv": nonnegative, "blur_every": _check_jitter, "blur_sigma": nonnegative,
+    "transforms": _check_transforms, "param": one_of("pixel", "fourier"),
     "decorrelate": _check_bool, "progress": _check_bool})
 def activation_maximisation(
     model: nn.Module,
