@@ -60,6 +60,11 @@ def _check_activation(value, name, args):
     if value.dim() != want:
         raise ValueError(f"`{name}` must have {want} dimensions for a {type(layer).__name__} layer "
                          f"(batch first), got shape {tuple(value.shape)}")
+    size = getattr(layer, "in_features", getattr(layer, "in_channels", None))
+    if size is not None and value.shape[1] != size:
+        what = "features" if isinstance(layer, nn.Linear) else "channels"
+        raise ValueError(f"`{name}` has {value.shape[1]} {what} (shape {tuple(value.shape)}) but the layer "
+                         f"{layer} takes {size}")
 
 
 def _output_shape(layer, a) -> tuple:
@@ -227,7 +232,9 @@ def lrp(model: nn.Module, x: torch.Tensor, target=None, composite: "Composite | 
             model for :func:`lrp_graph` (BatchNorm merged first:
             :func:`interp_lib.models.merge_batchnorm`).
         x: images ``(N, C, H, W)``.
-        target: an int or an int64 tensor ``(N,)``; None: the predicted class.
+        target: an int or an int64 tensor ``(N,)``. (A caller's None, the default, means the
+            predicted class; the wrapper resolves it to ``model(x).argmax(1)`` before your
+            code runs.)
         composite: which rule each layer uses; default ``EpsilonPlus()`` (z+ for conv
             layers, epsilon for dense layers).
 
@@ -669,6 +676,7 @@ def lrp_graph(model: nn.Module, x: torch.Tensor, target=None, composite: "Compos
     biases ``R[n].sum()`` equals the target logit.
     """
     from .attacks import class_scores
+    from .exercises import check_model_output
 
     _check_composite(composite, "composite", {})
     gm = _graph_module(model)
@@ -680,6 +688,7 @@ def lrp_graph(model: nn.Module, x: torch.Tensor, target=None, composite: "Compos
     leaf = x.detach().requires_grad_(True)
     with torch.enable_grad():
         out = _LRPInterpreter(gm, rules, sum_stabilizer).run(leaf)
+        check_model_output(out)
         logits = out.detach()
         target = logits.argmax(1) if target is None else target
         index = torch.as_tensor(target).expand(len(logits))
