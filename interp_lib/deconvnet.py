@@ -15,8 +15,11 @@ Exercises: :func:`unpool_with_switches` (07.1), :func:`deconvnet_reconstruction`
 each ReLU; ``rule="deconvnet"`` gives the deconvnet, registered as the attribution
 method ``"deconvnet"``).
 
-Hook-based methods see only ``nn.ReLU`` modules: convert models with functional or
-reused ReLUs first (:func:`interp_lib.models.convert_relus`).
+Hook-based methods see only ``nn.ReLU`` modules. Models with functional, reused or
+in-place ReLUs are refused until converted (:func:`interp_lib.models.convert_relus`);
+models with any other nonlinearity (ReLU6, SiLU, Hardswish, GELU...: MobileNet,
+EfficientNet, ConvNeXt) are refused outright (:func:`interp_lib.activations.check_activations`),
+since at those layers the result would silently be the plain gradient.
 """
 from __future__ import annotations
 
@@ -24,8 +27,8 @@ import torch
 from torch import nn
 
 from . import attribution
+from .activations import check_activations
 from .exercises import _check_model, exercise, one_of
-from .models import check_relus
 
 __all__ = ["RULES", "unpool_with_switches", "deconvnet_reconstruction", "guided_backprop",
            "deconvnet", "sequential_layers", "WALKABLE"]
@@ -67,7 +70,9 @@ def sequential_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 def _check_relu_model(value, name: str, args: dict) -> None:
     _check_model(value, name, args)
-    check_relus(value)
+    rule = args.get("rule")
+    method = {"guided": "guided backprop", "deconvnet": "the deconvnet"}.get(rule, f"guided_backprop(rule={rule!r})")
+    check_activations(value, method)
 
 
 def _check_pooled(value, name: str, args: dict) -> None:
@@ -217,7 +222,9 @@ def guided_backprop(model: nn.Module, x: torch.Tensor, target, rule: str = "guid
 
     Args:
         model: a classifier whose every ReLU is its own ``nn.ReLU`` module (the wrapper
-            raises otherwise: convert with ``interp_lib.models.convert_relus``).
+            raises otherwise: convert with ``interp_lib.models.convert_relus``) and
+            whose only nonlinearities are ReLUs (the wrapper refuses ReLU6, SiLU, GELU...,
+            naming the layer: the rule would not be applied there).
         x: images ``(N, C, H, W)``.
         target: an int or an int64 tensor ``(N,)``.
         rule: ``"guided"``, ``"deconvnet"`` or ``"gradient"``.

@@ -23,7 +23,8 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
-from .exercises import exercise, nonnegative, one_of
+from .activations import call_scope, check_activations
+from .exercises import _check_model, exercise, nonnegative, one_of
 
 __all__ = [
     "stabilize", "lrp_layer", "zb_rule", "lrp",
@@ -108,6 +109,12 @@ def _check_bound(value, name, args):
         if (a < low - tol).any() or (a > high + tol).any():
             raise ValueError(f"`a` must lie inside the box [low, high]; got values in "
                              f"[{a.min().item():.3g}, {a.max().item():.3g}] (`high`/`low` wrong?)")
+
+
+def _check_lrp_model(value, name, args):
+    """An nn.Module whose only nonlinearities are ReLUs (any form) and max-pooling."""
+    _check_model(value, name, args)
+    check_activations(value, "lrp", rules=True)
 
 
 def _check_composite(value, name, _args):
@@ -205,7 +212,7 @@ def zb_rule(layer: nn.Module, a: torch.Tensor, relevance: torch.Tensor, low=None
     raise NotImplementedError("exercise 08.2 `zb_rule` (lesson 08): write it in interp_lib/lrp.py")
 
 
-@exercise("08.3", points=3, attribution=True, checks={"composite": _check_composite})
+@exercise("08.3", points=3, attribution=True, checks={"model": _check_lrp_model, "composite": _check_composite})
 def lrp(model: nn.Module, x: torch.Tensor, target=None, composite: "Composite | None" = None) -> torch.Tensor:
     """Layer-wise relevance propagation through a sequential network under a composite.
 
@@ -230,7 +237,8 @@ def lrp(model: nn.Module, x: torch.Tensor, target=None, composite: "Composite | 
         model: an ``nn.Sequential`` (nested ones are flattened) of Linear, Conv2d, ReLU,
             max/avg-pool, Flatten and Dropout layers (see :func:`as_sequential`), or any
             model for :func:`lrp_graph` (BatchNorm merged first:
-            :func:`interp_lib.models.merge_batchnorm`).
+            :func:`interp_lib.models.merge_batchnorm`). The wrapper refuses models with
+            other nonlinearities (ReLU6, SiLU, GELU, sigmoid gates...), naming the layer.
         x: images ``(N, C, H, W)``.
         target: an int or an int64 tensor ``(N,)``. (A caller's None, the default, means the
             predicted class; the wrapper resolves it to ``model(x).argmax(1)`` before your
@@ -474,14 +482,59 @@ def as_sequential(model: nn.Module) -> nn.Sequential:
     return nn.Sequential(flat)
 
 
-def check_supported(layers: nn.Sequential, rules: list) -> None:
-    """Raise a clear error for layers LRP here cannot handle."""
-    for (name, module), rule in zip(layers.named_children(), rules):
+def check_supported(layers: nn.Sequential, rules: list, graph: "torch.fx.GraphModule | None" = None) -> None:
+    """Raise a clear error for layers LRP here cannot handle.
+
+    ``graph`` (the traced model, for :func:`lrp_graph`) lets a BatchNorm's error name what
+    its input really is; without it the previous layer of ``layers`` counts as the input.
+    """
+    names = list(layers._modules)
+    paths = {id(m): path for path, m in graph.named_modules()} if graph is not None else {}
+    for i, ((name, module), rule) in enumerate(zip(layers.named_children(), rules)):
+        name = paths.get(id(module), name)   # (the module's own path in a traced graph)
         if rule is None and isinstance(module, PARAM_LAYERS):
             raise ValueError(f"layer {name!r} ({type(module).__name__}) has no rule in the composite")
+        if rule is None and isinstance(module, nn.modules.batchnorm._BatchNorm):
+            previous = (names[i - 1], layers[i - 1]) if i else None
+            raise ValueError(f"`model` layer {name!r} ({type(module).__name__}) is not supported by lrp: "
+                             f"{_batchnorm_cause(module, previous, graph)}")
         if rule is None and not isinstance(module, PASS_LAYERS + GRADIENT_LAYERS):
-            hint = " (merge BatchNorm into the previous layer first)" if "BatchNorm" in type(module).__name__ else ""
-            raise ValueError(f"`model` layer {name!r} ({type(module).__name__}) is not supported by lrp{hint}")
+            raise ValueError(f"`model` layer {name!r} ({type(module).__name__}) is not supported by lrp")
+
+
+def _batchnorm_cause(bn: nn.Module, previous, graph) -> str:
+    """Why a BatchNorm is still in the network, for :func:`check_supported`'s error."""
+    merge = ("it normalises the output of {} and can be merged into it: "
+             "`model = interp_lib.models.merge_batchnorm(model)` first")
+    alone = ("; a BatchNorm that stays in the network has no LRP rule here (merging it is the only "
+             "sound treatment, and zennit's canonizers cannot merge it either)")
+    if graph is None:
+        if previous is not None and isinstance(previous[1], PARAM_LAYERS):
+            return merge.format(f"the {type(previous[1]).__name__} {previous[0]!r}")
+        if previous is None:
+            return "it normalises the model's input, which no layer precedes, so it cannot be merged" + alone
+        return (f"it follows {previous[0]!r} ({type(previous[1]).__name__}), not a Conv2d or Linear layer, "
+                "so it cannot be merged into a preceding layer (pre-activation BatchNorm)" + alone)
+    modules = dict(graph.named_modules())
+    node = next(n for n in graph.graph.nodes if n.op == "call_module" and modules[n.target] is bn)
+    src = node.args[0] if node.args else None
+    op, target = getattr(src, "op", None), getattr(src, "target", None)
+    if op == "call_module" and isinstance(modules[target], PARAM_LAYERS):
+        if len(src.users) == 1:
+            return merge.format(f"the {type(modules[target]).__name__} {target!r}")
+        return (f"its input, the output of {target!r}, is also used elsewhere "
+                f"({', '.join(u.name for u in src.users if u is not node)}), so merging the BatchNorm into "
+                f"{target!r} would change those uses" + alone)
+    if op == "call_function" and target is torch.cat:
+        return ("its input is a concatenation (torch.cat in `" + call_scope(src) + "`, as in DenseNet's dense "
+                "layers), which no single Conv2d or Linear layer produces, so it cannot be merged into a "
+                "preceding layer" + alone)
+    if op == "placeholder":
+        return "it normalises the model's input, which no layer precedes, so it cannot be merged" + alone
+    what = f"{target!r} ({type(modules[target]).__name__})" if op == "call_module" else \
+        f"a {getattr(target, '__name__', target)}() call"
+    return (f"its input is the output of {what}, not of a Conv2d or Linear layer, so it cannot be merged "
+            "into a preceding layer (pre-activation BatchNorm)" + alone)
 
 
 def layer_relevances(model: nn.Module, x: torch.Tensor, target=None,
@@ -671,7 +724,9 @@ def lrp_graph(model: nn.Module, x: torch.Tensor, target=None, composite: "Compos
     layer with parameters is the first one the forward pass calls), ReLUs pass relevance
     unchanged, a residual addition ``a + b`` splits it as ``a R / stab(a + b)`` and
     ``b R / stab(a + b)``, concatenations and max-pooling use the gradient. BatchNorm must be
-    merged first (:func:`interp_lib.models.merge_batchnorm`). ``model`` is not modified.
+    merged first (:func:`interp_lib.models.merge_batchnorm`); a BatchNorm that cannot be
+    merged (after a concatenation, pre-activation) and every nonlinearity other than ReLU
+    and max-pooling are refused (``ValueError`` naming the layer). ``model`` is not modified.
     Returns the input relevance shaped like ``x`` (detached); with conserving rules and no
     biases ``R[n].sum()`` equals the target logit.
     """
@@ -680,10 +735,11 @@ def lrp_graph(model: nn.Module, x: torch.Tensor, target=None, composite: "Compos
 
     _check_composite(composite, "composite", {})
     gm = _graph_module(model)
+    check_activations(gm, "lrp", rules=True)
     layers, targets = _graph_layers(gm)
     composite = composite or EpsilonPlus()
     rule_list = composite.rules(layers)
-    check_supported(layers, rule_list)
+    check_supported(layers, rule_list, gm)
     rules = {t: r for t, r in zip(targets, rule_list) if r is not None}
     leaf = x.detach().requires_grad_(True)
     with torch.enable_grad():
