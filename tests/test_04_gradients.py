@@ -134,7 +134,12 @@ def test_smoothgrad_matches_captum_noise_tunnel_with_identical_noise(
 
 def reference_grad_cam(model, x, y, layer):
     acts = {}
-    h = model.get_submodule(layer).register_forward_hook(lambda m, i, o: acts.setdefault("a", o))
+
+    def keep(_m, _i, out):
+        acts.setdefault("a", out)
+        return out.clone()      # (so that an in-place op after the layer cannot change what is kept)
+
+    h = model.get_submodule(layer).register_forward_hook(keep)
     try:
         xr = x.clone().requires_grad_(True)
         s = class_scores(model(xr), y).sum()
@@ -173,8 +178,10 @@ def test_grad_cam_removes_its_hook_when_the_layer_is_not_a_feature_map(digits_mo
 @pytest.mark.exercise("04.4", weight=1)
 def test_grad_cam_matches_captum_upsampled(digits_model, shapes_model, digits_batch, shapes_batch, resnet, resnet_batch):
     captum = pytest.importorskip("captum.attr")
+    # resnet18 "bn1", "layer3.0.bn2": outputs that an in-place ReLU / `out += identity` then changes
     for model, (x, y), layer in ((digits_model, digits_batch, "relu2"), (shapes_model, shapes_batch, "conv3"),
-                                 (resnet, resnet_batch, "layer4")):
+                                 (resnet, resnet_batch, "layer4"), (resnet, resnet_batch, "bn1"),
+                                 (resnet, resnet_batch, "layer3.0.bn2")):
         ours = gradients.grad_cam(model, x, y, layer=layer)
         lay = captum.LayerGradCam(model, model.get_submodule(layer)).attribute(x.clone(), target=y, relu_attributions=True)
         ref = captum.LayerAttribution.interpolate(lay, x.shape[-2:], "bilinear")

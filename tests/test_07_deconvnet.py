@@ -218,6 +218,11 @@ def test_guided_backprop_refuses_unconverted_models(shapes_images):
         models.check_relus(converted)
         with torch.no_grad():
             assert torch.equal(converted(shapes_images), model(shapes_images))
+    # another activation: no conversion helps, the layer is named (tests/test_architectures.py: more)
+    relu6 = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU6(), nn.Flatten(), nn.Linear(4 * 30 * 30, 2))
+    for rule in ("guided", "deconvnet"):
+        with pytest.raises(ValueError, match=r"`1` \(nn\.ReLU6\)"):
+            deconvnet.guided_backprop(relu6, shapes_images, 0, rule=rule)
 
 
 def test_guided_backprop_bad_input(shapes_model, shapes_images):
