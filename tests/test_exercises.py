@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -138,11 +139,26 @@ def test_common_argument_checks(toy_exercise):
         (dict(steps=0), ValueError, "steps"),
         (dict(steps=2.5), TypeError, "steps"),
         (dict(method="c"), ValueError, "method"),
+        (dict(x=x.double()), TypeError, "x"),                    # not the model's dtype
+        (dict(x=x.to("meta")), ValueError, "x"),                 # not the model's device
+        (dict(x=torch.rand(2, 1, 3, 3)), ValueError, "x"),       # 9 values, Linear takes 4
+        (dict(target=np.array([0.0, 1.0])), TypeError, "target"),
+        (dict(target=np.int64(3)), ValueError, "target"),
+        (dict(n_steps=3), TypeError, "steps"),                  # captum's name: the course's named
     ]
     for kwargs, error, name in cases:
         args = dict(model=model, x=x, target=1) | kwargs
         with pytest.raises(error, match=f"`{name}`"):
             toy(**args)
+    seen = {}
+    calls["impl"] = lambda m, x, t: seen.setdefault("target", t)
+    for target in (np.int64(2), np.array([0, 2]), [0, 2], torch.tensor([0, 2], dtype=torch.int32), None):
+        seen.clear()
+        toy(model, x, target)
+        t = seen["target"]
+        assert type(t) is int or (isinstance(t, torch.Tensor) and t.dtype == torch.int64), target
+    with torch.no_grad():
+        assert torch.equal(t, model(x).argmax(1)), "target=None reaches the body as the predicted class"
 
 
 def _misbehave(model, x, target):
