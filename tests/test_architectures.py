@@ -425,7 +425,7 @@ def _guided_by_hand(model, x, target):
     return g
 
 
-@pytest.mark.exercise("07.3", weight=1)
+@pytest.mark.exercise("07.3", weight=0.25)
 @pytest.mark.parametrize("kind", OTHER_TINY)
 def test_guided_backprop_explains_relu_and_refuses_the_rest(kind):
     x, y = _x(), torch.tensor([0, 2])
@@ -439,7 +439,7 @@ def test_guided_backprop_explains_relu_and_refuses_the_rest(kind):
     assert_unchanged(model, before)
 
 
-@pytest.mark.exercise("08.3", weight=1)
+@pytest.mark.exercise("08.3", weight=0.25)
 @pytest.mark.parametrize("kind", OTHER_TINY)
 def test_lrp_explains_relu_and_refuses_the_rest(kind):
     x, y = _x(), torch.tensor([0, 2])
