@@ -115,7 +115,8 @@ def test_repo2docker_recipe_installs_the_course(which, student_release):
 
 
 def test_postbuild_checks_hold_in_the_course_environment():
-    """The extension checks postBuild fails the build on pass where the packages are installed."""
+    """postBuild's extension checks (a failed one fails the image build) pass in an
+    environment that has the course's packages."""
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
     checks = [line for line in (ROOT / "binder" / "postBuild").read_text().splitlines()
               if line.startswith("jupyter ")]
@@ -503,7 +504,7 @@ def _hostile(hub: dict, repo_url: str, results: dict, go: threading.Event, five_
         loop, loop_id = s.open_kernel(None)
         loop.send("while True:\n    pass\n")
         out["loop_started_s"] = round(time.monotonic() - s.t0, 2)
-        crash, crash_id = s.open_kernel(None)
+        crash, _ = s.open_kernel(None)
         reply, outputs = crash.execute(
             "import os, torch\nfrom interp_lib import basics\nprint(os.getpid(), basics.__file__)\n"
             "try:\n    basics.predict(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2)),"
