@@ -50,3 +50,13 @@ def test_predict_rejects_bad_input(digits_model):
         predict(digits_model, torch.rand(28, 28))
     with pytest.raises(ValueError, match="`batch_size`"):
         predict(digits_model, torch.rand(2, 1, 28, 28), batch_size=0)
+
+
+@pytest.mark.exercise("00.1", weight=1)
+def test_predict_builds_no_graph_for_an_input_that_requires_grad(digits_model, digits_batch):
+    # the wrapper freezes the model, so only an input that requires grad shows a missing no_grad
+    x = digits_batch[0].clone().requires_grad_(True)
+    classes, probs = predict(digits_model, x, batch_size=4)
+    assert probs.grad_fn is None and not probs.requires_grad, "run the model under torch.no_grad()"
+    with torch.no_grad():
+        torch.testing.assert_close(probs, torch.softmax(digits_model(x), 1), rtol=1e-5, atol=1e-6)

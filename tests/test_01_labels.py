@@ -19,15 +19,35 @@ PROBS = np.array([
 ])
 
 
+class _NoisyDigits:
+    """Ten noisy-label problems (seeds 0..9), each built when first indexed: the
+    library-free tests need the first three, the cleanlab cross-checks all ten."""
+
+    def __init__(self):
+        x, y = data.load_digits("all", size=8)
+        self.x, self.y, self.cache = x.reshape(len(x), -1).numpy(), y.numpy(), {}
+
+    def _problem(self, seed):
+        if seed not in self.cache:
+            noisy, flipped = data.flip_labels(self.y, 0.03, seed=seed)
+            self.cache[seed] = (noisy, flipped, cross_val_probs(self.x, noisy, seed=seed))
+        return self.cache[seed]
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self._problem(seed) for seed in range(10)[index]]
+        return self._problem(range(10)[index])
+
+    def __len__(self):
+        return 10
+
+    def __iter__(self):
+        return (self._problem(seed) for seed in range(10))
+
+
 @pytest.fixture(scope="module")
 def noisy_digits():
-    x, y = data.load_digits("all", size=8)
-    out = []
-    for seed in range(10):
-        noisy, flipped = data.flip_labels(y.numpy(), 0.03, seed=seed)
-        probs = cross_val_probs(x.reshape(len(x), -1).numpy(), noisy, seed=seed)
-        out.append((noisy, flipped, probs))
-    return out
+    return _NoisyDigits()
 
 
 @pytest.mark.exercise("01.1", weight=2)
@@ -61,6 +81,15 @@ def test_confident_joint_diagonal_at_least_one_and_argmax_on_ties():
     # t = [0.1, 0.475]; ex0 confident for both -> argmax 1; ex1 both -> argmax 1; ex2 {0}
     cj = confident_joint(labels, probs, calibrate=False)
     np.testing.assert_array_equal(cj, [[1, 1], [1, 1]])
+
+
+@pytest.mark.exercise("01.2", weight=1)
+def test_confident_joint_counts_a_probability_just_below_its_threshold():
+    # t = [0.8, 0.50000025]; example 2 (given 1) has p_0 = 0.8 - 5e-7: within the 1e-6 slack
+    # of t_0, so it counts as a confident 0 (cleanlab compares with t - 1e-6)
+    labels = np.array([0, 0, 1, 1])
+    probs = np.array([[0.9, 0.1], [0.7, 0.3], [0.8 - 5e-7, 0.2 + 5e-7], [0.2, 0.8]])
+    np.testing.assert_array_equal(confident_joint(labels, probs, calibrate=False), [[1, 0], [1, 1]])
 
 
 @pytest.mark.exercise("01.2", weight=2)
@@ -99,6 +128,18 @@ def test_find_label_issues_by_hand():
     issues = find_label_issues(LABELS, PROBS, filter_by="prune_by_noise_rate")
     assert issues.dtype == bool and issues.shape == (6,)
     assert not issues[[0, 2, 4]].any(), "an example predicted as its given label is never flagged"
+
+
+@pytest.mark.exercise("01.3", weight=1)
+def test_find_label_issues_prune_by_noise_rate_by_hand():
+    # t = [0.7325, 0.4]; confident joint [[2, 2], [0, 3]], calibrated [[2, 2], [0, 4]]: prune
+    # the 2 given-0 examples with the largest p_1 - p_0 (2 and 3); example 3 is still
+    # predicted as its given label 0, so the final filter un-flags it
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    probs = np.array([[0.99, 0.01], [0.99, 0.01], [0.40, 0.60], [0.55, 0.45],
+                      [0.55, 0.45], [0.60, 0.40], [0.65, 0.35], [0.60, 0.40]])
+    issues = find_label_issues(labels, probs, filter_by="prune_by_noise_rate")
+    np.testing.assert_array_equal(issues, [False, False, True, False, False, False, False, False])
 
 
 @pytest.mark.exercise("01.3", weight=2)

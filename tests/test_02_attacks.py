@@ -240,3 +240,105 @@ def test_apply_patch_places_the_patch():
     out = attacks.apply_patch(x, patch, torch.tensor([0, 5]), torch.tensor([2, 8]))
     assert torch.equal(out[0, :, 0:4, 2:6], patch) and torch.equal(out[1, :, 5:9, 8:12], patch)
     assert out.sum() == 2 * patch.sum()
+
+
+# --------------------------------------------------------------------------- the documented procedures, by hand
+# Library-free versions of what the torchattacks cross-checks pin: each attack written out
+# from its docstring, step by step, and compared on a small batch.
+
+def _ce_gradient(model, x, labels):
+    xr = x.clone().requires_grad_(True)
+    return torch.autograd.grad(torch.nn.functional.cross_entropy(model(xr), labels), xr)[0]
+
+
+@pytest.mark.exercise("02.1", weight=1)
+def test_input_gradient_leaves_the_input_alone(digits_model, digits_batch64):
+    x = digits_batch64[0][:4].clone()
+    attacks.input_gradient(digits_model, x, 3)
+    assert not x.requires_grad and x.grad is None, "work on a detached copy of x, not on x itself"
+
+
+@pytest.mark.exercise("02.2", weight=1)
+def test_fgsm_by_hand_both_modes(digits_model, digits_batch64):
+    x, y = digits_batch64[0][:16], digits_batch64[1][:16]
+    wanted = (y + 3) % 10
+    for targeted, labels, sign in ((False, y, 1.0), (True, wanted, -1.0)):
+        expected = (x + sign * 0.05 * _ce_gradient(digits_model, x, labels).sign()).clamp(0, 1)
+        got = attacks.fgsm(digits_model, x, labels, eps=0.05, targeted=targeted)
+        assert_close(got, expected, rtol=1e-6, what=f"fgsm targeted={targeted}")
+
+
+def _pgd_by_hand(model, x, labels, eps, alpha, steps, seed, random_start, targeted):
+    adv = x.clone()
+    if random_start:
+        delta = torch.empty_like(x).uniform_(-eps, eps, generator=torch.Generator().manual_seed(seed))
+        adv = (x + delta).clamp(0, 1)
+    for _ in range(steps):
+        g = _ce_gradient(model, adv, labels)
+        step = adv + alpha * (-g if targeted else g).sign()
+        adv = (x + (step - x).clamp(-eps, eps)).clamp(0, 1)
+    return adv
+
+
+@pytest.mark.exercise("02.3", weight=2)
+@pytest.mark.parametrize("random_start", [True, False])
+@pytest.mark.parametrize("targeted", [False, True])
+def test_pgd_by_hand(digits_model, digits_batch64, random_start, targeted):
+    x, y = digits_batch64[0][:16], digits_batch64[1][:16]
+    labels = (y + 1) % 10 if targeted else y
+    eps, alpha, steps = 0.1, 0.04, 3          # 3 * 0.04 > 0.1: the projection matters
+    expected = _pgd_by_hand(digits_model, x, labels, eps, alpha, steps, 7, random_start, targeted)
+    got = attacks.pgd(digits_model, x, labels, eps=eps, alpha=alpha, steps=steps, random_start=random_start,
+                      generator=torch.Generator().manual_seed(7), targeted=targeted)
+    assert_close(got, expected, rtol=1e-6, what=f"pgd random_start={random_start} targeted={targeted}")
+
+
+@pytest.mark.exercise("02.4", weight=1)
+def test_fooling_image_steps_by_hand(digits_model, digits_batch64):
+    x, y = digits_batch64
+    with torch.no_grad():
+        p = digits_model(x).softmax(1).gather(1, y[:, None]).squeeze(1)
+    sure = p >= 0.99
+    noise = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(2))
+    start = torch.cat([x[sure][:2], noise])              # two already confident, three not
+    target = torch.cat([y[sure][:2], torch.tensor([3, 5, 7])])
+    expected = start.clone()
+    for _ in range(2):
+        xr = expected.clone().requires_grad_(True)
+        log_p = torch.log_softmax(digits_model(xr), 1).gather(1, target[:, None]).squeeze(1)
+        g = torch.autograd.grad(log_p.sum(), xr)[0]
+        active = (log_p.detach().exp() < 0.99).view(-1, 1, 1, 1)
+        norm = g.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
+        expected = torch.where(active, (expected + 0.5 * g / norm).clamp(0, 1), expected)
+    got = attacks.fooling_image(digits_model, start, target, lr=0.5, max_steps=2)
+    assert torch.equal(got[:2], start[:2]), "images at the confidence must not move"
+    assert_close(got, expected, rtol=1e-5, what="two normalised steps")
+
+
+@pytest.mark.exercise("02.5", weight=1)
+def test_adversarial_patch_follows_the_documented_loop():
+    from interp_lib.data import load_shapes
+    model = load_model("shapes_shape")
+    x = load_shapes("train", n=40, texture_rate=1.0).x
+    got = attacks.adversarial_patch(model, x, 2, size=6, steps=4, lr=0.1, batch_size=8,
+                                    generator=torch.Generator().manual_seed(4))
+    g = torch.Generator().manual_seed(4)
+    patch = torch.rand(3, 6, 6, generator=g).requires_grad_(True)
+    optimiser = torch.optim.Adam([patch], lr=0.1)
+    frozen = [p.requires_grad_(False) for p in model.parameters()]
+    try:
+        for _ in range(4):
+            idx = torch.randint(len(x), (8,), generator=g)
+            rows, cols = attacks.random_positions(8, x.shape[-2:], 6, g)
+            logits = model(attacks.apply_patch(x[idx], patch, rows, cols))
+            loss = torch.nn.functional.cross_entropy(logits, torch.full((8,), 2))
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            with torch.no_grad():
+                patch.clamp_(0, 1)
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+    assert got.shape == (3, 6, 6) and got.grad_fn is None
+    assert_close(got, patch.detach(), rtol=1e-5, what="patch after 4 documented steps")

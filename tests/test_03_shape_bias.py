@@ -127,6 +127,38 @@ def test_linear_probe_matches_closed_form(probe_data):
     assert again == got
 
 
+def _feature_model():
+    """A "network" whose layer ``flat`` outputs the two pixels of a 1x1x2 image: the
+    activations are whatever the test writes into the images."""
+    import collections
+    return torch.nn.Sequential(collections.OrderedDict([("flat", torch.nn.Flatten()),
+                                                        ("fc", torch.nn.Linear(2, 2))]))
+
+
+def _images(features):
+    return torch.tensor(features, dtype=torch.float32).view(-1, 1, 1, 2)
+
+
+@pytest.mark.exercise("03.3", weight=2)
+def test_linear_probe_worked_cases():
+    model = _feature_model()
+    # (a) standardise the test set with the *training* statistics: every test image sits at
+    # the class-1 training point, so the probe says 1; the test set's own statistics
+    # would move it to the centre, where the balanced intercept ties (argmax -> class 0)
+    train = _images([[-1, 0.5], [-1, -0.5], [-1, 0.5], [-1, -0.5], [1, 0.5], [1, -0.5], [1, 0.5], [1, -0.5]])
+    y = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    test = _images([[1, 0.5]] * 4)
+    assert sb.linear_probe(model, "flat", train, y, test, torch.ones(4, dtype=torch.int64), ridge=1.0) == 1.0
+    # (b) the intercept b = mean(Y) and the ridge: 6 of 8 training images are class 1 and the
+    # feature separates the classes; test images look like class 0. A huge ridge leaves
+    # W ~ 0, so the prediction is the majority class from b; a small ridge follows the feature
+    train = _images([[1, 0]] * 6 + [[-1, 0]] * 2)
+    y = torch.tensor([1] * 6 + [0] * 2)
+    test, y_test = _images([[-1, 0]] * 2), torch.ones(2, dtype=torch.int64)
+    assert sb.linear_probe(model, "flat", train, y, test, y_test, ridge=1e6) == 1.0
+    assert sb.linear_probe(model, "flat", train, y, test, y_test, ridge=1e-3) == 0.0
+
+
 def test_linear_probe_removes_its_hook_when_it_raises(probe_data):
     train, test = probe_data
     model = load_model("shapes_shape")

@@ -155,6 +155,15 @@ def test_random_transform_follows_the_generator():
         assert img.sum() / x[i, 0].sum() == pytest.approx(float(s[i]) ** 2, rel=0.05)
 
 
+@pytest.mark.exercise("06.2", weight=1)
+def test_random_transform_reflects_at_the_border():
+    # reflection padding: a constant image stays constant under any shift, scale and rotation
+    # (zero padding would darken the corners that come from outside the frame)
+    x = torch.full((6, 2, 16, 16), 0.7)
+    out = featvis.random_transform(x, gen(8), jitter=4, scale=(0.7, 1.0), degrees=40.0)
+    assert_close(out, x, rtol=1e-5)
+
+
 def test_random_transform_bad_input():
     with pytest.raises(TypeError, match="generator"):
         featvis.random_transform(torch.rand(1, 3, 8, 8), None)
@@ -172,6 +181,7 @@ def test_activation_maximisation_beats_dataset_maximum(shapes_model, conv3_max):
     assert_unchanged(shapes_model, before)
     assert res.image.shape == (3, 3, 32, 32) and res.image.min() >= 0 and res.image.max() <= 1
     assert res.history.shape == (48, 3)
+    assert res.history.grad_fn is None and res.activation.grad_fn is None, "detach what you keep"
     assert (res.activation > conv3_max[channels]).all(), (res.activation, conv3_max[channels])
     # the reported activation is the channel mean of the final image
     acts = featvis.channel_activations(shapes_model, "conv3", res.image)
@@ -203,6 +213,47 @@ def test_activation_maximisation_is_reproducible(shapes_model):
     assert torch.equal(a.image, b.image)
     c = featvis.activation_maximisation(shapes_model, "relu2", 1, generator=gen(4), **kw)
     assert not torch.equal(a.image, c.image)
+
+
+@pytest.mark.exercise("06.3", weight=2)
+@pytest.mark.parametrize("param", ["pixel", "fourier"])
+def test_activation_maximisation_follows_the_documented_loop(shapes_model, param):
+    """The docstring's loop written out: loss with both priors (signs and the C*H*W
+    normalisation of TV), transforms, the blur schedule after steps 2, 4, 6 and the draws."""
+    channels, steps, lr, l2, tv = [1, 3], 6, 0.05, 3.0, 20.0
+    options = dict(jitter=1, scale=(0.95, 1.05), degrees=5.0)
+    res = featvis.activation_maximisation(shapes_model, "conv2", channels, steps=steps, lr=lr, generator=gen(2),
+                                          l2=l2, tv=tv, blur_every=2, blur_sigma=0.7, transforms=options,
+                                          param=param)
+    model = copy.deepcopy(shapes_model).eval().requires_grad_(False)
+    g = gen(2)
+    c, h, w = featvis.default_input_shape(model)
+    img_param = featvis.image_parameterisation(param, (2, c, h, w), g, None, False)
+    optimiser = torch.optim.Adam(img_param.parameters(), lr=lr)
+    acts = {}
+    model.conv2.register_forward_hook(lambda m, i, o: acts.__setitem__("a", o))
+    history = []
+    for step in range(steps):
+        img = img_param()
+        model(featvis.random_transform(img, g, **options))
+        objective = featvis.unit_objective(acts["a"], channels)
+        loss = -objective.sum()
+        loss = loss + l2 * ((img - 0.5) ** 2).mean(dim=(1, 2, 3)).sum()
+        loss = loss + tv * featvis.total_variation(img).sum() / (c * h * w)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        img_param.after_step()
+        if (step + 1) % 2 == 0:
+            img_param.blur(0.7)
+        history.append(objective.detach())
+    with torch.no_grad():
+        image = img_param()
+        model(image)
+        final = featvis.unit_objective(acts["a"], channels)
+    assert_close(res.image, image, rtol=1e-5, what="final image")
+    assert_close(res.history, torch.stack(history), rtol=1e-5, what="history")
+    assert_close(res.activation, final, rtol=1e-5, what="activation")
 
 
 @pytest.mark.exercise("06.3", weight=2)

@@ -306,6 +306,37 @@ def test_sanity_check_constant_map_gives_nan(cleverhans, tagged):
     assert result.spearman.shape == (1, 2) and torch.isnan(result.spearman).all()
 
 
+def _ranks(v):
+    return torch.argsort(torch.argsort(v)).double() + 1          # 1..n, no ties here
+
+
+def _spearman_by_hand(a, b):
+    d = _ranks(a) - _ranks(b)
+    n = len(a)
+    return 1 - 6 * (d ** 2).sum().item() / (n * (n ** 2 - 1))
+
+
+@pytest.mark.exercise("10.4", weight=2)
+def test_sanity_check_spearman_by_hand(toy):
+    """Spearman's rho of the channel-summed maps (ranks, not values), and of their absolute
+    values, on three worked cases: a sign flip, a monotone non-linear change, a permutation."""
+    g = torch.Generator().manual_seed(0)
+    a0 = torch.randperm(16, generator=g).double() + 1
+    a1 = torch.linspace(-1, 1.1, 16, dtype=torch.float64)[torch.randperm(16, generator=g)]  # distinct |a|
+    a2 = torch.arange(1, 17, dtype=torch.float64)
+    b2 = a2[torch.randperm(16, generator=g)]
+    original = torch.stack([a0, a1, a2]).view(3, 1, 4, 4)
+    randomised = torch.stack([-a0, torch.exp(3 * a1), b2]).view(3, 1, 4, 4)
+    maps = iter([original, randomised])
+    result = evaluation.sanity_check(toy, torch.rand(3, 1, 4, 4), 0, lambda m, x, t: next(maps), layers=["fc"])
+    want = torch.tensor([[-1.0, 1.0, _spearman_by_hand(b2, a2)]], dtype=torch.float64)
+    want_abs = torch.tensor([[1.0, _spearman_by_hand(torch.exp(3 * a1), a1.abs()), _spearman_by_hand(b2, a2)]],
+                            dtype=torch.float64)
+    assert result.spearman.shape == (1, 3)
+    assert torch.allclose(result.spearman.double(), want, atol=1e-6), (result.spearman, want)
+    assert torch.allclose(result.spearman_abs.double(), want_abs, atol=1e-6), (result.spearman_abs, want_abs)
+
+
 def test_sanity_check_model_unchanged_when_method_raises(cleverhans, tagged):
     before = snapshot(cleverhans)
     calls = []

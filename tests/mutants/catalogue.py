@@ -281,9 +281,6 @@ MUTANTS = [
          old="        scores = class_scores(model(x), target)\n    finally:",
          new="        out = model(x)\n        scores = class_scores(out, out.argmax(1))\n    finally:",
          why="explains the prediction whatever target says"),
-    dict(exercise="04.4", name="first-hook-call", kind="tie-edge",
-         old="    maps = stored[-1]\n", new="    maps = stored[0]\n",
-         why="takes the first recorded output (equal unless the layer runs twice)"),
 
     # ------------------------------------------------------------------ 05.1 interpolation_path
     dict(exercise="05.1", name="reversed", kind="sign",
