@@ -174,6 +174,12 @@ def lrp_layer(layer: nn.Module, a: torch.Tensor, relevance: torch.Tensor, rule: 
     (``torch.nn.functional.linear`` / ``conv2d`` with ``layer.stride`` etc. and modified
     weights), (2) ``s = R / stab(z')``, (3) ``c = autograd.grad(z', a', grad_outputs=s)``,
     (4) ``R_in = a' * c``, summed over the modified copies ``a'`` of the input.
+
+    Callers rely on the same result in any grad mode: :func:`lrp` may call this under
+    ``torch.no_grad()``, and :func:`lrp_graph` calls it from inside a backward pass (an
+    ``autograd.Function``'s ``backward``, where grad mode is off). So run step 3 under
+    ``torch.enable_grad()`` on detached copies (or without autograd), and return a
+    detached tensor (tests/test_08_lrp_mutants.py checks all three ways of calling).
     """
     # YOUR CODE HERE
     raise NotImplementedError("exercise 08.1 `lrp_layer` (lesson 08): write it in interp_lib/lrp.py")
@@ -252,6 +258,12 @@ def lrp(model: nn.Module, x: torch.Tensor, target=None, composite: "Composite | 
 
     Hint: run the forward pass under ``torch.no_grad()`` keeping every layer's input
     in a list; never call an in-place ReLU module (use ``torch.relu``).
+
+    Callers rely on a refusal, never a silently wrong map, for what the walk cannot
+    handle: a BatchNorm left in the network, a Linear/Conv2d the composite gives no rule,
+    any other layer without a rule that is not listed above. Raise ``ValueError`` naming
+    the layer before the walk (``check_supported(layers, rules)`` does exactly that); do
+    not let such a layer pass as a plain gradient.
     """
     # YOUR CODE HERE
     raise NotImplementedError("exercise 08.3 `lrp` (lesson 08): write it in interp_lib/lrp.py")
