@@ -167,8 +167,8 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target, layer: str | None = None
     ``A`` is the layer's output as the layer computed it. In torchvision's CNNs an in-place
     op often follows the layer (``ReLU(inplace=True)`` after a BatchNorm, ResNet's
     ``out += identity``) and overwrites that very tensor: keep the original and let the
-    rest of the network run on a copy, or ``A`` and its gradient silently become those
-    of the ReLU's output (captum's ``LayerGradCam`` does the same).
+    rest of the network run on a copy, as captum's ``LayerGradCam`` does; otherwise
+    ``A`` and its gradient silently become those of the ReLU's output.
 
     Hint: a forward hook (``module.register_forward_hook``) that stores the layer's
     output and returns ``output.clone()`` (a forward hook's return value replaces the
