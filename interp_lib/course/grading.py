@@ -29,6 +29,7 @@ import datetime as _dt
 import json
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -37,6 +38,8 @@ import time
 import zipfile
 
 from ..exercises import ENV_VAR, load_all, weights
+from . import grading_worker
+from . import sandbox as S
 from .common import ROOT, exercise_status, format_table
 
 # Imports an exercise may not use (top-level package names).
@@ -158,33 +161,80 @@ def static_check(source: str, names: dict[str, str], filename: str = "<submissio
 
 # --------------------------------------------------------------------------- submission
 
+class SubmissionError(Exception):
+    """A submission that cannot be taken in (corrupt, empty, links, unsafe paths)."""
+
+
+MAX_MODULE_BYTES = 2_000_000
+
+
+def _zip_member_problem(info: zipfile.ZipInfo) -> str | None:
+    name = info.filename
+    parts = pathlib.PurePosixPath(name.replace("\\", "/")).parts
+    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
+        return f"{name!r} is an absolute path"
+    if ".." in parts:
+        return f"{name!r} has a '..' entry"
+    if (info.external_attr >> 16) & 0o170000 == 0o120000:
+        return f"{name!r} is a symbolic link"
+    return None
+
+
 def collect_submission(source: pathlib.Path, dest: pathlib.Path) -> list[str]:
     """Copy the exercise modules of ``source`` (folder or zip) into ``dest``; returns
-    the module names found. Nothing else is taken from a submission."""
+    the module names found. Nothing else is taken from a submission.
+
+    Raises :class:`SubmissionError` for a corrupt or empty zip, an empty folder, and any
+    symbolic link, absolute path or ``..`` entry (anywhere in the submission)."""
     modules = sorted({ex.module for ex in load_all().values()})
     dest.mkdir(parents=True, exist_ok=True)
+    source = pathlib.Path(source)
     found = []
-    if source.is_file() and zipfile.is_zipfile(source):
-        with zipfile.ZipFile(source) as zf:
-            entries = {pathlib.PurePosixPath(n): n for n in zf.namelist()}
-            for m in modules:
-                for candidate in (f"interp_lib/{m}.py", f"{m}.py"):
-                    hits = [n for p, n in entries.items()
-                            if str(p) == candidate or str(p).endswith("/" + candidate)]
-                    if hits:
-                        info = zf.getinfo(sorted(hits, key=len)[0])
-                        if info.file_size > 2_000_000:
-                            continue
-                        (dest / f"{m}.py").write_bytes(zf.read(info))
-                        found.append(m)
-                        break
+    if source.is_symlink():
+        raise SubmissionError(f"the submission {source.name} is a symbolic link; hand in plain files")
+    if source.is_file():
+        try:
+            with zipfile.ZipFile(source) as zf:
+                infos = zf.infolist()
+                bad = next((why for why in map(_zip_member_problem, infos) if why), None)
+                if bad:
+                    raise SubmissionError(f"unsafe zip: {bad}; hand in the zip that `submit` makes")
+                if zf.testzip() is not None:
+                    raise SubmissionError(f"corrupt zip: {zf.testzip()!r} does not match its checksum")
+                files = {pathlib.PurePosixPath(i.filename): i for i in infos if not i.is_dir()}
+                if not files:
+                    raise SubmissionError("empty submission: the zip holds no files")
+                for m in modules:
+                    for candidate in (f"interp_lib/{m}.py", f"{m}.py"):
+                        hits = [i for p, i in files.items()
+                                if str(p) == candidate or str(p).endswith("/" + candidate)]
+                        if hits:
+                            info = sorted(hits, key=lambda i: len(i.filename))[0]
+                            if info.file_size > MAX_MODULE_BYTES:
+                                continue
+                            (dest / f"{m}.py").write_bytes(zf.read(info))
+                            found.append(m)
+                            break
+        except zipfile.BadZipFile as err:
+            raise SubmissionError(f"corrupt zip: {err}") from None
+        if not found:
+            raise SubmissionError("empty submission: the zip holds no exercise module "
+                                  "(interp_lib/<topic>.py, as `submit` packs them)")
         return found
+    if not source.is_dir():
+        raise SubmissionError(f"{source} is neither a folder nor a zip file")
+    for path in [source, *source.rglob("*")]:
+        if path.is_symlink():
+            raise SubmissionError(f"the submission holds a symbolic link, {path.relative_to(source)}; "
+                                  "hand in plain files")
     base = source / "interp_lib" if (source / "interp_lib").is_dir() else source
     for m in modules:
         path = base / f"{m}.py"
-        if path.is_file() and not path.is_symlink() and path.stat().st_size <= 2_000_000:
+        if path.is_file() and path.stat().st_size <= MAX_MODULE_BYTES:
             shutil.copyfile(path, dest / f"{m}.py")
             found.append(m)
+    if not found and not any(source.iterdir()):
+        raise SubmissionError("empty submission: the folder is empty")
     return found
 
 
@@ -198,14 +248,50 @@ def test_files(root: pathlib.Path = ROOT, lessons: set[str] | None = None) -> li
     return [str(p.relative_to(root)) for p in paths if lessons is None or p.name[5:7] in lessons]
 
 
+def build_copies(base: pathlib.Path, isolation: S.Isolation, root: pathlib.Path = ROOT) -> dict:
+    """A submission's fresh copies, made from the installed course: ``trusted`` (the tests,
+    hidden ones included, with their conftest and configuration; only the grader reads
+    it) and ``view`` (what the children see: the course package without its machinery,
+    the public tests, the child's script, links to the student environment's packages).
+    """
+    junk = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", "fixtures", "artifacts")
+    user = S.sandbox_user() if isolation.level == S.SEPARATE_USER else None
+    trusted, view = base / "trusted", base / "view"
+    trusted.mkdir(mode=0o700)
+    shutil.copytree(root / "tests", trusted / "tests", ignore=junk)
+    shutil.copyfile(root / "pyproject.toml", trusted / "pyproject.toml")
+    course = view / "course"
+    shutil.copytree(root / "interp_lib", course / "interp_lib",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "course"))
+    (course / "tests").mkdir()
+    for path in (root / "tests").glob("*.py"):
+        shutil.copyfile(path, course / "tests" / path.name)
+    shutil.copyfile(pathlib.Path(grading_worker.__file__), view / "worker.py")
+    site = view / "site-packages"
+    site.mkdir()
+    for entry in S.student_site_entries():
+        (site / entry.name).symlink_to(entry)
+    if user is not None:
+        S.share_tree(view, user)
+        S.share_tree(base / "modules", user)
+        os.chown(base, 0, user.pw_gid)
+        base.chmod(0o750)
+    return {"trusted": trusted, "view": view}
+
+
 def grade(submission: pathlib.Path | str | None = None, exercises: list[str] | None = None,
           results_json: pathlib.Path | str | None = None, *, time_factor: float = 20.0,
           time_floor: float = 3.0, memory_mb: float = 2048.0, timeout: float = 1800.0,
-          root: pathlib.Path = ROOT, quiet: bool = False, skip_reference: bool = False) -> dict:
+          root: pathlib.Path = ROOT, quiet: bool = False, skip_reference: bool = False,
+          isolation: S.Isolation | str | None = None, require_isolation: bool = False,
+          jobs: int = 2) -> dict:
     """Grade one submission; returns the Gradescope results dict (and writes it).
 
     ``skip_reference`` leaves out the cross-checks against reference libraries
-    (``@pytest.mark.reference``; quicker, and what a student environment can run)."""
+    (``@pytest.mark.reference``; quicker, and what a student environment can run).
+    ``isolation``: a level of :mod:`.sandbox` (default: the best available);
+    ``require_isolation`` refuses to grade below the separate-user level. ``jobs``: the
+    lessons are split over this many trusted test processes."""
     start = time.perf_counter()
     reg = load_all()
     points = weights()
@@ -213,54 +299,108 @@ def grade(submission: pathlib.Path | str | None = None, exercises: list[str] | N
     unknown = set(exercises or []) - set(reg)
     if unknown:
         raise SystemExit(f"unknown exercise(s): {', '.join(sorted(unknown))}")
+    iso = isolation if isinstance(isolation, S.Isolation) else S.detect(isolation)
+    if iso.level == S.SEPARATE_USER:
+        jobs = 1      # every process of the sandbox user is killed after each exercise
+    if require_isolation and iso.level == S.PROCESS_ONLY:
+        raise SystemExit(f"refusing to grade: the best isolation here is {iso.description}; "
+                         "install bubblewrap, or run the grader as root with a user "
+                         f"{S.SANDBOX_USER!r} (see docs/GRADING.md)")
+    warnings = S.exposure_warnings(iso, root)
     submission = pathlib.Path(submission) if submission else root
-    with tempfile.TemporaryDirectory(prefix="interp-submission-") as tmp:
-        sub_dir = pathlib.Path(tmp) / "modules"
-        found = collect_submission(submission, sub_dir)
-        rejected: dict[str, str] = {}
+    base = S.private_dir("interp-submission-")
+    rejected: dict[str, str] = {}
+    records: list[dict] = []
+    error = intake = ""
+    found: list[str] = []
+    try:
+        (base / "modules").mkdir()
+        try:
+            found = collect_submission(submission, base / "modules")
+        except SubmissionError as err:
+            intake = str(err)
         for module in found:
             names = {i: reg[i].name for i in wanted if reg[i].module == module}
-            source = (sub_dir / f"{module}.py").read_text(encoding="utf-8", errors="replace")
+            source = (base / "modules" / f"{module}.py").read_text(encoding="utf-8", errors="replace")
             rejected.update(static_check(source, names, f"interp_lib/{module}.py"))
         # an exercise whose module is not in the submission is not run (it is a stub)
         to_run = [i for i in wanted if i not in rejected and reg[i].module in found]
-        records: list[dict] = []
-        error = ""
         if to_run:
-            records, error = _run_trusted_pytest(sub_dir, to_run, root, time_factor=time_factor,
-                                                 time_floor=time_floor, memory_mb=memory_mb,
-                                                 timeout=timeout, skip_reference=skip_reference)
-    results = build_results(wanted, records, rejected, points, reg, error, missing=[
-        i for i in wanted if reg[i].module not in found])
+            copies = build_copies(base, iso, root)
+            records, error = _run_trusted(base, copies, to_run, iso, jobs=jobs, time_factor=time_factor,
+                                          time_floor=time_floor, memory_mb=memory_mb, timeout=timeout,
+                                          skip_reference=skip_reference)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    missing = [i for i in wanted if reg[i].module not in found]
+    results = build_results(wanted, records, rejected, points, reg, error or intake, missing=missing,
+                            intake=intake)
     results["execution_time"] = round(time.perf_counter() - start, 2)
+    results["extra_data"]["isolation"] = {"level": iso.level, "description": iso.description,
+                                          "warnings": warnings}
     if results_json:
         path = pathlib.Path(results_json)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(results, indent=1), encoding="utf-8")
     if not quiet:
+        print(f"isolation: {iso.description}")
+        for w in warnings:
+            print(f"warning: {w}")
         print(format_results(results))
     return results
 
 
-def _run_trusted_pytest(sub_dir: pathlib.Path, ids: list[str], root: pathlib.Path, *,
+def _split(ids: list[str], jobs: int) -> list[list[str]]:
+    """Exercise ids in at most ``jobs`` groups of whole lessons, balanced by exercise count."""
+    lessons: dict[str, list[str]] = {}
+    for i in ids:
+        lessons.setdefault(i.split(".")[0], []).append(i)
+    groups: list[list[str]] = [[] for _ in range(max(1, min(jobs, len(lessons))))]
+    for lesson in sorted(lessons, key=lambda k: -len(lessons[k])):
+        min(groups, key=len).extend(lessons[lesson])
+    return [sorted(g) for g in groups if g]
+
+
+def _run_trusted(base: pathlib.Path, copies: dict, ids: list[str], iso: S.Isolation, *, jobs: int,
+                 **options) -> tuple[list[dict], str]:
+    """Run the trusted tests of ``ids`` in ``jobs`` processes; a run that ends abnormally
+    is retried once, then its exercises are reported as a grader problem (no records)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(group: list[str]) -> tuple[list[dict], str]:
+        records, error = _run_trusted_pytest(base, copies, group, iso, **options)
+        if error:
+            records, error = _run_trusted_pytest(base, copies, group, iso, **options)
+        return ([], f"{error} (exercises {', '.join(group)}; tried twice)") if error else (records, "")
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        outcomes = list(pool.map(one, _split(ids, jobs)))
+    return [r for recs, _ in outcomes for r in recs], "; ".join(e for _, e in outcomes if e)
+
+
+def _run_trusted_pytest(base: pathlib.Path, copies: dict, ids: list[str], iso: S.Isolation, *,
                         time_factor: float, time_floor: float, memory_mb: float,
                         timeout: float, skip_reference: bool = False) -> tuple[list[dict], str]:
-    """Run the course's exercise tests of ``ids`` in a trusted pytest process; its
-    per-test records come back through a pipe that no child process inherits."""
+    """Run the course's exercise tests of ``ids`` in a trusted pytest process (in the
+    submission's fresh ``trusted`` copy); its per-test records come back through a pipe
+    that no child process inherits, and count only when pytest ended normally."""
     read_fd, write_fd = os.pipe()
+    trusted = copies["trusted"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INTERP_", "PYTEST_"))}
     env.update({
-        "INTERP_GRADE_SUBMISSION": str(sub_dir), "INTERP_GRADE_EXERCISES": ",".join(ids),
+        "INTERP_GRADE_SUBMISSION": str(base / "modules"), "INTERP_GRADE_EXERCISES": ",".join(ids),
+        "INTERP_GRADE_VIEW": str(copies["view"]), "INTERP_GRADE_ISOLATION": iso.level,
         "INTERP_GRADE_TIME_FACTOR": str(time_factor), "INTERP_GRADE_TIME_FLOOR": str(time_floor),
         "INTERP_GRADE_MEMORY_MB": str(memory_mb), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
         "PYTHONDONTWRITEBYTECODE": "1",
     })
     cmd = [sys.executable, "-m", "pytest", "-q", "--continue-on-collection-errors",
+           "-c", str(trusted / "pyproject.toml"), "--rootdir", str(trusted),
            "-p", "no:cacheprovider", "-p", "no:nbval",
            "-p", "no:xdist", "-p", "interp_lib.course.grading_remote", "-o", "addopts=",
            "--solutions=all", f"--results-json=/dev/fd/{write_fd}",
            "-m", "exercise and not reference" if skip_reference else "exercise",
-           *test_files(root, {i.split(".")[0] for i in ids})]
+           *test_files(trusted, {i.split(".")[0] for i in ids})]
     chunks: list[bytes] = []
     import threading
 
@@ -275,28 +415,35 @@ def _run_trusted_pytest(sub_dir: pathlib.Path, ids: list[str], root: pathlib.Pat
     reader = threading.Thread(target=drain, daemon=True)
     reader.start()
     error = ""
+    proc = subprocess.Popen(cmd, cwd=trusted, env=env, pass_fds=[write_fd], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    os.close(write_fd)
     try:
-        proc = subprocess.run(cmd, cwd=root, env=env, pass_fds=[write_fd], timeout=timeout,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        tail = proc.stdout.decode("utf-8", "replace")[-2000:]
+        out, _ = proc.communicate(timeout=timeout)
+        tail = out.decode("utf-8", "replace")[-2000:]
         if proc.returncode not in (0, 1, 5):    # 5: no tests collected
             error = f"the grader's test run ended with code {proc.returncode}: {tail[-600:]}"
     except subprocess.TimeoutExpired:
         error = f"the grader's test run took longer than {timeout:.0f} s"
     finally:
-        os.close(write_fd)
+        S.kill_tree(proc.pid)
+        proc.wait()
     reader.join(timeout=10)
+    if error:
+        return [], error
     try:
         records = json.loads(b"".join(chunks).decode()) if chunks else []
     except ValueError:
-        records, error = [], error or "the grader's test run wrote unreadable results"
+        return [], "the grader's test run wrote unreadable results"
+    if not isinstance(records, list):
+        return [], "the grader's test run wrote unreadable results"
     records = [r for r in records if isinstance(r, dict) and r.get("exercise") in ids]
-    return records, error
+    return records, ""
 
 
 def build_results(ids: list[str], records: list[dict], rejected: dict[str, str],
                   points: dict[str, float], reg: dict, error: str = "",
-                  missing: list[str] | None = None) -> dict:
+                  missing: list[str] | None = None, intake: str = "") -> dict:
     """The Gradescope results dict: per exercise one visible entry and, when the
     exercise has hidden tests, one entry shown only after the due date."""
     tests = []
@@ -312,6 +459,8 @@ def build_results(ids: list[str], records: list[dict], rejected: dict[str, str],
         failed = [r for r in mine if r["outcome"] != "passed"]
         if ex_id in rejected:
             status, message = "rejected", rejected[ex_id]
+        elif intake:
+            status, message = "not graded", f"submission refused: {intake}"
         elif missing and ex_id in missing:
             status, message = "not started", f"{ex.path} was not in the submission"
         elif not mine:
@@ -362,7 +511,9 @@ def build_results(ids: list[str], records: list[dict], rejected: dict[str, str],
                           "score": ex_score, "status": status, "message": message}
     out = {"score": round(total, 4), "tests": tests, "visibility": "visible",
            "stdout_visibility": "hidden", "extra_data": {"summary": summary}}
-    if error:
+    if intake:
+        out["output"] = f"Submission refused: {intake}"
+    elif error:
         out["output"] = f"Grader problem (not your code): {error}"
     return out
 
@@ -381,10 +532,15 @@ def grade_batch(folder: pathlib.Path, out_dir: pathlib.Path | None = None,
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
     folder = pathlib.Path(folder)
+    iso = options.pop("isolation", None)
+    options["isolation"] = iso = iso if isinstance(iso, S.Isolation) else S.detect(iso)
+    if iso.level == S.SEPARATE_USER:
+        workers = 1   # every process of the sandbox user is killed after each exercise
+    options.setdefault("jobs", 1 if workers > 1 or iso.level == S.SEPARATE_USER else 2)
     out_dir = pathlib.Path(out_dir or folder / "graded")
     out_dir.mkdir(parents=True, exist_ok=True)
     subs = sorted(p for p in folder.iterdir()
-                  if (p.is_dir() and p.resolve() != out_dir.resolve()) or p.suffix == ".zip")
+                  if (p.is_dir() and p.resolve() != out_dir.resolve()) or p.suffix == ".zip" or p.is_symlink())
     rows: dict[str, dict] = {}
 
     def one(path: pathlib.Path) -> tuple[str, dict]:
@@ -558,6 +714,11 @@ def add_commands(sub) -> None:
                    help="build a Gradescope autograder zip instead of grading")
     p.add_argument("--skip-reference", action="store_true",
                    help="leave out the cross-checks against reference libraries (quicker)")
+    p.add_argument("--isolation", choices=["sandbox", "separate-user", "process"], default=None,
+                   help="isolation level for student code (default: the best available)")
+    p.add_argument("--require-isolation", action="store_true",
+                   help="refuse to grade below the separate-user level")
+    p.add_argument("--jobs", type=int, default=2, help="trusted test processes per submission")
     p.set_defaults(func=cmd_grade)
     p = sub.add_parser("submit", help="zip your exercise modules for hand-in")
     p.add_argument("--out", default=None, help="zip file (default: submission.zip)")
@@ -572,14 +733,18 @@ def cmd_grade(args: argparse.Namespace) -> int:
         print(f"wrote the Gradescope autograder {path} ({path.stat().st_size / 2**20:.1f} MiB): "
               "upload it as the assignment's autograder (zip file)")
         return 0
+    level = {"sandbox": S.SANDBOX, "separate-user": S.SEPARATE_USER, "process": S.PROCESS_ONLY}.get(
+        args.isolation or "")
+    iso = S.detect(level)
+    if args.isolation and iso.level != level:
+        raise SystemExit(f"--isolation {args.isolation} is not available here: {iso.reason}")
+    options = dict(time_factor=args.time_factor, memory_mb=args.memory_mb, skip_reference=args.skip_reference,
+                   isolation=iso, require_isolation=args.require_isolation)
     if args.batch:
-        path = grade_batch(pathlib.Path(args.batch), exercises=ids, workers=args.workers,
-                           time_factor=args.time_factor, memory_mb=args.memory_mb,
-                           skip_reference=args.skip_reference)
+        path = grade_batch(pathlib.Path(args.batch), exercises=ids, workers=args.workers, **options)
         print(f"wrote {path}")
         return 0
-    grade(args.submission, ids, args.results, time_factor=args.time_factor, memory_mb=args.memory_mb,
-          skip_reference=args.skip_reference)
+    grade(args.submission, ids, args.results, jobs=args.jobs, **options)
     print(f"wrote {args.results}")
     return 0
 

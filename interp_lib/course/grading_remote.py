@@ -1,34 +1,37 @@
 """The trusted side of the grader: a pytest plugin that runs the course's own tests in
 the grader's process and sends only the graded exercise's *calls* to a child process.
 
-Loaded by :mod:`interp_lib.course.grading` as ``pytest -p interp_lib.course.grading_remote`` with
+Loaded by :mod:`interp_lib.course.grading` as ``pytest -p interp_lib.course.grading_remote``
+in a fresh copy of the course's tests, with
 
+    INTERP_GRADE_VIEW         the submission's read-only course copy for the children
     INTERP_GRADE_SUBMISSION   folder holding the student's ``<module>.py`` files
     INTERP_GRADE_EXERCISES    ids to grade (comma separated)
+    INTERP_GRADE_ISOLATION    sandbox | separate user | process only (see .sandbox)
     INTERP_GRADE_TIME_FACTOR  time limit = factor x the reference body's time + floor
     INTERP_GRADE_TIME_FLOOR   seconds
-    INTERP_GRADE_MEMORY_MB    resident-memory limit of a child (process group)
+    INTERP_GRADE_MEMORY_MB    resident-memory limit of a child (with everything it started)
 
 While a test of exercise X runs, every exercise uses its reference body in this process
 except X, whose body is a :class:`Remote`: the call's arguments are pickled to a child
-(forked from a server with torch preloaded) that imported the student's module; the
-child returns the value (tensors, arrays, numbers, containers only), and the test's
-assertions run here on it. In-place changes to tensor/array arguments and the state of
-``torch.Generator`` arguments are copied back, so tests that check them still work.
+(one per exercise, in its own sandbox, torn down when the exercise's tests are done) that
+imported the student's module; the child's reply is data (:mod:`.grading_worker`), and the
+test's assertions run here on it. Nothing is copied back into this process's objects but
+a ``torch.Generator``'s state; an argument the child changed in place fails the call with
+a message naming it. Other exercises the student's code calls are *up-calls*: this
+process runs their reference bodies on the decoded arguments.
 """
 from __future__ import annotations
 
-import ast
 import builtins
 import ctypes
+import dataclasses
 import json
 import os
 import pathlib
 import pickle
 import select
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,11 +39,11 @@ import time
 
 import pytest
 import torch
+from torch import nn
 
 from .. import exercises
 from . import grading_worker as W
-
-from .common import ROOT
+from . import sandbox as S
 
 
 class GraderCannotTransfer(Exception):
@@ -65,192 +68,269 @@ class ExerciseError(Exception):
 
 def _no_dumping() -> None:
     """Make this process non-dumpable: other processes of the same user (a student's
-    child) can then neither open ``/proc/<pid>/fd/*`` nor read or write its memory."""
+    child at the process-only level) can then neither open ``/proc/<pid>/fd/*`` nor
+    read or write its memory."""
     try:
         ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
     except Exception:  # noqa: BLE001 - not Linux
         pass
 
 
-def _group_rss_mb(sid: int) -> float:
-    """Resident memory (MiB) of every process in session ``sid``."""
-    total = 0
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
+# --------------------------------------------------------------------------- allowlists
+
+def _course_dataclasses() -> dict[str, type]:
+    """Dataclasses an exercise may return: the course's own, imported here by the grader."""
+    from .. import evaluation, featvis
+
+    return {f"{c.__module__}:{c.__qualname__}": c for c in (evaluation.SanityCheck, featvis.Visualisation)}
+
+
+def _module_classes(test_dir: pathlib.Path) -> dict[str, type]:
+    """``nn.Module`` classes an up-call may carry: torch.nn, torchvision and course models,
+    and the trusted test modules' own (only modules this process has already imported)."""
+    out = {}
+    for name, mod in list(sys.modules.items()):
+        path = str(getattr(mod, "__file__", "") or "")
+        trusted = (name.startswith(("torch.nn.", "torchvision.models", "interp_lib."))
+                   and not name.startswith("interp_lib.course")) or path.startswith(str(test_dir))
+        if not trusted:
             continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as fh:
-                fields = fh.read().rsplit(b")", 1)[1].split()
-            if int(fields[3]) != sid:       # field 6 (session) after the comm field
-                continue
-            total += int(fields[21]) * os.sysconf("SC_PAGE_SIZE")  # field 24: rss pages
-        except (OSError, IndexError, ValueError):
-            continue
-    return total / 2**20
+        for value in list(vars(mod).values()):
+            if isinstance(value, type) and issubclass(value, nn.Module) and value.__module__ == name:
+                out[f"{value.__module__}:{value.__qualname__}"] = value
+    return out
 
 
-def _kill_group(pid: int) -> None:
-    for target in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
-        try:
-            target()
-        except (ProcessLookupError, PermissionError):
-            pass
+def _exception_class(module: str, qualname: str, test_dir: pathlib.Path):
+    """An exception class named by a reply: a builtin, or one of the course's or of the
+    trusted tests, already imported here (nothing is imported)."""
+    if module == "builtins":
+        cls = getattr(builtins, qualname, None)
+    else:
+        mod = sys.modules.get(module)
+        path = str(getattr(mod, "__file__", "") or "")
+        if mod is None or "." in qualname or not (
+                (module.startswith("interp_lib.") and not module.startswith("interp_lib.course"))
+                or path.startswith(str(test_dir))):
+            return None
+        cls = getattr(mod, qualname, None)
+    return cls if isinstance(cls, type) and issubclass(cls, Exception) else None
 
 
-# --------------------------------------------------------------------------- fork server
+# --------------------------------------------------------------------------- a child
 
-class ForkServer:
-    """A server process with torch imported; forks one child per graded exercise."""
+class Child:
+    """One child process (in the session's isolation) running exercise ``ex``'s student code."""
 
-    def __init__(self) -> None:
-        self.sock, theirs = socket.socketpair()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-I", str(pathlib.Path(W.__file__).resolve()), str(theirs.fileno())],
-            pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, start_new_session=True, cwd=tempfile.gettempdir())
-        theirs.close()
-        self._buffer = b""
-
-    def spawn(self, config: dict) -> tuple[int, int, int]:
-        """Start a child; returns (pid, request fd to write, reply fd to read)."""
-        req_r, req_w = os.pipe()
-        rep_r, rep_w = os.pipe()
-        socket.send_fds(self.sock, [json.dumps(config).encode()], [req_r, rep_w])
+    def __init__(self, session: "GradingSession", ex: exercises.Exercise) -> None:
+        self.session, self.ex = session, ex
+        req_r, self.fd_w = os.pipe()
+        self.fd_r, rep_w = os.pipe()
+        level = session.isolation
+        work = pathlib.Path(tempfile.mkdtemp(prefix=f"child-{ex.id}-", dir=session.tmp))
+        module = session.submission / f"{ex.module}.py"
+        config = {"fd_in": req_r, "fd_out": rep_w, "module": ex.module, "name": ex.name,
+                  "exercise": ex.id, "switch": f"all,-{ex.id}", "memory_mb": session.memory_mb}
+        self.uid = None
+        if level == S.SANDBOX:
+            config.update(log="/tmp/output.log", cwd="/tmp",
+                          sys_path=S.student_sys_path(session.site_dirs) + ["/course", "/course/tests"])
+            argv = [sys._base_executable, "-I", "-S", "/grader/worker.py", json.dumps(config)]  # type: ignore[attr-defined]
+            cmd = S.bwrap_command(argv, [(session.view / "course", "/course"), (module, f"/course/interp_lib/{ex.module}.py"),
+                                         (pathlib.Path(W.__file__).resolve(), "/grader/worker.py")])
+            kwargs = {}
+        else:
+            course = session.module_view(ex.module)
+            config.update(log=str(work / "output.log"), cwd=str(work),
+                          sys_path=S.student_sys_path([session.site_link]) + [str(course), str(course / "tests")])
+            cmd = [sys._base_executable, "-I", "-S", str(session.view / "worker.py"), json.dumps(config)]  # type: ignore[attr-defined]
+            kwargs = {"env": session.child_env(work), "cwd": str(work)}
+            if level == S.SEPARATE_USER:
+                user = session.user
+                os.chown(work, user.pw_uid, user.pw_gid)
+                work.chmod(0o700)
+                self.uid = user.pw_uid
+                kwargs.update(user=user.pw_uid, group=user.pw_gid, extra_groups=[], umask=0o077)
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(cmd, pass_fds=[req_r, rep_w], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     start_new_session=True, **kwargs)
         os.close(req_r)
         os.close(rep_w)
-        while b"\n" not in self._buffer:
-            chunk = self.sock.recv(4096)
-            if not chunk:
-                raise RuntimeError("the grader's fork server died")
-            self._buffer += chunk
-        line, self._buffer = self._buffer.split(b"\n", 1)
-        return json.loads(line)["pid"], req_w, rep_r
 
-    def close(self) -> None:
+    def cpu(self) -> float:
+        return S.tree_cpu_seconds(self.proc.pid, self.uid)
+
+    def rss_mb(self) -> float:
+        return S.tree_rss_mb(self.proc.pid, self.uid)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> None:
+        S.kill_tree(self.proc.pid, self.uid)
         try:
-            self.sock.close()
-        finally:
-            _kill_group(self.proc.pid)
-            self.proc.wait()
-
-
-# --------------------------------------------------------------------------- sandbox copy
-
-def strip_function(source: str, name: str) -> str:
-    """``source`` without its top-level function ``name`` (the graded reference body)."""
-    tree = ast.parse(source)
-    tree.body = [n for n in tree.body
-                 if not (isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == name)]
-    return ast.unparse(tree)
-
-
-def build_copy(dest: pathlib.Path, submission: pathlib.Path, ex: exercises.Exercise) -> None:
-    """A trusted course copy for grading ``ex``: the student's module for ``ex`` (if
-    submitted), trusted modules otherwise, and ``solutions`` without ``ex``'s body."""
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "grading*.py", "release.py")
-    shutil.copytree(ROOT / "interp_lib", dest / "interp_lib", ignore=ignore)
-    student = submission / f"{ex.module}.py"
-    if student.is_file():
-        shutil.copyfile(student, dest / "interp_lib" / f"{ex.module}.py")
-    shutil.copytree(ROOT / "solutions", dest / "solutions",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "answers"))
-    # the trusted tests (not the hidden ones), so that classes defined in a test module
-    # (a model that raises, say) can be unpickled in the child
-    (dest / "tests").mkdir()
-    for path in (ROOT / "tests").glob("*.py"):
-        shutil.copyfile(path, dest / "tests" / path.name)
-    sol = dest / "solutions" / f"{ex.module}.py"
-    if sol.is_file():
-        sol.write_text(strip_function(sol.read_text(encoding="utf-8"), ex.name), encoding="utf-8")
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        if self.uid is not None:           # a daemon of this user that left the tree
+            S.kill_tree(self.proc.pid, self.uid)
+        for fd in (self.fd_w, self.fd_r):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.fd_w = self.fd_r = -1
 
 
 # --------------------------------------------------------------------------- remote body
 
 class Remote:
-    """The graded exercise's body: each call runs in a child with the student's code."""
+    """The graded exercise's body: each call runs in the exercise's child."""
 
     def __init__(self, session: "GradingSession", ex: exercises.Exercise) -> None:
         self.session, self.ex = session, ex
         self.reference = _ORIGINAL_SOLUTION(ex)
-        self.pid = self.fd_w = self.fd_r = None
+        self.child: Child | None = None
         self.broken: str | None = None      # set when the module cannot even be imported
         self.timeouts = 0
         self.calls = 0
         self.limit = session.time_floor
         self.memory = session.memory_mb
-        self.workdir = pathlib.Path(tempfile.mkdtemp(prefix="grade-", dir=session.tmp))
+        self.graphs: dict[int, tuple] = {}  # up-call id -> (output, inputs), for the child's backward
+        self.args: tuple = ()               # the arguments of the call in progress (module handles)
 
     # child lifecycle
     def _start(self) -> None:
-        copy = self.workdir / "course"
-        if not copy.exists():
-            build_copy(copy, self.session.submission, self.ex)
-        config = {"root": str(copy), "module": self.ex.module, "name": self.ex.name,
-                  "switch": f"all,-{self.ex.id}", "log": str(self.workdir / "output.log"),
-                  "cwd": str(self.workdir), "memory_mb": self.session.memory_mb}
-        self.pid, self.fd_w, self.fd_r = self.session.server.spawn(config)
+        self.child = self.session.take_child(self.ex)
         reply = self._wait(self.session.import_limit, what="importing your module", memory=self.session.memory_mb)
         if reply.get("status") != "ready":
             self.stop()
             self.broken = (f"your interp_lib/{self.ex.module}.py failed to import: "
                            f"{reply.get('type')}: {reply.get('message')}")
             raise ExerciseError(self.broken)
+        self.session.prewarm_after(self.ex)
 
     def stop(self) -> None:
-        if self.pid is not None:
-            _kill_group(self.pid)
-        for fd in (self.fd_w, self.fd_r):
-            if fd is not None:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-        self.pid = self.fd_w = self.fd_r = None
+        if self.child is not None:
+            self.child.stop()
+        self.child = None
+        self.graphs.clear()
+
+    def _read(self) -> dict:
+        try:
+            data = W.read_message(self.child.fd_r)
+        except EOFError:
+            self.stop()
+            raise ExerciseExited(
+                f"exercise {self.ex.id} `{self.ex.name}` ended its own process (os._exit, a "
+                "signal or a crash); an exercise must return its result") from None
+        except ValueError as err:
+            self.stop()
+            raise ExerciseError(f"the reply of exercise {self.ex.id} was refused: {err}") from None
+        try:
+            reply = W.loads(data)
+        except Exception as err:  # noqa: BLE001 - anything the child could have sent
+            self.stop()
+            raise ExerciseError(f"the reply of exercise {self.ex.id} could not be read safely "
+                                f"({type(err).__name__}); return tensors, arrays or numbers") from None
+        if not isinstance(reply, dict) or "status" not in reply:
+            self.stop()
+            raise ExerciseError("malformed reply")
+        return reply
 
     def _wait(self, limit: float, what: str, memory: float) -> dict:
-        """Wait for one reply under the time limit and the memory watchdog (MiB)."""
-        deadline = time.monotonic() + limit
+        """Wait for one reply under the time limit and the memory watchdog (MiB), serving
+        the child's up-calls meanwhile (their time does not count against it).
+
+        The limit is on the child's CPU time, which does not depend on how busy the machine
+        is; a wall-clock limit of several times as much catches a child that sleeps."""
+        cpu_start = self.child.cpu()
+        wall_deadline = time.monotonic() + 4 * limit + 30
         while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
+            used = self.child.cpu() - cpu_start
+            if used > limit or time.monotonic() > wall_deadline:
                 self.stop()
                 raise ExerciseTimeout(
                     f"exercise {self.ex.id} `{self.ex.name}` ran over its time limit of "
-                    f"{limit:.1f} s while {what} ({self.session.time_factor:g}x the reference "
+                    f"{limit:.1f} s of CPU time while {what} ({self.session.time_factor:g}x the reference "
                     "solution's time plus a margin): look for an endless loop, or vectorise "
-                    "the Python loop over images/pixels/classes with tensor operations")
-            ready, _, _ = select.select([self.fd_r], [], [], min(left, 0.05))
-            if ready:
-                break
-            rss = _group_rss_mb(self.pid)
+                    "the Python loop over images/pixels/classes with tensor operations"
+                    + ("" if used > limit else f"; it also stopped answering for {4 * limit + 30:.0f} s"))
+            # the memory check comes first: a child that blows up fast is stopped as such
+            rss = self.child.rss_mb()
             if rss > memory:
                 self.stop()
                 raise ExerciseMemoryError(
                     f"exercise {self.ex.id} `{self.ex.name}` used more than "
                     f"{memory:.0f} MiB of memory ({rss:.0f} MiB) and was "
                     "stopped: process the data in batches, free intermediate results")
+            ready, _, _ = select.select([self.child.fd_r], [], [], 0.05)
+            if not ready:
+                continue
+            reply = self._read()
+            if reply["status"] in ("upcall", "upcall-backward"):
+                started = time.monotonic()
+                self._serve_upcall(reply)
+                wall_deadline += time.monotonic() - started
+                continue
+            return reply
+
+    # up-calls: the reference body of another exercise, for the student's code
+    def _handle(self, name: str):
+        arg, _, qual = str(name).partition("|")
+        value = self.args_by_name.get(arg)
+        if not isinstance(value, nn.Module):
+            raise ValueError(f"unknown module handle {name!r}")
+        return value.get_submodule(qual) if qual else value
+
+    def _serve_upcall(self, request: dict) -> None:
+        k = request.get("id")
         try:
-            data = W.read_message(self.fd_r)
-        except EOFError:
-            self.stop()
-            raise ExerciseExited(
-                f"exercise {self.ex.id} `{self.ex.name}` ended its own process while "
-                f"{what} (os._exit, a signal or a crash); an exercise must return its "
-                "result") from None
-        except ValueError as err:
-            self.stop()
-            raise ExerciseError(f"the reply of exercise {self.ex.id} was refused: {err}") from None
+            if request["status"] == "upcall-backward":
+                output, inputs = self.graphs[k]
+                grad_out = W.decode(request["grad_out"])
+                grads = torch.autograd.grad(output, inputs, grad_out, retain_graph=True, allow_unused=True)
+                reply = {"status": "ok", "value": list(grads)}
+            else:
+                reply = self._run_upcall(request)
+        except Exception as err:  # noqa: BLE001 - reported to the student's code as an exception
+            reply = {"status": "raise", "type": type(err).__name__ if type(err).__module__ == "builtins"
+                     else "RuntimeError", "message": f"{err}"[:2000]}
+        W.write_message(self.child.fd_w, pickle.dumps(("upcall-reply", k, reply)))
+
+    def _run_upcall(self, request: dict) -> dict:
+        ex_id = str(request.get("exercise"))
+        reg = exercises.registry()
+        if ex_id == self.ex.id or ex_id not in reg:
+            raise RuntimeError(f"exercise {ex_id} is not available to your code")
+        classes = self.session.module_classes
+        args = W.decode(request["args"], classes, self._handle)
+        kwargs = W.decode(request["kwargs"], classes, self._handle)
+        if not isinstance(args, list) or not isinstance(kwargs, dict):
+            raise ValueError("bad up-call")
+        self.session.serving += 1
         try:
-            return W.loads(data)
-        except Exception as err:  # noqa: BLE001 - anything the child could have sent
-            self.stop()
-            raise ExerciseError(f"the reply of exercise {self.ex.id} could not be read safely "
-                                f"({type(err).__name__}); return tensors, arrays or numbers") from None
+            with torch.set_grad_enabled(bool(request.get("grad"))):
+                value = reg[ex_id].wrapper(*args, **kwargs)
+        finally:
+            self.session.serving -= 1
+        reply = {"status": "ok", "value": value, "generators": {
+            **{i: a.get_state() for i, a in enumerate(args) if isinstance(a, torch.Generator)},
+            **{n: v.get_state() for n, v in kwargs.items() if isinstance(v, torch.Generator)}}}
+        inputs = [a for a in [*args, *kwargs.values()] if isinstance(a, torch.Tensor) and a.requires_grad]
+        if isinstance(value, torch.Tensor) and value.grad_fn is not None and inputs:
+            self.graphs[request["id"]] = (value, inputs)
+            for old in sorted(self.graphs)[:-8]:
+                del self.graphs[old]
+            reply["value"], reply["graph"] = value.detach(), True
+        return reply
 
     # the call
     def __call__(self, *args, **kwargs):
-        import torch
-
+        if self.session.serving:
+            raise ExerciseError(f"exercise {self.ex.id} `{self.ex.name}` is being graded: another "
+                                "exercise's reference body that your code called cannot use it")
         if self.broken:
             raise ExerciseError(self.broken)
         if self.timeouts >= self.session.max_timeouts:
@@ -265,17 +345,22 @@ class Remote:
                 f"this test passes an argument the grader cannot send to a separate process "
                 f"({type(err).__name__}: {err})") from None
         _, _, ref_args, ref_kwargs, _ = pickle.loads(payload)
-        start = time.perf_counter()
+        start = time.process_time()       # CPU time, like the child's limit
         try:
             self.reference(*ref_args, **ref_kwargs)
         except Exception:  # noqa: BLE001 - the reference may raise on bad input, by design
             pass
-        limit = self.session.time_floor + self.session.time_factor * (time.perf_counter() - start)
+        limit = self.session.time_floor + self.session.time_factor * (time.process_time() - start)
         self.limit = limit
-        if self.pid is None:
+        if self.child is None:
             self._start()
+        import inspect
         try:
-            W.write_message(self.fd_w, payload)
+            self.args_by_name = dict(inspect.signature(self.ex.stub).bind_partial(*args, **kwargs).arguments)
+        except TypeError:
+            self.args_by_name = {}
+        try:
+            W.write_message(self.child.fd_w, payload)
         except (BrokenPipeError, OSError):
             self.stop()
             raise ExerciseExited(f"exercise {self.ex.id} `{self.ex.name}`: its process ended "
@@ -287,35 +372,40 @@ class Remote:
         except ExerciseTimeout:
             self.timeouts += 1
             raise
-        if not isinstance(reply, dict) or "status" not in reply:
-            self.stop()
-            raise ExerciseError("malformed reply")
-        decoded = W.decode
         note = ""
         if reply.get("output_bytes", 0) > W.OUTPUT_CHARS:
             note = f" (it printed {reply['output_bytes']} bytes; output truncated)"
         self.session.output[self.ex.id] = (self.session.output.get(self.ex.id, "") +
                                            str(reply.get("output", ""))[:W.OUTPUT_CHARS])[:W.OUTPUT_CHARS]
-        if reply["status"] == "ok":
-            try:
-                value = decoded(reply["value"])
-                self._copy_back(args, decoded(reply.get("args", [])))
-                self._copy_back(kwargs, decoded(reply.get("kwargs", {})))
-            except Exception as err:  # noqa: BLE001
-                raise ExerciseError(f"the result of exercise {self.ex.id} could not be read: {err}"
-                                    + note) from None
-            inputs = [a for a in [*args, *kwargs.values()] if isinstance(a, torch.Tensor) and a.requires_grad]
-            if reply.get("graph") and isinstance(value, torch.Tensor) and inputs and torch.is_grad_enabled():
-                # gradients flow back through the child: backward asks it for them
-                value = _RemoteGraph.apply(self, call_id, value.detach(), *inputs)
-            return value
-        return self._raise(reply, note)
+        if reply["status"] != "ok":
+            return self._raise(reply, note)
+        try:
+            value = W.decode(reply["value"], self.session.dataclasses)
+            changed = [str(n) for n in reply.get("changed", [])]
+            states = W.decode(reply.get("generators", {"__dict__": []}))
+        except Exception as err:  # noqa: BLE001
+            raise ExerciseError(f"the result of exercise {self.ex.id} could not be read: {err}" + note) from None
+        if changed:
+            raise ExerciseError(
+                f"exercise {self.ex.id} `{self.ex.name}` changed its argument "
+                f"{', '.join(f'`{n}`' for n in changed)} in place; a method must leave its inputs "
+                "as they were (work on a copy, e.g. x = x.clone())")
+        for name, state in (states or {}).items():
+            target = self.args_by_name.get(name)
+            if isinstance(target, torch.Generator) and isinstance(state, torch.Generator):
+                if state.get_state().shape == target.get_state().shape:
+                    target.set_state(state.get_state())   # the one thing copied back: where the stream is
+        inputs = [a for a in [*args, *kwargs.values()] if isinstance(a, torch.Tensor) and a.requires_grad]
+        if reply.get("graph") and isinstance(value, torch.Tensor) and inputs and torch.is_grad_enabled():
+            # gradients flow back through the child: backward asks it for them
+            value = _RemoteGraph.apply(self, call_id, value.detach(), *inputs)
+        return value
 
     def backward(self, call_id: int, grad_out):
         """Gradients of call ``call_id``'s result w.r.t. its tensor inputs, from the child."""
-        if self.pid is None:
+        if self.child is None:
             raise ExerciseError(f"exercise {self.ex.id}: the process holding the result's graph has ended")
-        W.write_message(self.fd_w, pickle.dumps(("backward", call_id, grad_out.detach())))
+        W.write_message(self.child.fd_w, pickle.dumps(("backward", call_id, grad_out.detach())))
         reply = self._wait(self.limit, what="computing gradients through its result", memory=self.memory)
         if reply.get("status") == "ok":
             return W.decode(reply["value"])
@@ -325,50 +415,17 @@ class Remote:
         name, message = str(reply.get("type")), str(reply.get("message", ""))
         where = "; ".join(map(str, reply.get("where", [])))
         if name == "GraderCannotTransfer":
-            # the child could not rebuild the arguments: not counted - but only when the
-            # grader itself finds them unusable in a clean process, see _check_transfer
             raise ExerciseError(f"{message} (at {where})")
         if name in ("SystemExit", "KeyboardInterrupt", "GeneratorExit"):
             raise ExerciseExited(f"exercise {self.ex.id} `{self.ex.name}` called sys.exit/raised "
                                  f"{name} ({message}) at {where}; an exercise must return its result")
-        exc_type = getattr(builtins, name, None) if reply.get("builtin") else _course_exception(
-            str(reply.get("module", "")), name)
-        if isinstance(exc_type, type) and issubclass(exc_type, Exception):
+        exc_type = _exception_class(str(reply.get("module", "")), name, self.session.test_dir)
+        if exc_type is not None:
             try:
                 raise exc_type(message + note)
             except TypeError:
                 pass
         raise ExerciseError(f"{name}: {message}{note} (at {where})")
-
-    @staticmethod
-    def _copy_back(originals, returned) -> None:
-        import numpy as np
-        import torch
-
-        pairs = (zip(originals, returned) if isinstance(originals, (list, tuple))
-                 else ((originals[k], v) for k, v in returned.items() if k in originals))
-        for orig, new in pairs:
-            if isinstance(orig, torch.Tensor) and isinstance(new, torch.Tensor):
-                if new.shape == orig.shape and new.dtype == orig.dtype and not torch.equal(new, orig.detach()):
-                    with torch.no_grad():
-                        orig.copy_(new)
-            elif isinstance(orig, torch.Generator) and isinstance(new, torch.Generator):
-                orig.set_state(new.get_state())
-            elif isinstance(orig, np.ndarray) and isinstance(new, np.ndarray):
-                if new.shape == orig.shape and orig.flags.writeable and not np.array_equal(new, orig):
-                    orig[...] = new
-
-
-def _course_exception(module: str, qualname: str):
-    """An exception class of the course's own tests or package, already imported here."""
-    mod = sys.modules.get(module)
-    if mod is None or "." in qualname:
-        return None
-    path = str(getattr(mod, "__file__", "") or "")
-    if not (module.startswith("interp_lib") or path.startswith(str(ROOT / "tests"))):
-        return None
-    cls = getattr(mod, qualname, None)
-    return cls if isinstance(cls, type) and issubclass(cls, Exception) else None
 
 
 class _RemoteGraph(torch.autograd.Function):
@@ -392,24 +449,78 @@ _ORIGINAL_SOLUTION = exercises.Exercise.solution
 
 
 class GradingSession:
-    def __init__(self) -> None:
+    def __init__(self, test_dir: pathlib.Path) -> None:
         env = os.environ
+        self.test_dir = test_dir
+        self.view = pathlib.Path(env["INTERP_GRADE_VIEW"])
         self.submission = pathlib.Path(env["INTERP_GRADE_SUBMISSION"])
-        self.graded = {t for t in env.get("INTERP_GRADE_EXERCISES", "").split(",") if t}
+        self.graded = [t for t in env.get("INTERP_GRADE_EXERCISES", "").split(",") if t]
+        self.isolation = env.get("INTERP_GRADE_ISOLATION", S.PROCESS_ONLY)
         self.time_factor = float(env.get("INTERP_GRADE_TIME_FACTOR", "20"))
         self.time_floor = float(env.get("INTERP_GRADE_TIME_FLOOR", "3"))
         self.memory_mb = float(env.get("INTERP_GRADE_MEMORY_MB", "2048"))
         self.import_limit = float(env.get("INTERP_GRADE_IMPORT_LIMIT", "30"))
         self.max_timeouts = 2
-        self.tmp = tempfile.mkdtemp(prefix="interp-grade-")
-        self.server = ForkServer()
+        self.user = S.sandbox_user() if self.isolation == S.SEPARATE_USER else None
+        self.tmp = str(S.private_dir("interp-grade-", self.user))
+        self.site_dirs = sorted({p.parent for p in S.student_site_entries()})
+        self.site_link = self.view / "site-packages"
         self.remotes: dict[str, Remote] = {}
+        self.spare: Child | None = None
+        self.order: list[str] = []
         self.current: str | None = None
+        self.serving = 0
         self.output: dict[str, str] = {}
+        self.dataclasses = _course_dataclasses()
+        self._module_classes: dict[str, type] | None = None
+        self._module_views: dict[str, pathlib.Path] = {}
+
+    @property
+    def module_classes(self) -> dict[str, type]:
+        if self._module_classes is None:
+            self._module_classes = _module_classes(self.test_dir)
+        return self._module_classes
+
+    def module_view(self, module: str) -> pathlib.Path:
+        """(Below the sandbox level) a course copy with the student's ``module`` in it."""
+        if module not in self._module_views:
+            dest = pathlib.Path(self.tmp) / f"course-{module}"
+            shutil.copytree(self.view / "course", dest, symlinks=True)
+            shutil.copyfile(self.submission / f"{module}.py", dest / "interp_lib" / f"{module}.py")
+            if self.user is not None:
+                S.share_tree(dest, self.user)
+            self._module_views[module] = dest
+        return self._module_views[module]
+
+    def child_env(self, work: pathlib.Path) -> dict:
+        env = {"HOME": str(work), "TMPDIR": str(work), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1",
+               "MKL_NUM_THREADS": "1", "MPLBACKEND": "Agg", "MPLCONFIGDIR": str(work),
+               "PYTHONDONTWRITEBYTECODE": "1"}
+        env.update({k: v for k, v in os.environ.items() if k.startswith("OPENBLAS_")})
+        return env
+
+    def take_child(self, ex: exercises.Exercise) -> Child:
+        if self.spare is not None and self.spare.ex.id == ex.id and self.spare.alive():
+            child, self.spare = self.spare, None
+            return child
+        if self.spare is not None and self.spare.ex.id == ex.id:
+            self.spare.stop()
+            self.spare = None
+        return Child(self, ex)
+
+    def prewarm_after(self, ex: exercises.Exercise) -> None:
+        """Start the next exercise's child now, so that its start-up overlaps this one."""
+        if ex.id not in self.order or self.spare is not None or self.isolation == S.SEPARATE_USER:
+            return        # (a separate user's processes are all killed when an exercise ends)
+        reg = exercises.registry()
+        for nxt in self.order[self.order.index(ex.id) + 1:]:
+            if nxt in reg and nxt not in self.remotes:
+                self.spare = Child(self, reg[nxt])
+                return
 
     def remote(self, ex: exercises.Exercise) -> Remote:
         if ex.id not in self.remotes:
-            for other in self.remotes.values():   # one child alive at a time
+            for other in self.remotes.values():   # one exercise's child alive at a time
                 other.stop()
             self.remotes[ex.id] = Remote(self, ex)
         return self.remotes[ex.id]
@@ -417,7 +528,8 @@ class GradingSession:
     def close(self) -> None:
         for r in self.remotes.values():
             r.stop()
-        self.server.close()
+        if self.spare is not None:
+            self.spare.stop()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
@@ -434,7 +546,7 @@ def pytest_configure(config):
     global _SESSION
     _no_dumping()
     os.environ[exercises.ENV_VAR] = "all"
-    _SESSION = GradingSession()
+    _SESSION = GradingSession(pathlib.Path(str(config.rootpath)) / "tests")
     exercises.Exercise.solution = _solution
 
 
@@ -445,7 +557,13 @@ def pytest_collection_modifyitems(config, items):
         (keep if mark is not None and str(mark.args[0]) in _SESSION.graded else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
+    # one exercise's tests after another (stable within each file): one child per exercise
+    first: dict[tuple[str, str], int] = {}
+    for i, item in enumerate(keep):
+        first.setdefault((str(item.fspath), str(item.get_closest_marker("exercise").args[0])), i)
+    keep.sort(key=lambda it: first[(str(it.fspath), str(it.get_closest_marker("exercise").args[0]))])
     items[:] = keep
+    _SESSION.order = list(dict.fromkeys(str(it.get_closest_marker("exercise").args[0]) for it in keep))
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -456,6 +574,9 @@ def pytest_runtest_protocol(item, nextitem):
     try:
         yield
     finally:
+        nxt = nextitem.get_closest_marker("exercise") if nextitem is not None else None
+        if _SESSION.current in _SESSION.remotes and (nxt is None or str(nxt.args[0]) != _SESSION.current):
+            _SESSION.remotes[_SESSION.current].stop()     # the exercise is done: tear its sandbox down
         _SESSION.current = None
 
 
