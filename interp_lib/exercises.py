@@ -63,7 +63,8 @@ __all__ = [
     "weights", "guard_model", "SolutionsMissing",
     "nonnegative", "positive", "positive_int", "nonnegative_int", "unit_interval",
     "one_of", "images01", "same_shape_as", "baseline_for", "generator", "nonempty",
-    "ALIASES", "first_layer", "check_input_shape", "check_model_output", "predicted_class",
+    "ALIASES", "first_layer", "check_input_shape", "check_like_model", "check_model_output",
+    "predicted_class",
 ]
 
 ENV_VAR = "INTERP_LIB_SOLUTIONS"
@@ -333,10 +334,12 @@ def _dtype_name(dtype: torch.dtype) -> str:
 _CONVERSIONS = {torch.float32: ".float()", torch.float64: ".double()", torch.float16: ".half()",
                 torch.bfloat16: ".bfloat16()"}
 
-# Leaves that pass their input's channels on unchanged: the first layer of an nn.Sequential
-# may follow them and still see the model's input channels.
-_CHANNEL_PRESERVING = (nn.Identity, nn.Dropout, nn.Dropout2d, nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU,
-                       nn.Sigmoid, nn.Tanh, nn.MaxPool2d, nn.AvgPool2d, nn.Upsample)
+# Leaves that pass their input's shape on unchanged, and leaves that keep only its channels:
+# the first layer of an nn.Sequential may follow them and still see the model's input
+# channels (and, after the first kind only, its number of values).
+_SHAPE_PRESERVING = (nn.Identity, nn.Dropout, nn.Dropout2d, nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU,
+                     nn.Sigmoid, nn.Tanh)
+_CHANNEL_PRESERVING = (nn.MaxPool2d, nn.AvgPool2d, nn.Upsample)
 
 
 def first_layer(model: nn.Module) -> tuple[str, nn.Module, bool] | None:
@@ -349,25 +352,25 @@ def first_layer(model: nn.Module) -> tuple[str, nn.Module, bool] | None:
     custom ``forward`` may do anything before its first layer.
     """
     if isinstance(model, nn.Sequential):
-        flattened, prefix, seq = False, "", model
-        while True:
-            for child_name, child in seq.named_children():
-                full = f"{prefix}{child_name}"
-                if isinstance(child, nn.Sequential):
-                    prefix, seq = f"{full}.", child
-                    break
-                if isinstance(child, nn.Conv2d) and not flattened:
-                    return full, child, False
-                if isinstance(child, nn.Linear) and flattened:
-                    return full, child, True
-                if isinstance(child, nn.Flatten) and not flattened and child.start_dim == 1 and child.end_dim == -1:
-                    flattened = True
-                    continue
-                if isinstance(child, _CHANNEL_PRESERVING) and not flattened:
-                    continue
-                return None
+        flattened, resized, children = False, False, list(model.named_children())
+        while children:
+            child_name, child = children.pop(0)
+            if isinstance(child, nn.Sequential):   # nested: its children come next
+                children[:0] = [(f"{child_name}.{n}", c) for n, c in child.named_children()]
+            elif isinstance(child, nn.Conv2d) and not flattened:
+                return child_name, child, False
+            elif isinstance(child, nn.Linear) and flattened:
+                return child_name, child, True
+            elif (isinstance(child, nn.Flatten) and not flattened and not resized
+                  and child.start_dim == 1 and child.end_dim == -1):
+                flattened = True
+            elif isinstance(child, _SHAPE_PRESERVING):
+                pass
+            elif isinstance(child, _CHANNEL_PRESERVING) and not flattened:
+                resized = True
             else:
                 return None
+        return None
     if type(model).__module__.startswith("torchvision.models"):
         for name, module in model.named_modules():
             if isinstance(module, nn.Conv2d):
@@ -404,6 +407,21 @@ def _first_parameter(model: nn.Module) -> torch.Tensor | None:
     return None
 
 
+def check_like_model(value: torch.Tensor, name: str, model: nn.Module) -> None:
+    """Refuse a tensor that is not on the device and in the dtype of ``model``'s
+    parameters (a model without parameters takes anything)."""
+    p = _first_parameter(model)
+    if p is None:
+        return
+    if value.device != p.device:
+        raise ValueError(f"`{name}` is on {value.device} but the model's parameters are on "
+                         f"{p.device}; use {name}.to({str(p.device)!r})")
+    if value.dtype != p.dtype:
+        fix = _CONVERSIONS.get(p.dtype, f".to({p.dtype})")
+        raise TypeError(f"`{name}` is {_dtype_name(value.dtype)} but the model's parameters are "
+                        f"{_dtype_name(p.dtype)}; use {name}{fix}")
+
+
 def _check_model(value: Any, name: str, _args: dict) -> None:
     if not isinstance(value, nn.Module):
         raise TypeError(f"`{name}` must be a torch.nn.Module, got {type(value).__name__}")
@@ -421,15 +439,7 @@ def _check_x(value: Any, name: str, args: dict) -> None:
         )
     model = args.get("model")
     if isinstance(model, nn.Module):
-        p = _first_parameter(model)
-        if p is not None:
-            if value.device != p.device:
-                raise ValueError(f"`{name}` is on {value.device} but the model's parameters are on "
-                                 f"{p.device}; use {name}.to({str(p.device)!r})")
-            if value.dtype != p.dtype:
-                fix = _CONVERSIONS.get(p.dtype, f".to({p.dtype})")
-                raise TypeError(f"`{name}` is {_dtype_name(value.dtype)} but the model's parameters are "
-                                f"{_dtype_name(p.dtype)}; use {name}{fix}")
+        check_like_model(value, name, model)
         check_input_shape(model, tuple(value.shape[1:]), name)
     if value.device.type != "meta" and not torch.isfinite(value).all():
         raise ValueError(f"`{name}` contains NaN or infinite values")

@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .exercises import (check_input_shape, exercise, generator as _check_generator, guard_model,
-                        nonnegative, one_of, positive)
+from .exercises import (check_input_shape, check_like_model, exercise, generator as _check_generator,
+                        guard_model, nonnegative, one_of, positive)
 
 __all__ = [
     "total_variation", "random_transform", "activation_maximisation",
@@ -500,13 +500,15 @@ def _check_start(value, name, args) -> None:
         return
     if not isinstance(value, torch.Tensor) or not value.is_floating_point() or value.dim() != 4:
         raise ValueError(f"`{name}` must be a float image batch (N, C, H, W) in [0, 1]")
+    model = args.get("model")
+    if isinstance(model, nn.Module) and args.get("param") != "fourier":   # (Fourier images are float32)
+        check_like_model(value, name, model)
     if value.numel() and (value.min() < 0 or value.max() > 1):
         raise ValueError(f"`{name}` must hold pixel values in [0, 1]")
     shape = args.get("shape")
     if shape is not None and tuple(value.shape[1:]) != tuple(shape):
         raise ValueError(f"`{name}` has images of shape {tuple(value.shape[1:])} but `shape` is "
                          f"{tuple(shape)}; leave `shape` out when you give `start`")
-    model = args.get("model")
     if isinstance(model, nn.Module) and args.get("channel") is None and args.get("neuron") is None:
         _probe(args)   # (with a channel or neuron, their check probes the same shape)
 

@@ -135,6 +135,9 @@ def _wrapper_cases():
         ("shape-28px-am", lambda m: featvis.activation_maximisation(
             m.shapes_model, "fc2", 1, shape=(3, 28, 28), steps=2),
          ValueError, r"`shape` is \(3, 28, 28\), which the model cannot take"),
+        ("start-float64-am", lambda m: featvis.activation_maximisation(
+            m.shapes_model, "conv1", 0, start=torch.rand(1, 3, 32, 32, dtype=torch.float64), steps=2),
+         TypeError, r"`start` is float64 but the model's parameters are float32; use start\.float\(\)"),
         ("start-vs-shape-am", lambda m: featvis.activation_maximisation(
             m.shapes_model, "conv1", 0, start=torch.rand(1, 3, 32, 32), shape=(3, 16, 16), steps=2),
          ValueError, r"`start` has images of shape \(3, 32, 32\) but `shape` is \(3, 16, 16\)"),
@@ -389,6 +392,9 @@ def test_valid_dtypes_devices_and_shapes_pass(m, solutions):
     # Flatten then Linear with the right number of values
     lin = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
     assert gradients.saliency_map(lin, torch.rand(2, 1, 2, 2), 0).shape == (2, 1, 2, 2)
+    # ... and after a pooling layer, whose output size the check does not work out
+    pooled = nn.Sequential(nn.MaxPool2d(2), nn.Flatten(), nn.Linear(196, 3))
+    assert gradients.saliency_map(pooled, m.x, 0).shape == (3, 1, 28, 28)
     # baselines: a number, or a tensor in x's dtype
     ig.integrated_gradients(m.digits, m.x, m.y, baseline=torch.zeros(1, 1, 28, 28), steps=2)
     occlusion.occlusion(m.digits, m.x, m.y, baseline=0.5, window=14, stride=14)
