@@ -703,9 +703,10 @@ def exercise(
 
     ``checks`` maps argument names to validators (see the functions above) run before
     either body; ``model``, ``x`` and ``target`` are always validated when present (an
-    exercise's own check of one of them runs after the common one). ``target`` is then
-    converted (:func:`_as_target`) and, when None, resolved to the predicted class inside
-    the model guard. ``attribution=True`` marks a method with the uniform call
+    exercise's own check of one of them runs after the common one). ``target`` is
+    converted first (:func:`_as_target`) and, when None, resolved to the predicted class
+    inside the model guard, after the checks. ``attribution=True`` marks a method with the
+    uniform call
     ``method(model, x, target, **options) -> tensor shaped like x``.
     """
     if not re.fullmatch(r"\d\d\.\d+", ex_id):
