@@ -63,7 +63,7 @@ def _check_activation(value, name, args):
                          f"(batch first), got shape {tuple(value.shape)}")
     size = getattr(layer, "in_features", getattr(layer, "in_channels", None))
     if size is not None and value.shape[1] != size:
-        what = "features" if isinstance(layer, nn.Linear) else "channels"
+        what = ("feature" if isinstance(layer, nn.Linear) else "channel") + ("s" if value.shape[1] != 1 else "")
         raise ValueError(f"`{name}` has {value.shape[1]} {what} (shape {tuple(value.shape)}) but the layer "
                          f"{layer} takes {size}")
 

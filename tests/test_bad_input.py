@@ -146,7 +146,7 @@ def _wrapper_cases():
          ValueError, r"`a` has 5 features \(shape \(2, 5\)\) but the layer Linear\(.*\) takes 10"),
         ("a-channels-lrp-layer", lambda m: L.lrp_layer(
             nn.Conv2d(3, 4, 3), torch.rand(1, 1, 8, 8), torch.rand(1, 4, 6, 6)),
-         ValueError, r"`a` has 1 channels .* takes 3"),
+         ValueError, r"`a` has 1 channel \(shape .* takes 3"),
         ("a-features-zb-rule", lambda m: L.zb_rule(
             nn.Linear(10, 3), torch.rand(2, 5), torch.rand(2, 3), low=0.0, high=1.0),
          ValueError, r"`a` has 5 features"),
