@@ -56,3 +56,11 @@ def test_grad_cam_of_a_class_that_is_not_predicted(shapes_model, shapes_batch):
     with torch.no_grad():
         predicted = shapes_model(x).argmax(1)
     assert not torch.allclose(got, gradients.grad_cam(shapes_model, x, predicted, layer="conv3"))
+
+
+@pytest.mark.exercise("04.2", weight=1)
+def test_input_x_gradient_is_detached_when_the_input_requires_grad(shapes_model, shapes_batch):
+    x, y = shapes_batch[0].clone().requires_grad_(True), shapes_batch[1]
+    a = gradients.input_x_gradient(shapes_model, x, y)
+    assert a.grad_fn is None and not a.requires_grad, "multiply by x.detach(): return no graph"
+    assert_close(a, x.detach() * _score_gradient(shapes_model, x.detach(), y), rtol=1e-6)

@@ -148,6 +148,16 @@ def test_completeness_gap(shapes_model, shapes_batch):
     assert_close(gap0, -score_change(shapes_model, x, 1, torch.zeros_like(x)))
 
 
+@pytest.mark.exercise("05.3", weight=1)
+def test_completeness_gap_is_detached(shapes_model, shapes_batch):
+    x, y = shapes_batch[0][:2], shapes_batch[1][:2]
+    attr = torch.full_like(x, 0.01).requires_grad_(True)      # e.g. attributions with a graph
+    gap = ig.completeness_gap(shapes_model, x, y, attr)
+    assert gap.grad_fn is None and not gap.requires_grad
+    assert_close(gap, attr.detach().flatten(1).sum(1) - score_change(shapes_model, x, y, torch.zeros_like(x)),
+                 rtol=1e-5)
+
+
 # --------------------------------------------------------------------------- 05.4 patch shapley (stretch)
 
 @pytest.mark.exercise("05.4", weight=1)

@@ -256,6 +256,16 @@ def test_activation_maximisation_follows_the_documented_loop(shapes_model, param
     assert_close(res.activation, final, rtol=1e-5, what="activation")
 
 
+@pytest.mark.exercise("06.3", weight=1)
+def test_activation_maximisation_default_generator_is_seeded_with_0(shapes_model):
+    # generator=None means a new generator seeded with 0, not torch's global one
+    a = featvis.activation_maximisation(shapes_model, "conv1", 2, steps=2)
+    torch.rand(7)                                               # move the global generator on
+    b = featvis.activation_maximisation(shapes_model, "conv1", 2, steps=2)
+    c = featvis.activation_maximisation(shapes_model, "conv1", 2, steps=2, generator=gen(0))
+    assert torch.equal(a.image, b.image) and torch.equal(a.image, c.image)
+
+
 @pytest.mark.exercise("06.3", weight=2)
 def test_activation_maximisation_removes_its_hook_also_on_error():
     body = unguarded_body("activation_maximisation")

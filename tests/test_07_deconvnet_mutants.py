@@ -51,9 +51,11 @@ def _occlusion_by_loop(model, x, target, window, stride, baseline):
 def test_occlusion_equals_the_plain_loop(shapes_model, shapes_test):
     x = shapes_test.x[:3]
     target = torch.tensor([0, 1, 3])                 # one per image, not all predicted
-    for window, stride, baseline in (((3, 6), (3, 4), 0.3), ((5, 5), (2, 2), 0.5)):
+    # (8 x 8 windows: 16 positions, so one chunk of batch_size images holds all three images)
+    for window, stride, baseline, batch in (((3, 6), (3, 4), 0.3, 100), ((5, 5), (2, 2), 0.5, 256),
+                                            ((8, 8), (8, 8), 0.5, 256)):
         ours = occlusion.occlusion(shapes_model, x, target, window=window, stride=stride, baseline=baseline,
-                                   batch_size=100)
+                                   batch_size=batch)
         want = _occlusion_by_loop(shapes_model, x, target, window, stride, baseline)
         assert_close(ours, want, rtol=1e-5, what=f"window {window} stride {stride} baseline {baseline}")
 
@@ -69,3 +71,16 @@ def test_occlusion_default_baseline_is_grey():
     expected = torch.nn.functional.avg_pool2d(x - 0.5, 2).repeat_interleave(2, 2).repeat_interleave(2, 3) * 4
     assert_close(out, expected, rtol=1e-6)
     assert_close(occlusion.occlusion(model, x, 1, window=2, stride=2), -expected, rtol=1e-6)
+
+
+@pytest.mark.exercise("07.2", weight=1)
+@pytest.mark.parametrize("rule", deconvnet.RULES)
+def test_walk_through_padded_and_ceil_mode_pooling(rule):
+    # the switches must come from the layer's own pooling: padding 1, ceil_mode, overlapping windows
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.MaxPool2d(3, stride=2, padding=1),
+                          nn.Conv2d(4, 4, 3), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True),
+                          nn.Flatten(), nn.Linear(4 * 2 * 2, 3)).eval()
+    x = torch.rand(2, 3, 11, 11, generator=torch.Generator().manual_seed(2))
+    ours = deconvnet.deconvnet_reconstruction(model, x, "7", 2, rule=rule, start="ones")
+    assert_close(ours, deconvnet.guided_backprop(model, x, 2, rule=rule), rtol=1e-5, what=rule)

@@ -337,6 +337,18 @@ def test_sanity_check_spearman_by_hand(toy):
     assert torch.allclose(result.spearman_abs.double(), want_abs, atol=1e-6), (result.spearman_abs, want_abs)
 
 
+@pytest.mark.exercise("10.4", weight=1)
+def test_sanity_check_passes_the_options_to_every_call(toy):
+    calls = []
+
+    def method(model, x, target, scale=1.0):
+        calls.append(scale)
+        return x * scale
+
+    evaluation.sanity_check(toy, torch.rand(2, 1, 4, 4), 0, method, layers=["fc"], scale=3.0)
+    assert calls == [3.0, 3.0], "the options go to the method on the original and on every randomised copy"
+
+
 def test_sanity_check_model_unchanged_when_method_raises(cleverhans, tagged):
     before = snapshot(cleverhans)
     calls = []
