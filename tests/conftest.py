@@ -4,8 +4,62 @@ entry point.
 """
 from __future__ import annotations
 
+import os
+import time
+import uuid
+
 import pytest
 import torch
+
+# --------------------------------------------------------------------------- nothing outlives the suite
+
+_MARK = "INTERP_TEST_SESSION"
+
+
+def pytest_configure(config):
+    if not hasattr(config, "workerinput"):      # the controller, or a run without xdist
+        os.environ.setdefault(_MARK, uuid.uuid4().hex)   # every process the suite starts inherits it
+
+
+def _marked_processes(mark: str) -> list[tuple[int, str]]:
+    found = []
+    needle = f"{_MARK}={mark}".encode()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/environ", "rb") as fh:
+                if needle not in fh.read().split(b"\0"):
+                    continue
+            with open(f"/proc/{entry.name}/cmdline", "rb") as fh:
+                found.append((int(entry.name), fh.read().replace(b"\0", b" ").decode(errors="replace")[:200]))
+        except OSError:
+            continue
+    return found
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fail the run when a process the suite started (a server, a kernel, a sandbox) is
+    still alive at its end; the leftovers are named and killed."""
+    if hasattr(session.config, "workerinput") or not os.path.isdir("/proc"):
+        return
+    mark = os.environ.get(_MARK)
+    deadline = time.monotonic() + 15               # xdist workers and their kernels are still exiting
+    left = _marked_processes(mark)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.5)
+        left = [p for p in _marked_processes(mark) if p[0] != os.getppid()]
+    if left:
+        import signal
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        for pid, cmd in left:
+            if reporter is not None:
+                reporter.write_line(f"left running by the test suite: pid {pid}: {cmd}", red=True)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        session.exitstatus = 1
 
 # --------------------------------------------------------------------------- fixtures
 

@@ -27,3 +27,24 @@ def assert_unchanged(model, before):
         assert torch.equal(a, b), "parameter or buffer values changed"
     for a, b in zip(after["grads"], before["grads"]):
         assert (a is None and b is None) or (a is not None and b is not None and torch.equal(a, b)), ".grad changed"
+
+
+def stop_group(proc, timeout: float = 30) -> None:
+    """End a process started with ``start_new_session=True`` and everything it started
+    (its process group): SIGTERM, then SIGKILL."""
+    import os
+    import signal
+    import subprocess
+
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(timeout=wait)
+            os.killpg(proc.pid, 0)          # the leader is gone: is the group too?
+        except subprocess.TimeoutExpired:
+            continue
+        except ProcessLookupError:
+            break

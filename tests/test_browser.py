@@ -18,6 +18,7 @@ import urllib.request
 
 import pytest
 
+from helpers import stop_group
 from interp_lib.course import common
 from interp_lib.course.pytest_plugin import needs
 
@@ -82,18 +83,13 @@ def lab(tmp_path):
         [sys.executable, "-m", "interp_lib", "lab", "--no-browser", "--port", str(port),
          "--ServerApp.token=", "--ServerApp.password=", "--ServerApp.ip=127.0.0.1",
          "--ServerApp.port_retries=0", f"--FileCheckpoints.root_dir={tmp_path / 'checkpoints'}"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_for_lab(base, proc)
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_group(proc)
         log.close()
 
 

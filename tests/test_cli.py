@@ -8,6 +8,7 @@ import urllib.request
 
 import pytest
 
+from helpers import stop_group
 from interp_lib.course import common
 from interp_lib.exercises import load_all
 
@@ -65,7 +66,7 @@ def test_lab_serves_jupyterlab(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "interp_lib", "lab", "--no-browser", "--port", str(port),
          "--ServerApp.token=", "--ServerApp.password=", "--ServerApp.ip=127.0.0.1"],
-        cwd=common.ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cwd=common.ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.time() + 90
         status, body = None, ""
@@ -80,6 +81,10 @@ def test_lab_serves_jupyterlab(tmp_path):
         assert "JupyterLab" in body
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/contents/lessons", timeout=10) as r:
             assert b"00_what_is_ai.ipynb" in r.read()
+        # `lab` becomes JupyterLab (exec): the process we started is the server itself
+        with open(f"/proc/{proc.pid}/cmdline", "rb") as fh:
+            assert b"jupyterlab" in fh.read()
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        stop_group(proc)
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/lab", timeout=5)

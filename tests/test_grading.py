@@ -214,4 +214,8 @@ def test_gradescope_bundle_runs_like_in_a_container(tmp_path):
     schema_validate(results)
     summary = results["extra_data"]["summary"]
     assert summary["00.1"]["status"] == "passing" and summary["01.1"]["status"] == "failing"
+    assert results["extra_data"]["isolation"]["level"] in ("sandbox", "separate user", "process only")
+    assert "isolation:" in proc.stdout            # the level is said out loud in the log too
+    setup = (root / "source" / "setup.sh").read_text()
+    assert "bubblewrap" in setup and "useradd" in setup
     assert results["score"] == pytest.approx(weights()["00.1"], abs=1e-3)

@@ -194,8 +194,17 @@ def student_distributions() -> tuple[metadata.Distribution, ...]:
     return tuple(seen.values())
 
 
+@functools.lru_cache(maxsize=None)
+def _student_site_entries() -> tuple[pathlib.Path, ...]:
+    return tuple(_scan_site_entries())
+
+
 def student_site_entries() -> list[pathlib.Path]:
     """Top-level files and folders in site-packages that the student view may show."""
+    return list(_student_site_entries())
+
+
+def _scan_site_entries() -> list[pathlib.Path]:
     entries: set[pathlib.Path] = set()
     for dist in student_distributions():
         base = pathlib.Path(dist.locate_file("")).resolve()
