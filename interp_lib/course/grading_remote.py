@@ -119,55 +119,127 @@ def _exception_class(module: str, qualname: str, test_dir: pathlib.Path):
 
 # --------------------------------------------------------------------------- a child
 
+class SandboxServer:
+    """The sandbox level: one bubblewrap sandbox per trusted test process, holding a fork
+    server (torch imported once) that forks one child per graded exercise and kills every
+    other process in the sandbox before each child and on :meth:`reset`."""
+
+    def __init__(self, session: "GradingSession") -> None:
+        import socket
+
+        self.sock, theirs = socket.socketpair()
+        config = {"mode": "server", "sock": theirs.fileno(),
+                  "sys_path": S.student_sys_path(session.site_dirs) + ["/course", "/course/tests"]}
+        argv = [sys._base_executable, "-I", "-S", "/grader/worker.py", json.dumps(config)]  # type: ignore[attr-defined]
+        cmd = S.bwrap_command(argv, [(session.view / "course", "/course"), (session.submission, "/submission"),
+                                     (pathlib.Path(W.__file__).resolve(), "/grader/worker.py")])
+        self.proc = subprocess.Popen(cmd, pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        theirs.close()
+        self._buffer = b""
+        self.sock.settimeout(session.import_limit * 4 + 30)
+        if self._line().get("status") != "up":
+            raise RuntimeError("the grader's sandbox did not start")
+
+    def _line(self) -> dict:
+        while b"\n" not in self._buffer:
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                raise RuntimeError("the grader's sandbox ended")
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return json.loads(line)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def spawn(self, config: dict, fds: list[int]) -> None:
+        import socket
+
+        socket.send_fds(self.sock, [json.dumps({"op": "spawn", "config": config}).encode()], fds)
+        if self._line().get("status") != "spawned":
+            raise RuntimeError("the grader's sandbox could not start a child")
+
+    def reset(self) -> bool:
+        """Kill everything in the sandbox but the server; False when the server is gone."""
+        import socket
+
+        try:
+            self.sock.settimeout(10)
+            socket.send_fds(self.sock, [b'{"op": "reset"}'], [])
+            return self._line().get("status") == "reset"
+        except (OSError, RuntimeError, ValueError):
+            return False
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        finally:
+            S.kill_tree(self.proc.pid)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+
+
 class Child:
-    """One child process (in the session's isolation) running exercise ``ex``'s student code."""
+    """One exercise's student code, in the session's isolation: forked by the sandbox's
+    server, or (separate user, process only) a process of its own."""
 
     def __init__(self, session: "GradingSession", ex: exercises.Exercise) -> None:
         self.session, self.ex = session, ex
         req_r, self.fd_w = os.pipe()
         self.fd_r, rep_w = os.pipe()
         level = session.isolation
-        work = pathlib.Path(tempfile.mkdtemp(prefix=f"child-{ex.id}-", dir=session.tmp))
-        module = session.submission / f"{ex.module}.py"
-        config = {"fd_in": req_r, "fd_out": rep_w, "module": ex.module, "name": ex.name,
-                  "exercise": ex.id, "switch": f"all,-{ex.id}", "memory_mb": session.memory_mb}
+        config = {"module": ex.module, "name": ex.name, "exercise": ex.id, "switch": f"all,-{ex.id}",
+                  "memory_mb": session.memory_mb}
         self.uid = None
-        if level == S.SANDBOX:
-            config.update(log="/tmp/output.log", cwd="/tmp",
-                          sys_path=S.student_sys_path(session.site_dirs) + ["/course", "/course/tests"])
-            argv = [sys._base_executable, "-I", "-S", "/grader/worker.py", json.dumps(config)]  # type: ignore[attr-defined]
-            cmd = S.bwrap_command(argv, [(session.view / "course", "/course"), (module, f"/course/interp_lib/{ex.module}.py"),
-                                         (pathlib.Path(W.__file__).resolve(), "/grader/worker.py")])
-            kwargs = {}
-        else:
-            course = session.module_view(ex.module)
-            config.update(log=str(work / "output.log"), cwd=str(work),
-                          sys_path=S.student_sys_path([session.site_link]) + [str(course), str(course / "tests")])
-            cmd = [sys._base_executable, "-I", "-S", str(session.view / "worker.py"), json.dumps(config)]  # type: ignore[attr-defined]
-            kwargs = {"env": session.child_env(work), "cwd": str(work)}
-            if level == S.SEPARATE_USER:
-                user = session.user
-                os.chown(work, user.pw_uid, user.pw_gid)
-                work.chmod(0o700)
-                self.uid = user.pw_uid
-                kwargs.update(user=user.pw_uid, group=user.pw_gid, extra_groups=[], umask=0o077)
-        self.started = time.monotonic()
-        self.proc = subprocess.Popen(cmd, pass_fds=[req_r, rep_w], stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     start_new_session=True, **kwargs)
-        os.close(req_r)
-        os.close(rep_w)
+        self.proc = None
+        try:
+            if level == S.SANDBOX:
+                server = session.sandbox_server()
+                self.root = server.proc.pid
+                config.update(log=f"/tmp/output-{ex.id}.log", cwd="/tmp", student_file=f"/submission/{ex.module}.py",
+                              sys_path=S.student_sys_path(session.site_dirs) + ["/course", "/course/tests"])
+                server.spawn(config, [req_r, rep_w])
+            else:
+                work = pathlib.Path(tempfile.mkdtemp(prefix=f"child-{ex.id}-", dir=session.tmp))
+                course = session.view / "course"
+                config.update(fd_in=req_r, fd_out=rep_w, log=str(work / "output.log"), cwd=str(work),
+                              student_file=str(session.submission / f"{ex.module}.py"),
+                              sys_path=S.student_sys_path([session.site_link]) + [str(course), str(course / "tests")])
+                cmd = [sys._base_executable, "-I", "-S", str(session.view / "worker.py"), json.dumps(config)]  # type: ignore[attr-defined]
+                kwargs = {"env": session.child_env(work), "cwd": str(work)}
+                if level == S.SEPARATE_USER:
+                    user = session.user
+                    os.chown(work, user.pw_uid, user.pw_gid)
+                    work.chmod(0o700)
+                    self.uid = user.pw_uid
+                    kwargs.update(user=user.pw_uid, group=user.pw_gid, extra_groups=[], umask=0o077)
+                self.proc = subprocess.Popen(cmd, pass_fds=[req_r, rep_w], stdin=subprocess.DEVNULL,
+                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                             start_new_session=True, **kwargs)
+                self.root = self.proc.pid
+        finally:
+            os.close(req_r)
+            os.close(rep_w)
 
     def cpu(self) -> float:
-        return S.tree_cpu_seconds(self.proc.pid, self.uid)
+        return S.tree_cpu_seconds(self.root, self.uid)
 
     def rss_mb(self) -> float:
-        return S.tree_rss_mb(self.proc.pid, self.uid)
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
+        return S.tree_rss_mb(self.root, self.uid)
 
     def stop(self) -> None:
+        for fd in (self.fd_w, self.fd_r):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.fd_w = self.fd_r = -1
+        if self.proc is None:                 # forked in the sandbox: the server clears it
+            self.session.reset_sandbox()
+            return
         S.kill_tree(self.proc.pid, self.uid)
         try:
             self.proc.wait(timeout=10)
@@ -175,12 +247,6 @@ class Child:
             pass
         if self.uid is not None:           # a daemon of this user that left the tree
             S.kill_tree(self.proc.pid, self.uid)
-        for fd in (self.fd_w, self.fd_r):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        self.fd_w = self.fd_r = -1
 
 
 # --------------------------------------------------------------------------- remote body
@@ -210,7 +276,6 @@ class Remote:
             self.broken = (f"your interp_lib/{self.ex.module}.py failed to import: "
                            f"{reply.get('type')}: {reply.get('message')}")
             raise ExerciseError(self.broken)
-        self.session.prewarm_after(self.ex)
 
     def stop(self) -> None:
         if self.child is not None:
@@ -480,14 +545,12 @@ class GradingSession:
         self.site_dirs = sorted({p.parent for p in S.student_site_entries()})
         self.site_link = self.view / "site-packages"
         self.remotes: dict[str, Remote] = {}
-        self.spare: Child | None = None
-        self.order: list[str] = []
+        self.server: SandboxServer | None = None
         self.current: str | None = None
         self.serving = 0
         self.output: dict[str, str] = {}
         self.dataclasses = _course_dataclasses()
         self._module_classes: dict[str, type] | None = None
-        self._module_views: dict[str, pathlib.Path] = {}
 
     @property
     def module_classes(self) -> dict[str, type]:
@@ -495,16 +558,19 @@ class GradingSession:
             self._module_classes = _module_classes(self.test_dir)
         return self._module_classes
 
-    def module_view(self, module: str) -> pathlib.Path:
-        """(Below the sandbox level) a course copy with the student's ``module`` in it."""
-        if module not in self._module_views:
-            dest = pathlib.Path(self.tmp) / f"course-{module}"
-            shutil.copytree(self.view / "course", dest, symlinks=True)
-            shutil.copyfile(self.submission / f"{module}.py", dest / "interp_lib" / f"{module}.py")
-            if self.user is not None:
-                S.share_tree(dest, self.user)
-            self._module_views[module] = dest
-        return self._module_views[module]
+    def sandbox_server(self) -> SandboxServer:
+        if self.server is None or not self.server.alive():
+            if self.server is not None:
+                self.server.close()
+            self.server = SandboxServer(self)
+        return self.server
+
+    def reset_sandbox(self) -> None:
+        """After an exercise: nothing it started survives (a server that does not answer is
+        torn down with everything in its sandbox; the next exercise starts a new one)."""
+        if self.server is not None and not self.server.reset():
+            self.server.close()
+            self.server = None
 
     def child_env(self, work: pathlib.Path) -> dict:
         env = {"HOME": str(work), "TMPDIR": str(work), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1",
@@ -514,28 +580,7 @@ class GradingSession:
         return env
 
     def take_child(self, ex: exercises.Exercise) -> Child:
-        if self.spare is not None and self.spare.ex.id == ex.id and self.spare.alive():
-            child, self.spare = self.spare, None
-            return child
-        if self.spare is not None and self.spare.ex.id == ex.id:
-            self.spare.stop()
-            self.spare = None
         return Child(self, ex)
-
-    def prewarm_first(self) -> None:
-        reg = exercises.registry()
-        if self.order and self.order[0] in reg and self.spare is None:
-            self.spare = Child(self, reg[self.order[0]])
-
-    def prewarm_after(self, ex: exercises.Exercise) -> None:
-        """Start the next exercise's child now, so that its start-up overlaps this one."""
-        if ex.id not in self.order or self.spare is not None or self.isolation == S.SEPARATE_USER:
-            return        # (a separate user's processes are all killed when an exercise ends)
-        reg = exercises.registry()
-        for nxt in self.order[self.order.index(ex.id) + 1:]:
-            if nxt in reg and nxt not in self.remotes:
-                self.spare = Child(self, reg[nxt])
-                return
 
     def remote(self, ex: exercises.Exercise) -> Remote:
         if ex.id not in self.remotes:
@@ -547,8 +592,8 @@ class GradingSession:
     def close(self) -> None:
         for r in self.remotes.values():
             r.stop()
-        if self.spare is not None:
-            self.spare.stop()
+        if self.server is not None:
+            self.server.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
@@ -582,8 +627,8 @@ def pytest_collection_modifyitems(config, items):
         first.setdefault((str(item.fspath), str(item.get_closest_marker("exercise").args[0])), i)
     keep.sort(key=lambda it: first[(str(it.fspath), str(it.get_closest_marker("exercise").args[0]))])
     items[:] = keep
-    _SESSION.order = list(dict.fromkeys(str(it.get_closest_marker("exercise").args[0]) for it in keep))
-    _SESSION.prewarm_first()       # the first child starts while the fixtures are set up
+    if _SESSION.isolation == S.SANDBOX and keep:
+        _SESSION.sandbox_server()      # the sandbox starts while the first fixtures are set up
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -1,13 +1,14 @@
 """The untrusted side of the grader: the child process that runs one exercise's student code.
 
-Started by :mod:`interp_lib.course.grading_remote` once per graded exercise, inside the
-isolation of :mod:`interp_lib.course.sandbox` (bubblewrap, a separate user, or a plain
-process), as ``python -I -S grading_worker.py CONFIG``. The child
+Started by :mod:`interp_lib.course.grading_remote` inside the isolation of
+:mod:`interp_lib.course.sandbox`, as ``python -I -S grading_worker.py CONFIG``: in the
+bubblewrap sandbox as a fork server (:func:`serve`, one per trusted test process) that
+forks a child per graded exercise; at the other levels as the child itself. The child
 
 * sets its rlimits, sends its stdout/stderr to a log file in its private folder,
 * puts the standard library, the student environment's packages and its read-only
-  course copy (the student's module for this exercise in it; no ``solutions``) on
-  ``sys.path``, imports the student's module and says ``ready``,
+  course copy (no ``solutions``) on ``sys.path``, loads the student's module for this
+  exercise from the submission in place of the course's, and says ``ready``,
 * answers the grader's requests, ``("call", id, args, kwargs, grad_enabled)`` and
   ``("backward", id, grad_out)``, pickled by the grader (trusted to untrusted).
 
@@ -377,7 +378,7 @@ class _Child:
                 return proxy
 
             exercises.Exercise.solution = solution
-            module = importlib.import_module(f"interp_lib.{config['module']}")
+            module = _student_module(config["module"], config["student_file"])
             func = getattr(module, config["name"])
             signature = inspect.signature(func)
         except BaseException as exc:  # noqa: BLE001 - anything the student's module does
@@ -525,7 +526,28 @@ def _address_space_limit(memory_mb: float) -> None:
         pass
 
 
-def main(config: dict) -> None:
+def _student_module(name: str, path: str):
+    """The student's ``interp_lib/<name>.py`` (from the submission) as ``interp_lib.<name>``;
+    every other module of the package is the course's own."""
+    import importlib.util
+
+    import interp_lib
+
+    qualified = f"interp_lib.{name}"
+    spec = importlib.util.spec_from_file_location(qualified, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[qualified] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[qualified]
+        raise
+    setattr(interp_lib, name, module)
+    return module
+
+
+def child_main(config: dict) -> None:
+    """One exercise's child: limits, the path, the student's module, then requests."""
     global _UpcallGraph
     _limits(config)
     sys.path[:] = list(config["sys_path"])
@@ -540,6 +562,53 @@ def main(config: dict) -> None:
     _Child(config).run()
 
 
+def serve(config: dict) -> None:
+    """A fork server inside one sandbox (the sandbox level): torch imported once, then one
+    child per exercise. Before each child, and on ``reset``, every other process in the
+    sandbox is killed (``kill(-1)`` in its PID namespace spares only itself and init), so
+    nothing of one exercise survives into the next."""
+    import signal
+    import socket
+
+    sys.path[:] = list(config["sys_path"])
+    import numpy  # noqa: F401 - preloaded for the children
+    import torch
+
+    torch.set_num_threads(1)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)      # children are reaped automatically
+    sock = socket.socket(fileno=int(config["sock"]))
+    sock.sendall(b'{"status": "up"}\n')
+    while True:
+        try:
+            msg, fds, _flags, _addr = socket.recv_fds(sock, 1 << 16, 2)
+        except OSError:
+            return
+        if not msg:
+            return
+        request = json.loads(msg.decode())
+        try:
+            os.kill(-1, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        if request.get("op") == "reset":
+            sock.sendall(b'{"status": "reset"}\n')
+            continue
+        child = dict(request["config"], fd_in=fds[0], fd_out=fds[1])
+        pid = os.fork()
+        if pid == 0:
+            try:
+                sock.close()
+                os.setsid()
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                child_main(child)
+            finally:
+                os._exit(0)
+        for fd in fds:
+            os.close(fd)
+        sock.sendall(json.dumps({"status": "spawned", "pid": pid}).encode() + b"\n")
+
+
 if __name__ == "__main__":
-    main(json.loads(sys.argv[1]))
+    _config = json.loads(sys.argv[1])
+    serve(_config) if _config.get("mode") == "server" else child_main(_config)
     os._exit(0)
