@@ -170,6 +170,9 @@ def run_mutant(mutant: Mutant, timeout: float = 600.0) -> dict:
         results = pathlib.Path(tmp) / "results.json"
         env = dict(os.environ)
         env.pop("INTERP_LIB_SOLUTIONS", None)
+        # each child is a test session of its own: tests/conftest.py kills, at a session's
+        # end, every process carrying that session's mark -- a sibling mutant's run included
+        env.pop("INTERP_TEST_SESSION", None)
         env["PYTHONPATH"] = os.pathsep.join([tmp, *filter(None, [env.get("PYTHONPATH")])])
         env["PYTHONDONTWRITEBYTECODE"] = "1"
         cmd = [sys.executable, "-c", _BOOTSTRAP, tmp, "-q", "-x", "-p", "no:cacheprovider",
