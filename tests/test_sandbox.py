@@ -298,3 +298,25 @@ def test_sandbox_view_has_no_secrets():
         assert lines[2] == "False"
     finally:
         shutil.rmtree(view, ignore_errors=True)
+
+
+def test_an_abnormal_trusted_run_is_retried_then_reported(monkeypatch, tmp_path):
+    """Records of a trusted pytest that ended abnormally never count: its exercises are
+    graded again in a new process, and a second abnormal end is a grader problem (0)."""
+    calls = []
+    good = [{"nodeid": "t::a", "exercise": "00.1", "weight": 1, "hidden": False, "outcome": "passed", "message": ""}]
+
+    def flaky(base, copies, ids, iso, **options):
+        calls.append(list(ids))
+        return ([], "the grader's test run ended with code -9") if len(calls) == 1 else (good, "")
+
+    monkeypatch.setattr(grading, "_run_trusted_pytest", flaky)
+    records, error = grading._run_trusted(tmp_path, {}, ["00.1"], S.Isolation(S.PROCESS_ONLY), jobs=1)
+    assert calls == [["00.1"], ["00.1"]] and records == good and error == ""
+
+    monkeypatch.setattr(grading, "_run_trusted_pytest", lambda *a, **k: ([], "ended with code -9"))
+    records, error = grading._run_trusted(tmp_path, {}, ["00.1", "01.1"], S.Isolation(S.PROCESS_ONLY), jobs=2)
+    assert records == [] and "tried twice" in error
+    from interp_lib.exercises import load_all
+    res = grading.build_results(["00.1"], records, {}, weights(), load_all(), error)
+    assert res["score"] == 0 and res["output"].startswith("Grader problem (not your code)")
