@@ -17,8 +17,10 @@ _MARK = "INTERP_TEST_SESSION"
 
 
 def pytest_configure(config):
-    if not hasattr(config, "workerinput"):      # the controller, or a run without xdist
-        os.environ.setdefault(_MARK, uuid.uuid4().hex)   # every process the suite starts inherits it
+    # The outermost pytest (the xdist controller, or a run without xdist) marks everything
+    # the suite starts; a pytest that a test starts inherits the mark and does not sweep.
+    if not hasattr(config, "workerinput") and _MARK not in os.environ:
+        os.environ[_MARK] = f"{os.getpid()}-{uuid.uuid4().hex}"
 
 
 def _marked_processes(mark: str) -> list[tuple[int, str]]:
@@ -41,14 +43,15 @@ def _marked_processes(mark: str) -> list[tuple[int, str]]:
 def pytest_sessionfinish(session, exitstatus):
     """Fail the run when a process the suite started (a server, a kernel, a sandbox) is
     still alive at its end; the leftovers are named and killed."""
-    if hasattr(session.config, "workerinput") or not os.path.isdir("/proc"):
+    mark = os.environ.get(_MARK, "")
+    if hasattr(session.config, "workerinput") or not os.path.isdir("/proc") \
+            or mark.split("-")[0] != str(os.getpid()):
         return
-    mark = os.environ.get(_MARK)
     deadline = time.monotonic() + 15               # xdist workers and their kernels are still exiting
     left = _marked_processes(mark)
     while left and time.monotonic() < deadline:
         time.sleep(0.5)
-        left = [p for p in _marked_processes(mark) if p[0] != os.getppid()]
+        left = _marked_processes(mark)
     if left:
         import signal
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
