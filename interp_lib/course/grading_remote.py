@@ -477,7 +477,7 @@ class Remote:
         inputs = [a for a in [*args, *kwargs.values()] if isinstance(a, torch.Tensor) and a.requires_grad]
         if reply.get("graph") and isinstance(value, torch.Tensor) and inputs and torch.is_grad_enabled():
             # gradients flow back through the child: backward asks it for them
-            value = _RemoteGraph.apply(self, call_id, value.detach(), *inputs)
+            value = _RemoteGraph.apply(lambda g: self.backward(call_id, g), value.detach(), *inputs)
         return value
 
     def backward(self, call_id: int, grad_out):
@@ -507,19 +507,7 @@ class Remote:
         raise ExerciseError(f"{name}: {message}{note} (at {where})")
 
 
-class _RemoteGraph(torch.autograd.Function):
-    """Connects a child's result to the grader's inputs: backward asks the child."""
-
-    @staticmethod
-    def forward(ctx, remote, call_id, value, *inputs):
-        ctx.remote, ctx.call_id, ctx.n = remote, call_id, len(inputs)
-        return value.clone()
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        grads = ctx.remote.backward(ctx.call_id, grad_out)
-        grads = list(grads) + [None] * (ctx.n - len(grads))
-        return (None, None, None, *grads[:ctx.n])
+_RemoteGraph = W.graph_function()   # a child's result connected to the grader's inputs
 
 
 # --------------------------------------------------------------------------- session

@@ -334,7 +334,7 @@ class _Child:
         value = reply["value"]
         inputs = [a for a in [*args, *kwargs.values()] if isinstance(a, torch.Tensor) and a.requires_grad]
         if reply.get("graph") and isinstance(value, torch.Tensor) and inputs and torch.is_grad_enabled():
-            value = _UpcallGraph.apply(self, k, value.detach(), *inputs)
+            value = _UpcallGraph.apply(lambda g: self.upcall_backward(k, g), value.detach(), *inputs)
         return value
 
     def upcall_backward(self, k: int, grad_out):
@@ -471,24 +471,25 @@ def _changed(value, version, copy) -> bool:
     return isinstance(value, np.ndarray) and (copy.shape != value.shape or not np.array_equal(copy, value))
 
 
-def _graph_function():
+def graph_function():
+    """An autograd function that connects a value computed in another process to the
+    inputs here: ``Graph.apply(ask, value, *inputs)``, where ``ask(grad_out)`` returns the
+    gradients w.r.t. the inputs from that process (used in both directions)."""
     import torch
 
-    class UpcallGraph(torch.autograd.Function):
-        """Connects an up-call's result to the child's inputs: backward asks the grader."""
-
+    class Graph(torch.autograd.Function):
         @staticmethod
-        def forward(ctx, child, k, value, *inputs):
-            ctx.child, ctx.k, ctx.n = child, k, len(inputs)
+        def forward(ctx, ask, value, *inputs):
+            ctx.ask, ctx.n = ask, len(inputs)
             return value.clone()
 
         @staticmethod
         def backward(ctx, grad_out):
-            grads = list(ctx.child.upcall_backward(ctx.k, grad_out))
+            grads = list(ctx.ask(grad_out))
             grads = grads + [None] * (ctx.n - len(grads))
-            return (None, None, None, *grads[:ctx.n])
+            return (None, None, *grads[:ctx.n])
 
-    return UpcallGraph
+    return Graph
 
 
 _UpcallGraph = None
@@ -558,7 +559,7 @@ def child_main(config: dict) -> None:
 
     torch.set_num_threads(1)
     _address_space_limit(float(config.get("memory_mb", 2048)))
-    _UpcallGraph = _graph_function()
+    _UpcallGraph = graph_function()
     _Child(config).run()
 
 
