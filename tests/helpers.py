@@ -48,3 +48,26 @@ def stop_group(proc, timeout: float = 30) -> None:
             continue
         except ProcessLookupError:
             break
+
+
+def reference_grad_cam(model, x, y, layer):
+    """Grad-CAM at ``layer`` for classes ``y``, written out with a forward hook (upsampled)."""
+    import torch.nn.functional as F
+
+    from interp_lib.attacks import class_scores
+
+    acts = {}
+
+    def keep(_m, _i, out):
+        acts.setdefault("a", out)
+        return out.clone()      # (so that an in-place op after the layer cannot change what is kept)
+
+    h = model.get_submodule(layer).register_forward_hook(keep)
+    try:
+        xr = x.clone().requires_grad_(True)
+        s = class_scores(model(xr), y).sum()
+    finally:
+        h.remove()
+    g = torch.autograd.grad(s, acts["a"])[0]
+    cam = torch.relu((g.mean((2, 3), keepdim=True) * acts["a"]).sum(1, keepdim=True))
+    return F.interpolate(cam.detach(), size=x.shape[-2:], mode="bilinear")

@@ -1,12 +1,11 @@
 """Lesson 04 - gradients as sensitivity: saliency, input x gradient, SmoothGrad, Grad-CAM."""
 import pytest
 import torch
-import torch.nn.functional as F
 
 from interp_lib import gradients
 from interp_lib.attacks import class_scores
 from interp_lib.utils import assert_close
-from helpers import assert_unchanged, snapshot
+from helpers import assert_unchanged, reference_grad_cam, snapshot
 
 
 # --------------------------------------------------------------------------- helpers
@@ -131,24 +130,6 @@ def test_smoothgrad_matches_captum_noise_tunnel_with_identical_noise(
 
 
 # --------------------------------------------------------------------------- 04.4 grad-cam
-
-def reference_grad_cam(model, x, y, layer):
-    acts = {}
-
-    def keep(_m, _i, out):
-        acts.setdefault("a", out)
-        return out.clone()      # (so that an in-place op after the layer cannot change what is kept)
-
-    h = model.get_submodule(layer).register_forward_hook(keep)
-    try:
-        xr = x.clone().requires_grad_(True)
-        s = class_scores(model(xr), y).sum()
-    finally:
-        h.remove()
-    g = torch.autograd.grad(s, acts["a"])[0]
-    cam = torch.relu((g.mean((2, 3), keepdim=True) * acts["a"]).sum(1, keepdim=True))
-    return F.interpolate(cam.detach(), size=x.shape[-2:], mode="bilinear")
-
 
 @pytest.mark.exercise("04.4", weight=2)
 def test_grad_cam_formula_and_default_layer(shapes_model, shapes_batch):

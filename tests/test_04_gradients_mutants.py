@@ -6,6 +6,7 @@ import torch
 from interp_lib import gradients
 from interp_lib.attacks import class_scores
 from interp_lib.utils import assert_close
+from helpers import reference_grad_cam
 
 
 def _other_class(model, x):
@@ -40,16 +41,7 @@ def test_input_x_gradient_of_a_class_that_is_not_predicted(shapes_model, shapes_
 def test_grad_cam_of_a_class_that_is_not_predicted(shapes_model, shapes_batch):
     x = shapes_batch[0]
     other = _other_class(shapes_model, x)
-    acts = {}
-    handle = shapes_model.conv3.register_forward_hook(lambda m, i, o: acts.setdefault("a", o))
-    try:
-        xr = x.clone().requires_grad_(True)
-        score = class_scores(shapes_model(xr), other).sum()
-    finally:
-        handle.remove()
-    g = torch.autograd.grad(score, acts["a"])[0]
-    cam = torch.relu((g.mean((2, 3), keepdim=True) * acts["a"]).sum(1, keepdim=True)).detach()
-    expected = torch.nn.functional.interpolate(cam, size=x.shape[-2:], mode="bilinear")
+    expected = reference_grad_cam(shapes_model, x, other, "conv3")
     got = gradients.grad_cam(shapes_model, x, other, layer="conv3")
     assert_close(got, expected, rtol=1e-6)
     # a class the model does not predict must not give the prediction's map

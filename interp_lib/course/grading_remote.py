@@ -224,11 +224,9 @@ class Child:
             os.close(req_r)
             os.close(rep_w)
 
-    def cpu(self) -> float:
-        return S.tree_cpu_seconds(self.root, self.uid)
-
-    def rss_mb(self) -> float:
-        return S.tree_rss_mb(self.root, self.uid)
+    def usage(self) -> tuple[float, float]:
+        """(CPU seconds, resident MiB) of the child and everything it started."""
+        return S.tree_usage(self.root, self.uid)
 
     def stop(self) -> None:
         for fd in (self.fd_w, self.fd_r):
@@ -268,9 +266,9 @@ class Remote:
 
     # child lifecycle
     def _start(self) -> None:
-        self.child = self.session.take_child(self.ex)
+        self.child = Child(self.session, self.ex)
         reply = self._wait(self.session.import_limit, what="importing your module", memory=self.session.memory_mb)
-        self.baseline = self.child.rss_mb()     # the limit is on top of what importing torch takes
+        self.baseline = self.child.usage()[1]   # the limit is on top of what importing torch takes
         if reply.get("status") != "ready":
             self.stop()
             self.broken = (f"your interp_lib/{self.ex.module}.py failed to import: "
@@ -313,10 +311,18 @@ class Remote:
         is; a wall-clock limit of several times as much catches a child that sleeps. With
         ``calibrate``, ``limit`` is the floor: a call that uses it up gets the limit that
         ``calibrate()`` returns (measured on the reference body) instead."""
-        cpu_start = self.child.cpu()
+        cpu_start = self.child.usage()[0]
         wall_deadline = time.monotonic() + 4 * limit + 30
         while True:
-            used = self.child.cpu() - cpu_start
+            cpu, rss = self.child.usage()
+            used = cpu - cpu_start
+            # the memory check comes first: a child that blows up fast is stopped as such
+            if rss > memory:
+                self.stop()
+                raise ExerciseMemoryError(
+                    f"exercise {self.ex.id} `{self.ex.name}` used more than "
+                    f"{memory:.0f} MiB of memory ({rss:.0f} MiB) and was "
+                    "stopped: process the data in batches, free intermediate results")
             if calibrate is not None and (used > limit or time.monotonic() > wall_deadline):
                 started = time.monotonic()
                 limit, calibrate = calibrate(), None
@@ -330,14 +336,6 @@ class Remote:
                     "solution's time plus a margin): look for an endless loop, or vectorise "
                     "the Python loop over images/pixels/classes with tensor operations"
                     + ("" if used > limit else f"; it also stopped answering for {4 * limit + 30:.0f} s"))
-            # the memory check comes first: a child that blows up fast is stopped as such
-            rss = self.child.rss_mb()
-            if rss > memory:
-                self.stop()
-                raise ExerciseMemoryError(
-                    f"exercise {self.ex.id} `{self.ex.name}` used more than "
-                    f"{memory:.0f} MiB of memory ({rss:.0f} MiB) and was "
-                    "stopped: process the data in batches, free intermediate results")
             ready, _, _ = select.select([self.child.fd_r], [], [], 0.05)
             if not ready:
                 continue
@@ -566,9 +564,6 @@ class GradingSession:
                "PYTHONDONTWRITEBYTECODE": "1"}
         env.update({k: v for k, v in os.environ.items() if k.startswith("OPENBLAS_")})
         return env
-
-    def take_child(self, ex: exercises.Exercise) -> Child:
-        return Child(self, ex)
 
     def remote(self, ex: exercises.Exercise) -> Remote:
         if ex.id not in self.remotes:

@@ -103,8 +103,8 @@ def encode(value, handles: dict | None = None, depth: int = 0):
         return value
     if isinstance(value, torch.Tensor):
         plain = value.detach().as_subclass(torch.Tensor).contiguous()
-        if plain.untyped_storage().nbytes() != plain.numel() * plain.element_size() or plain is value:
-            plain = plain.clone()   # a view of a larger storage, or the caller's own tensor
+        if plain.untyped_storage().nbytes() != plain.numel() * plain.element_size():
+            plain = plain.clone()   # a view: torch.save would write its whole storage
         return {"__tensor__": plain, "requires_grad": bool(value.requires_grad),
                 "grad_fn": value.grad_fn is not None}
     if isinstance(value, np.ndarray):

@@ -195,16 +195,8 @@ def student_distributions() -> tuple[metadata.Distribution, ...]:
 
 
 @functools.lru_cache(maxsize=None)
-def _student_site_entries() -> tuple[pathlib.Path, ...]:
-    return tuple(_scan_site_entries())
-
-
-def student_site_entries() -> list[pathlib.Path]:
+def student_site_entries() -> tuple[pathlib.Path, ...]:
     """Top-level files and folders in site-packages that the student view may show."""
-    return list(_student_site_entries())
-
-
-def _scan_site_entries() -> list[pathlib.Path]:
     entries: set[pathlib.Path] = set()
     for dist in student_distributions():
         base = pathlib.Path(dist.locate_file("")).resolve()
@@ -215,7 +207,7 @@ def _scan_site_entries() -> list[pathlib.Path]:
             path = base / parts[0]
             if path.exists():
                 entries.add(path)
-    return sorted(entries)
+    return tuple(sorted(entries))
 
 
 def python_roots() -> list[pathlib.Path]:
@@ -295,39 +287,23 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
-def _rss(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            return int(fh.read().rsplit(b")", 1)[1].split()[21]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, IndexError, ValueError):
-        return 0
-
-
-def tree_rss_mb(pid: int, uid: int | None = None) -> float:
-    """Resident memory (MiB) of ``pid`` and its descendants (and, with ``uid``, of every
-    process of that user: a daemon that left the tree still counts)."""
+def tree_usage(pid: int, uid: int | None = None) -> tuple[float, float]:
+    """(CPU seconds, resident MiB) of ``pid`` and its descendants and, with ``uid``, of every
+    process of that user (a daemon that left the tree still counts). CPU time measures
+    work independently of how busy the machine is."""
     pids = set(descendants(pid))
     if uid is not None:
         pids |= set(processes_of(uid))
-    return sum(_rss(p) for p in pids) / 2**20
-
-
-def _cpu(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            fields = fh.read().rsplit(b")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")   # utime + stime
-    except (OSError, IndexError, ValueError):
-        return 0.0
-
-
-def tree_cpu_seconds(pid: int, uid: int | None = None) -> float:
-    """CPU seconds used so far by ``pid``, its descendants (and ``uid``'s processes):
-    a measure of work that does not depend on how busy the machine is."""
-    pids = set(descendants(pid))
-    if uid is not None:
-        pids |= set(processes_of(uid))
-    return sum(_cpu(p) for p in pids)
+    cpu = rss = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat", "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()
+            cpu += int(fields[11]) + int(fields[12])        # utime + stime, clock ticks
+            rss += int(fields[21])                           # resident pages
+        except (OSError, IndexError, ValueError):
+            continue
+    return cpu / os.sysconf("SC_CLK_TCK"), rss * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def processes_of(uid: int) -> list[int]:
@@ -346,11 +322,10 @@ def kill_tree(pid: int, uid: int | None = None) -> None:
     """SIGKILL ``pid``'s process group, its descendants and (with ``uid``) every process of
     that user. For a bwrap sandbox killing bwrap ends the whole PID namespace."""
     targets = descendants(pid)
-    for fn in (lambda: os.killpg(pid, signal.SIGKILL),):
-        try:
-            fn()
-        except (ProcessLookupError, PermissionError):
-            pass
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
     for p in targets + (processes_of(uid) if uid is not None else []):
         try:
             os.kill(p, signal.SIGKILL)
