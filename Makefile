@@ -5,12 +5,13 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: lab test check execute train bench clean-venv help
+.PHONY: lab test lint check execute train bench clean-venv help
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make lab      open the course in JupyterLab (creates .venv when missing)"
-	@echo "make test     run every test, notebooks included (creates .venv with dev extras)"
+	@echo "make test     lint, then run every test, notebooks included (creates .venv with dev extras)"
+	@echo "make lint     ruff check + ruff format --check (code and notebooks; seconds)"
 	@echo "make check    your progress, exercise by exercise"
 	@echo "make execute  re-execute the lessons and store their outputs (maintainers)"
 	@echo "make bench    benchmark lessons and methods -> bench/results.json (maintainers)"
@@ -30,7 +31,11 @@ $(VENV)/.installed-dev: pyproject.toml | $(PY)
 lab: $(VENV)/.installed
 	$(PY) -m interp_lib lab
 
-test: $(VENV)/.installed-dev
+lint: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check --quiet .
+	$(VENV)/bin/ruff format --check --quiet .
+
+test: lint
 	$(PY) -m pytest -n 2 --dist loadfile --solutions=all $(PYTEST_ARGS)
 
 check: $(VENV)/.installed

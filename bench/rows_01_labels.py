@@ -1,5 +1,4 @@
 """Benchmark rows for lesson 01: label issues against cleanlab."""
-import numpy as np
 
 from interp_lib import data, labels
 from interp_lib.course.bench import Row
@@ -14,9 +13,14 @@ def rows():
     probs = cross_val_probs(x.reshape(len(x), -1).numpy(), noisy, seed=0)
     out = []
     for filter_by in ("prune_by_noise_rate", "confident_learning"):
-        out.append(Row(
-            f"find_label_issues {filter_by} (1797 x 10)",
-            lambda f=filter_by: labels.find_label_issues(noisy, probs, filter_by=f),
-            lambda f=filter_by: cleanlab.filter.find_label_issues(noisy, probs, filter_by=f, n_jobs=1),
-            against="cleanlab", goal=1.1, lesson="01"))
+        out.append(
+            Row(
+                f"find_label_issues {filter_by} (1797 x 10)",
+                lambda f=filter_by: labels.find_label_issues(noisy, probs, filter_by=f),
+                lambda f=filter_by: cleanlab.filter.find_label_issues(noisy, probs, filter_by=f, n_jobs=1),
+                against="cleanlab",
+                goal=1.1,
+                lesson="01",
+            )
+        )
     return out

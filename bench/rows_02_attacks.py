@@ -1,4 +1,5 @@
 """Benchmark rows for lesson 02: FGSM and PGD-10 against torchattacks 3.3 on the same batch."""
+
 import torch
 
 from interp_lib import attacks, data
@@ -16,15 +17,29 @@ def rows():
     ta_pgd = torchattacks.PGD(model, eps=0.1, alpha=0.025, steps=10, random_start=True)
 
     def ours_pgd():
-        return attacks.pgd(model, x, y, eps=0.1, alpha=0.025, steps=10, generator=torch.Generator().manual_seed(0))
+        return attacks.pgd(
+            model, x, y, eps=0.1, alpha=0.025, steps=10, generator=torch.Generator().manual_seed(0)
+        )
 
     def ref_pgd():
         torch.manual_seed(0)
         return ta_pgd(x, y)
 
     return [
-        Row("FGSM (digits CNN, 256 x 1x28x28)", lambda: attacks.fgsm(model, x, y, eps=0.1),
-            lambda: ta_fgsm(x, y), against="torchattacks 3.3", goal=1.1, lesson="02"),
-        Row("PGD-10 (digits CNN, 256 x 1x28x28)", ours_pgd, ref_pgd,
-            against="torchattacks 3.3", goal=1.1, lesson="02"),
+        Row(
+            "FGSM (digits CNN, 256 x 1x28x28)",
+            lambda: attacks.fgsm(model, x, y, eps=0.1),
+            lambda: ta_fgsm(x, y),
+            against="torchattacks 3.3",
+            goal=1.1,
+            lesson="02",
+        ),
+        Row(
+            "PGD-10 (digits CNN, 256 x 1x28x28)",
+            ours_pgd,
+            ref_pgd,
+            against="torchattacks 3.3",
+            goal=1.1,
+            lesson="02",
+        ),
     ]

@@ -5,6 +5,7 @@ Work per row: the shipped digits CNN on a batch of 16 test images; a randomly in
 torchvision ResNet-18 (eval) on 2 random 224x224 images with fewer steps/samples (stated in
 the row name) to keep the benchmark short on 2 CPU cores.
 """
+
 import torch
 
 from interp_lib import data, gradients, integrated_gradients
@@ -17,15 +18,18 @@ def _noise_tunnel(model, x, y, n, sigma):
     import captum.attr as ca
 
     return ca.NoiseTunnel(ca.Saliency(model)).attribute(
-        x, nt_type="smoothgrad", nt_samples=n, stdevs=sigma, target=y, abs=False)
+        x, nt_type="smoothgrad", nt_samples=n, stdevs=sigma, target=y, abs=False
+    )
 
 
 def _limit(model, x, y, steps):
     """One batched forward + backward pass over the steps * N path images (no weighting)."""
+
     def run():
         images = x.repeat(steps, 1, 1, 1).mul_(0.5).requires_grad_(True)
         score = class_scores(model(images), y.repeat(steps)).sum()
         return torch.autograd.grad(score, images)[0]
+
     return run
 
 
@@ -47,26 +51,49 @@ def rows():
     xr = torch.rand(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
     yr = torch.tensor([1, 2])
     ig_ref = lambda m, xx, yy, n: ca.IntegratedGradients(m).attribute(  # noqa: E731
-        xx, target=yy, n_steps=n, method="gausslegendre")
+        xx, target=yy, n_steps=n, method="gausslegendre"
+    )
     out = []
-    for label, model, xx, yy, steps, n_sg in (("digits CNN, 16 x 1x28x28", digits, x, y, 64, 16),
-                                              ("ResNet-18, 2 x 3x224x224", resnet, xr, yr, 8, 4)):
-        out.append(Row(
-            f"integrated_gradients {steps} steps ({label})",
-            lambda m=model, a=xx, b=yy, n=steps: integrated_gradients.integrated_gradients(m, a, b, steps=n),
-            lambda m=model, a=xx, b=yy, n=steps: ig_ref(m, a, b, n),
-            against="captum IntegratedGradients (gausslegendre)", goal=1.1, lesson="05"))
-        out.append(Row(
-            f"smoothgrad {n_sg} samples ({label})",
-            lambda m=model, a=xx, b=yy, n=n_sg: gradients.smoothgrad(
-                m, a, b, n_samples=n, sigma=0.15, generator=torch.Generator().manual_seed(0)),
-            lambda m=model, a=xx, b=yy, n=n_sg: _noise_tunnel(m, a, b, n, 0.15),
-            against="captum NoiseTunnel(Saliency)", goal=1.1, lesson="04"))
-        out.append(Row(
-            f"integrated_gradients {steps} steps vs limit ({label})",
-            lambda m=model, a=xx, b=yy, n=steps: integrated_gradients.integrated_gradients(m, a, b, steps=n),
-            _limit(_frozen(_copy(model)), xx, yy, steps),
-            against=f"limit: one batched forward+backward of {steps} x N images", goal=1.1, lesson="05"))
+    for label, model, xx, yy, steps, n_sg in (
+        ("digits CNN, 16 x 1x28x28", digits, x, y, 64, 16),
+        ("ResNet-18, 2 x 3x224x224", resnet, xr, yr, 8, 4),
+    ):
+        out.append(
+            Row(
+                f"integrated_gradients {steps} steps ({label})",
+                lambda m=model, a=xx, b=yy, n=steps: integrated_gradients.integrated_gradients(
+                    m, a, b, steps=n
+                ),
+                lambda m=model, a=xx, b=yy, n=steps: ig_ref(m, a, b, n),
+                against="captum IntegratedGradients (gausslegendre)",
+                goal=1.1,
+                lesson="05",
+            )
+        )
+        out.append(
+            Row(
+                f"smoothgrad {n_sg} samples ({label})",
+                lambda m=model, a=xx, b=yy, n=n_sg: gradients.smoothgrad(
+                    m, a, b, n_samples=n, sigma=0.15, generator=torch.Generator().manual_seed(0)
+                ),
+                lambda m=model, a=xx, b=yy, n=n_sg: _noise_tunnel(m, a, b, n, 0.15),
+                against="captum NoiseTunnel(Saliency)",
+                goal=1.1,
+                lesson="04",
+            )
+        )
+        out.append(
+            Row(
+                f"integrated_gradients {steps} steps vs limit ({label})",
+                lambda m=model, a=xx, b=yy, n=steps: integrated_gradients.integrated_gradients(
+                    m, a, b, steps=n
+                ),
+                _limit(_frozen(_copy(model)), xx, yy, steps),
+                against=f"limit: one batched forward+backward of {steps} x N images",
+                goal=1.1,
+                lesson="05",
+            )
+        )
     return out
 
 

@@ -5,6 +5,7 @@
 the exercise wrapper (argument checks, model guard), the parameterisation classes and
 ``unit_objective``; the reference is the bare loop. Goal: overhead <= 1.2x.
 """
+
 import torch
 
 from interp_lib import featvis
@@ -33,6 +34,7 @@ def _plain_loop(model, param: str):
             def make():
                 t = torch.fft.irfft2(torch.view_as_complex(leaf) * scale, s=(32, 32), norm="ortho") / 4
                 return torch.sigmoid(torch.einsum("ck,nkhw->nchw", m, t))
+
         opt = torch.optim.Adam([leaf], lr=LR)
         for _ in range(STEPS):
             model(make())
@@ -54,11 +56,23 @@ def rows():
     model = load_model("shapes_texture")
     out = []
     for param, extra in (("pixel", {}), ("fourier", {"decorrelate": True})):
-        out.append(Row(
-            f"activation_maximisation {param} (256 steps, 3x32x32)",
-            lambda p=param, e=extra: featvis.activation_maximisation(
-                model, "conv3", CHANNEL, steps=STEPS, lr=LR, generator=torch.Generator().manual_seed(0),
-                param=p, **e),
-            lambda p=param: _plain_loop(model, p),
-            against="limit: the same loop in plain torch ops", goal=1.2, lesson="06"))
+        out.append(
+            Row(
+                f"activation_maximisation {param} (256 steps, 3x32x32)",
+                lambda p=param, e=extra: featvis.activation_maximisation(
+                    model,
+                    "conv3",
+                    CHANNEL,
+                    steps=STEPS,
+                    lr=LR,
+                    generator=torch.Generator().manual_seed(0),
+                    param=p,
+                    **e,
+                ),
+                lambda p=param: _plain_loop(model, p),
+                against="limit: the same loop in plain torch ops",
+                goal=1.2,
+                lesson="06",
+            )
+        )
     return out

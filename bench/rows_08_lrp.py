@@ -6,6 +6,7 @@ VGG-16 runs at batch 2 (batch 8 takes ~1 min per repetition on two shared CPU co
 too long for ``--runs 5`` next to the other rows); ``LRP_BENCH_VGG_BATCH=8`` restores
 the batch of the issue.
 """
+
 import os
 
 import torch
@@ -44,14 +45,27 @@ def _base_rows():
     cnn = load_model("shapes_texture")
     x = load_shapes("test").x[:64]
     t = cnn(x).argmax(1)
-    out.append(Row("LRP EpsilonPlus shapes CNN (64 images)",
-                   lambda: L.lrp(cnn, x, t, composite=L.EpsilonPlus()),
-                   lambda: _zennit(cnn, x, t, EpsilonPlus()), against="zennit 0.5.1", goal=0.5, lesson="08"))
+    out.append(
+        Row(
+            "LRP EpsilonPlus shapes CNN (64 images)",
+            lambda: L.lrp(cnn, x, t, composite=L.EpsilonPlus()),
+            lambda: _zennit(cnn, x, t, EpsilonPlus()),
+            against="zennit 0.5.1",
+            goal=0.5,
+            lesson="08",
+        )
+    )
     frozen_cnn = _frozen(load_model("shapes_texture"))
-    out.append(Row("LRP EpsilonPlus shapes CNN vs forward+backward",
-                   lambda: L.lrp(cnn, x, t, composite=L.EpsilonPlus()),
-                   lambda: _forward_backward(frozen_cnn, x, t), against="limit: 1 forward+backward",
-                   goal=1.5, lesson="08"))
+    out.append(
+        Row(
+            "LRP EpsilonPlus shapes CNN vs forward+backward",
+            lambda: L.lrp(cnn, x, t, composite=L.EpsilonPlus()),
+            lambda: _forward_backward(frozen_cnn, x, t),
+            against="limit: 1 forward+backward",
+            goal=1.5,
+            lesson="08",
+        )
+    )
 
     import torchvision
 
@@ -61,13 +75,26 @@ def _base_rows():
     xv = torch.rand(batch, 3, 224, 224, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         tv = vgg(xv).argmax(1)
-    out.append(Row(f"LRP EpsilonPlus VGG-16 224x224 (batch {batch})",
-                   lambda: L.lrp(vgg, xv, tv, composite=L.EpsilonPlus()),
-                   lambda: _zennit(vgg, xv, tv, EpsilonPlus()), against="zennit 0.5.1", goal=0.5, lesson="08"))
-    out.append(Row(f"LRP EpsilonPlus VGG-16 vs forward+backward (batch {batch})",
-                   lambda: L.lrp(vgg, xv, tv, composite=L.EpsilonPlus()),
-                   lambda: _forward_backward(vgg, xv, tv), against="limit: 1 forward+backward",
-                   goal=1.5, lesson="08"))
+    out.append(
+        Row(
+            f"LRP EpsilonPlus VGG-16 224x224 (batch {batch})",
+            lambda: L.lrp(vgg, xv, tv, composite=L.EpsilonPlus()),
+            lambda: _zennit(vgg, xv, tv, EpsilonPlus()),
+            against="zennit 0.5.1",
+            goal=0.5,
+            lesson="08",
+        )
+    )
+    out.append(
+        Row(
+            f"LRP EpsilonPlus VGG-16 vs forward+backward (batch {batch})",
+            lambda: L.lrp(vgg, xv, tv, composite=L.EpsilonPlus()),
+            lambda: _forward_backward(vgg, xv, tv),
+            against="limit: 1 forward+backward",
+            goal=1.5,
+            lesson="08",
+        )
+    )
     return out
 
 
@@ -79,7 +106,7 @@ class _FunctionalFlatten(torch.nn.Module):
     def __init__(self, model):
         super().__init__()
         i = next(k for k, m in enumerate(model) if isinstance(m, torch.nn.Flatten))
-        self.features, self.classifier = model[:i], model[i + 1:]
+        self.features, self.classifier = model[:i], model[i + 1 :]
 
     def forward(self, x):
         return self.classifier(torch.flatten(self.features(x), 1))
@@ -105,9 +132,16 @@ def _captum_rows():
                 m.rule = EpsilonRule(1e-6)
         return LRP(theirs).attribute(x, target=t)
 
-    return [Row("LRP epsilon shapes CNN vs captum (64 images)",
-                lambda: L.lrp(cnn, x, t, composite=L.Uniform(L.Epsilon(1e-6))),
-                captum_lrp, against="captum 0.9 LRP", goal=1.1, lesson="08")]
+    return [
+        Row(
+            "LRP epsilon shapes CNN vs captum (64 images)",
+            lambda: L.lrp(cnn, x, t, composite=L.Uniform(L.Epsilon(1e-6))),
+            captum_lrp,
+            against="captum 0.9 LRP",
+            goal=1.1,
+            lesson="08",
+        )
+    ]
 
 
 def rows():

@@ -1,6 +1,7 @@
 """Benchmark rows for lesson 10: the metrics against their physical limit, and the time per
 image of every attribution method the lesson compares (rows named "per image: <method>",
 read by the lesson's comparison table; 64 images, so divide by 64)."""
+
 import torch
 
 from interp_lib import attribution, data, evaluation, gradients, models
@@ -13,7 +14,11 @@ IMAGES = 64
 def _methods():
     def smoothgrad(model, x, target):
         g = torch.Generator().manual_seed(0)
-        return attribution.attribute("smoothgrad", model, x, target, n_samples=8, generator=g).abs().amax(1, keepdim=True)
+        return (
+            attribution.attribute("smoothgrad", model, x, target, n_samples=8, generator=g)
+            .abs()
+            .amax(1, keepdim=True)
+        )
 
     def uniform(name, **options):
         return lambda model, x, target: attribution.attribute(name, model, x, target, **options)
@@ -41,10 +46,16 @@ def rows():
         leaf = x.clone().requires_grad_(True)
         return torch.autograd.grad(model(leaf).gather(1, y[:, None]).sum(), leaf)[0]
 
-    out = [Row(f"per image: {name} (shapes CNN, {IMAGES} images)",
-               lambda f=f: f(model, x, y), forward_backward,
-               against=f"limit: 1 forward+backward of {IMAGES} images", lesson="10")
-           for name, f in _methods().items()]
+    out = [
+        Row(
+            f"per image: {name} (shapes CNN, {IMAGES} images)",
+            lambda f=f: f(model, x, y),
+            forward_backward,
+            against=f"limit: 1 forward+backward of {IMAGES} images",
+            lesson="10",
+        )
+        for name, f in _methods().items()
+    ]
 
     a = gradients.saliency_map(model, x, y)
     steps = 16
@@ -59,14 +70,27 @@ def rows():
         with torch.no_grad():
             return model(perturbed)
 
-    out.append(Row(f"deletion_curve 8x8 regions, 17 steps ({IMAGES} images)",
-                   lambda: evaluation.deletion_curve(model, x, y, a, region=8),
-                   limit, against=f"limit: forward of the {IMAGES * (steps + 1)} perturbed images",
-                   goal=1.5, lesson="10"))
+    out.append(
+        Row(
+            f"deletion_curve 8x8 regions, 17 steps ({IMAGES} images)",
+            lambda: evaluation.deletion_curve(model, x, y, a, region=8),
+            limit,
+            against=f"limit: forward of the {IMAGES * (steps + 1)} perturbed images",
+            goal=1.5,
+            lesson="10",
+        )
+    )
     xs, ys = x[:16], y[:16]
-    out.append(Row("sanity_check saliency, 5 layers (16 images)",
-                   lambda: evaluation.sanity_check(model, xs, ys, gradients.saliency_map,
-                                                   generator=torch.Generator().manual_seed(0)),
-                   lambda: [gradients.saliency_map(model, xs, ys) for _ in range(6)],
-                   against="limit: 6 saliency maps (the rank correlations are extra work)", goal=2.0, lesson="10"))
+    out.append(
+        Row(
+            "sanity_check saliency, 5 layers (16 images)",
+            lambda: evaluation.sanity_check(
+                model, xs, ys, gradients.saliency_map, generator=torch.Generator().manual_seed(0)
+            ),
+            lambda: [gradients.saliency_map(model, xs, ys) for _ in range(6)],
+            against="limit: 6 saliency maps (the rank correlations are extra work)",
+            goal=2.0,
+            lesson="10",
+        )
+    )
     return out

@@ -1,4 +1,5 @@
 """Benchmark row for the classroom workflow: grading a batch of 20 submissions."""
+
 import pathlib
 import shutil
 import tempfile
@@ -16,8 +17,10 @@ def _submissions(folder: pathlib.Path, n: int = 20) -> pathlib.Path:
         dest = folder / f"student{i:02d}" / "interp_lib"
         dest.mkdir(parents=True)
         for module in ("basics", "labels"):
-            src = fill_bodies((ROOT / "interp_lib" / f"{module}.py").read_text(),
-                              (ROOT / "solutions" / f"{module}.py").read_text())
+            src = fill_bodies(
+                (ROOT / "interp_lib" / f"{module}.py").read_text(),
+                (ROOT / "solutions" / f"{module}.py").read_text(),
+            )
             (dest / f"{module}.py").write_text(src)
     return folder
 
@@ -31,10 +34,18 @@ def rows():
         shutil.rmtree(out, ignore_errors=True)
         grading.grade_batch(subs, out, exercises=EXERCISES, workers=workers, skip_reference=True)
 
-    return [Row("grade --batch: 20 submissions, 00.1/01.1/01.2 (2 workers)",
-                lambda: batch(2), lambda: batch(1),
-                against="the same batch graded one at a time", goal=0.75, lesson="grading",
-                runs=1, warmup=False)]
+    return [
+        Row(
+            "grade --batch: 20 submissions, 00.1/01.1/01.2 (2 workers)",
+            lambda: batch(2),
+            lambda: batch(1),
+            against="the same batch graded one at a time",
+            goal=0.75,
+            lesson="grading",
+            runs=1,
+            warmup=False,
+        )
+    ]
 
 
 def _complete_submission(folder: pathlib.Path) -> pathlib.Path:
@@ -44,8 +55,10 @@ def _complete_submission(folder: pathlib.Path) -> pathlib.Path:
     dest = folder / "complete" / "interp_lib"
     dest.mkdir(parents=True)
     for module in sorted({ex.module for ex in load_all().values()}):
-        src = fill_bodies((ROOT / "interp_lib" / f"{module}.py").read_text(),
-                          (ROOT / "solutions" / f"{module}.py").read_text())
+        src = fill_bodies(
+            (ROOT / "interp_lib" / f"{module}.py").read_text(),
+            (ROOT / "solutions" / f"{module}.py").read_text(),
+        )
         (dest / f"{module}.py").write_text(src)
     return dest.parent
 
@@ -55,9 +68,31 @@ def _plain_tests():
     import subprocess
     import sys
 
-    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:nbval",
-                    "-o", "addopts=", "--solutions=all", "-m", "exercise", "-n", "2", "--dist", "loadfile",
-                    *grading.test_files(ROOT)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:nbval",
+            "-o",
+            "addopts=",
+            "--solutions=all",
+            "-m",
+            "exercise",
+            "-n",
+            "2",
+            "--dist",
+            "loadfile",
+            *grading.test_files(ROOT),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def _child_start_up(iso, view_dir: pathlib.Path, submission: pathlib.Path, ex_id: str = "00.1"):
@@ -67,8 +102,12 @@ def _child_start_up(iso, view_dir: pathlib.Path, submission: pathlib.Path, ex_id
     from interp_lib.course import grading_remote as R
     from interp_lib.exercises import get
 
-    env = {"INTERP_GRADE_VIEW": str(view_dir), "INTERP_GRADE_SUBMISSION": str(submission),
-           "INTERP_GRADE_ISOLATION": iso.level, "INTERP_GRADE_EXERCISES": ex_id}
+    env = {
+        "INTERP_GRADE_VIEW": str(view_dir),
+        "INTERP_GRADE_SUBMISSION": str(submission),
+        "INTERP_GRADE_ISOLATION": iso.level,
+        "INTERP_GRADE_EXERCISES": ex_id,
+    }
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
@@ -92,7 +131,7 @@ def startup_rows():
     copies = grading.build_copies(base, iso)
     session, remote = _child_start_up(iso, copies["view"], base / "modules")
     if iso.level == S.SANDBOX:
-        session.sandbox_server()           # the once-per-process cost is not per exercise
+        session.sandbox_server()  # the once-per-process cost is not per exercise
 
     def one_exercise():
         remote._start()
@@ -101,11 +140,20 @@ def startup_rows():
     def plain_process():
         import subprocess
         import sys
+
         subprocess.run([sys.executable, "-c", "import torch, interp_lib.basics"], check=True)
 
-    return [Row(f"grading: child start-up per exercise ({iso.level})", one_exercise, plain_process,
-                against="a new Python process importing torch (what one process per exercise costs)",
-                goal=0.5, lesson="grading", runs=5)]
+    return [
+        Row(
+            f"grading: child start-up per exercise ({iso.level})",
+            one_exercise,
+            plain_process,
+            against="a new Python process importing torch (what one process per exercise costs)",
+            goal=0.5,
+            lesson="grading",
+            runs=5,
+        )
+    ]
 
 
 _rows_batch = rows
@@ -114,8 +162,13 @@ _rows_batch = rows
 def rows():
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="bench-complete-"))
     sub = _complete_submission(tmp)
-    complete = Row("grade: one complete submission (all exercises, best isolation)",
-                   lambda: grading.grade(sub, quiet=True), _plain_tests,
-                   against="the same exercise tests run directly, pytest -n 2 (goal: <= 60 s in all)",
-                   lesson="grading", runs=1, warmup=False)
+    complete = Row(
+        "grade: one complete submission (all exercises, best isolation)",
+        lambda: grading.grade(sub, quiet=True),
+        _plain_tests,
+        against="the same exercise tests run directly, pytest -n 2 (goal: <= 60 s in all)",
+        lesson="grading",
+        runs=1,
+        warmup=False,
+    )
     return [*_rows_batch(), complete, *startup_rows()]

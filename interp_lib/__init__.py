@@ -3,4 +3,5 @@
 Infrastructure (data, models, plotting, helpers) plus one module per topic whose
 exercise functions you implement. See README.md and ``python -m interp_lib check``.
 """
+
 __version__ = "0.1.0"

@@ -1,4 +1,5 @@
 """``python -m interp_lib``: see interp_lib/course/cli.py."""
+
 import sys
 
 from .course.cli import main

@@ -31,6 +31,7 @@ ReLUs themselves: LRP's graph path handles functional, reused and in-place ReLUs
 hook-based method does not, and :func:`interp_lib.models.check_relus` (called from here
 for ``rules=False``) refuses them with the fix, :func:`interp_lib.models.convert_relus`.
 """
+
 from __future__ import annotations
 
 import operator
@@ -44,33 +45,40 @@ __all__ = ["check_activations", "activation_problems", "call_scope", "ACTIVATION
 
 # Every activation class torch.nn defines (ReLU6 is a Hardtanh, so isinstance covers both).
 ACTIVATION_MODULES: tuple[type, ...] = tuple(
-    c for c in vars(nn.modules.activation).values()
-    if isinstance(c, type) and issubclass(c, nn.Module) and c.__module__ == nn.modules.activation.__name__)
+    c
+    for c in vars(nn.modules.activation).values()
+    if isinstance(c, type) and issubclass(c, nn.Module) and c.__module__ == nn.modules.activation.__name__
+)
 
 # Names of nonlinear functions and tensor methods (torch.*, torch.nn.functional.*, Tensor.*).
-NONLINEAR_CALLS = frozenset("""
+NONLINEAR_CALLS = frozenset(
+    """
     relu6 hardtanh hardtanh_ leaky_relu leaky_relu_ elu elu_ selu selu_ celu celu_ rrelu rrelu_
     prelu silu mish hardswish hardsigmoid gelu softplus softsign sigmoid sigmoid_ tanh tanh_
     logsigmoid threshold threshold_ glu softmax log_softmax softmin hardshrink softshrink
     tanhshrink clamp clamp_ clip clip_ clamp_min clamp_min_ clamp_max clamp_max_ maximum minimum
-""".split())
+""".split()
+)
 RELU_CALLS = frozenset({"relu", "relu_"})
 
 # Functional layers and normalisations: an LRP rule is attached to a module, these have none.
-FUNCTIONAL_LAYERS = frozenset("""
+FUNCTIONAL_LAYERS = frozenset(
+    """
     linear bilinear conv1d conv2d conv3d conv_transpose1d conv_transpose2d conv_transpose3d
     layer_norm group_norm batch_norm instance_norm local_response_norm normalize
     matmul mm bmm einsum
-""".split())
+""".split()
+)
 _PRODUCTS = frozenset({operator.mul, operator.imul, torch.mul})
 
-_CACHE: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()
+_CACHE: weakref.WeakKeyDictionary[nn.Module, dict] = weakref.WeakKeyDictionary()
 
 
 def _is_plain_sequential(model: nn.Module) -> bool:
     """An nn.Sequential whose children are torch.nn leaves: its forward calls them in order."""
     return isinstance(model, nn.Sequential) and all(
-        type(m).__module__.startswith("torch.nn.modules") and not m._modules for m in model.children())
+        type(m).__module__.startswith("torch.nn.modules") and not m._modules for m in model.children()
+    )
 
 
 def call_scope(node: torch.fx.Node) -> str:
@@ -92,12 +100,17 @@ def activation_problems(model: nn.Module, method: str = "this method", *, rules:
     """Descriptions of every nonlinearity of ``model`` the method cannot handle (see the
     module docstring); ``rules=True`` for a rule-based method (LRP), which handles
     functional ReLUs but refuses products of activations and functional layers."""
-    problems = [f"`{name}` (nn.{type(m).__name__})" for name, m in model.named_modules()
-                if isinstance(m, ACTIVATION_MODULES) and not isinstance(m, nn.ReLU)]
+    problems = [
+        f"`{name}` (nn.{type(m).__name__})"
+        for name, m in model.named_modules()
+        if isinstance(m, ACTIVATION_MODULES) and not isinstance(m, nn.ReLU)
+    ]
     if _is_plain_sequential(model):
         return problems
     try:
-        graph = model.graph if isinstance(model, torch.fx.GraphModule) else torch.fx.symbolic_trace(model).graph
+        graph = (
+            model.graph if isinstance(model, torch.fx.GraphModule) else torch.fx.symbolic_trace(model).graph
+        )
     except Exception as err:  # noqa: BLE001 - any tracing failure gets the same refusal
         raise TypeError(
             f"{method} cannot check `model` ({type(model).__name__}): torch.fx cannot trace it "
@@ -112,10 +125,17 @@ def activation_problems(model: nn.Module, method: str = "this method", *, rules:
         if name in NONLINEAR_CALLS:
             problems.append(f"a functional {call} call in `{call_scope(node)}`")
         elif rules and name in FUNCTIONAL_LAYERS:
-            problems.append(f"a functional layer {call} in `{call_scope(node)}` (not a module: it gets no rule)")
-        elif rules and (node.target in _PRODUCTS or (node.op == "call_method" and name in ("mul", "mul_"))) \
-                and sum(_is_activation_value(a) for a in node.args[:2]) == 2:
-            problems.append(f"a product of two activations (`{node.name}`, e.g. a gate) in `{call_scope(node)}`")
+            problems.append(
+                f"a functional layer {call} in `{call_scope(node)}` (not a module: it gets no rule)"
+            )
+        elif (
+            rules
+            and (node.target in _PRODUCTS or (node.op == "call_method" and name in ("mul", "mul_")))
+            and sum(_is_activation_value(a) for a in node.args[:2]) == 2
+        ):
+            problems.append(
+                f"a product of two activations (`{node.name}`, e.g. a gate) in `{call_scope(node)}`"
+            )
     return problems
 
 

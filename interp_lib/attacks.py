@@ -1,4 +1,5 @@
 """Lesson 02 - Adversarial noise: gradients with respect to the input."""
+
 from __future__ import annotations
 
 import torch
@@ -6,9 +7,19 @@ from torch import nn
 
 from .exercises import exercise, generator, images01, nonnegative, positive, positive_int, unit_interval
 
-__all__ = ["input_gradient", "fgsm", "pgd", "fooling_image", "adversarial_patch", "class_scores",
-           "apply_patch", "random_positions", "patch_success_rate", "random_sign_noise",
-           "attack_accuracy"]
+__all__ = [
+    "input_gradient",
+    "fgsm",
+    "pgd",
+    "fooling_image",
+    "adversarial_patch",
+    "class_scores",
+    "apply_patch",
+    "random_positions",
+    "patch_success_rate",
+    "random_sign_noise",
+    "attack_accuracy",
+]
 
 
 def class_scores(logits: torch.Tensor, target) -> torch.Tensor:
@@ -51,6 +62,7 @@ def input_gradient(model: nn.Module, x: torch.Tensor, target) -> torch.Tensor:
 
 # --------------------------------------------------------------------------- infrastructure
 
+
 def _bool(value, name, _args) -> None:
     if not isinstance(value, bool):
         raise TypeError(f"`{name}` must be True or False, got {type(value).__name__}")
@@ -59,16 +71,24 @@ def _bool(value, name, _args) -> None:
 def _check_targeted(value, name, args) -> None:
     _bool(value, name, args)
     if value and args.get("target") is None:
-        raise ValueError(f"`target` is None (the predicted class), but `{name}=True` needs the classes "
-                         "to reach: pass them as `target`")
+        raise ValueError(
+            f"`target` is None (the predicted class), but `{name}=True` needs the classes "
+            "to reach: pass them as `target`"
+        )
 
 
 def _check_patch_target(value, name, _args) -> None:
     if value is None:
-        raise ValueError(f"`{name}` must be the class the patch should cause (an int); None, the "
-                         "predicted class, differs from image to image")
+        raise ValueError(
+            f"`{name}` must be the class the patch should cause (an int); None, the "
+            "predicted class, differs from image to image"
+        )
     if not isinstance(value, int) and not (isinstance(value, torch.Tensor) and value.dim() == 0):
-        what = f"a tensor of shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__
+        what = (
+            f"a tensor of shape {tuple(value.shape)}"
+            if isinstance(value, torch.Tensor)
+            else type(value).__name__
+        )
         raise TypeError(f"`{name}` must be one class (an int) for the whole patch, got {what}")
 
 
@@ -83,16 +103,17 @@ def apply_patch(x: torch.Tensor, patch: torch.Tensor, rows, cols) -> torch.Tenso
     ii = torch.arange(height).view(1, height, 1)
     jj = torch.arange(width).view(1, 1, width)
     r, c = rows.view(n, 1, 1), cols.view(n, 1, 1)
-    inside = (ii >= r) & (ii < r + h) & (jj >= c) & (jj < c + w)          # (N, H, W)
+    inside = (ii >= r) & (ii < r + h) & (jj >= c) & (jj < c + w)  # (N, H, W)
     # the patch pixel that lands on (i, j): (i - r, j - c), clamped where outside
     pi = (ii - r).clamp(0, h - 1).expand(n, height, width)
     pj = (jj - c).clamp(0, w - 1).expand(n, height, width)
-    pasted = patch[:, pi, pj].permute(1, 0, 2, 3)                          # (N, C, H, W)
+    pasted = patch[:, pi, pj].permute(1, 0, 2, 3)  # (N, C, H, W)
     return torch.where(inside[:, None], pasted, x)
 
 
-def random_positions(n: int, image_size: tuple[int, int], patch_size: int,
-                     generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def random_positions(
+    n: int, image_size: tuple[int, int], patch_size: int, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-left corners ``(rows, cols)`` of ``n`` patches placed uniformly inside the image
     (rows drawn first, then cols)."""
     height, width = image_size
@@ -102,12 +123,18 @@ def random_positions(n: int, image_size: tuple[int, int], patch_size: int,
 
 
 @torch.no_grad()
-def patch_success_rate(model: nn.Module, x: torch.Tensor, patch: torch.Tensor, target: int,
-                       generator: torch.Generator | None = None) -> float:
+def patch_success_rate(
+    model: nn.Module,
+    x: torch.Tensor,
+    patch: torch.Tensor,
+    target: int,
+    generator: torch.Generator | None = None,
+) -> float:
     """Fraction of ``x`` (images not already of class ``target``) that the model assigns to
     ``target`` once the patch is pasted at a random position (drawn with
     :func:`random_positions`)."""
     from .utils import predict_logits
+
     keep = predict_logits(model, x).argmax(1) != target
     x = x[keep]
     rows, cols = random_positions(len(x), x.shape[-2:], patch.shape[-1], generator)
@@ -122,9 +149,12 @@ def random_sign_noise(x: torch.Tensor, eps: float, generator: torch.Generator | 
     return (x + eps * s).clamp(0, 1)
 
 
-def attack_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack, batch_size: int = 256) -> float:
+def attack_accuracy(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack, batch_size: int = 256
+) -> float:
     """Accuracy of ``model`` on ``attack(x_batch, y_batch)``, computed in batches."""
     from .utils import batches, predict_logits
+
     correct = 0
     for s in batches(len(x), batch_size):
         adv = attack(x[s], y[s])
@@ -134,9 +164,11 @@ def attack_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack, 
 
 # --------------------------------------------------------------------------- exercises
 
+
 @exercise("02.2", points=2, checks={"eps": nonnegative, "x": images01, "targeted": _check_targeted})
-def fgsm(model: nn.Module, x: torch.Tensor, target, eps: float = 0.1, *,
-         targeted: bool = False) -> torch.Tensor:
+def fgsm(
+    model: nn.Module, x: torch.Tensor, target, eps: float = 0.1, *, targeted: bool = False
+) -> torch.Tensor:
     """The fast gradient sign method (Goodfellow et al. 2014), L-infinity::
 
         x' = clamp(x + eps * sign(grad_x J(x, y)), 0, 1)
@@ -164,12 +196,31 @@ def fgsm(model: nn.Module, x: torch.Tensor, target, eps: float = 0.1, *,
     raise NotImplementedError("exercise 02.2 `fgsm` (lesson 02): write it in interp_lib/attacks.py")
 
 
-@exercise("02.3", points=3, checks={"eps": nonnegative, "alpha": nonnegative, "steps": positive_int,
-                                    "x": images01, "generator": generator, "random_start": _bool,
-                                    "targeted": _check_targeted})
-def pgd(model: nn.Module, x: torch.Tensor, target, eps: float = 0.1, alpha: float = 0.01,
-        steps: int = 20, *, random_start: bool = True, generator: torch.Generator | None = None,
-        targeted: bool = False) -> torch.Tensor:
+@exercise(
+    "02.3",
+    points=3,
+    checks={
+        "eps": nonnegative,
+        "alpha": nonnegative,
+        "steps": positive_int,
+        "x": images01,
+        "generator": generator,
+        "random_start": _bool,
+        "targeted": _check_targeted,
+    },
+)
+def pgd(
+    model: nn.Module,
+    x: torch.Tensor,
+    target,
+    eps: float = 0.1,
+    alpha: float = 0.01,
+    steps: int = 20,
+    *,
+    random_start: bool = True,
+    generator: torch.Generator | None = None,
+    targeted: bool = False,
+) -> torch.Tensor:
     """Projected gradient descent (Madry et al. 2017), L-infinity, untargeted or targeted.
 
     1. Random start (when ``random_start``): exactly one draw,
@@ -207,10 +258,20 @@ def pgd(model: nn.Module, x: torch.Tensor, target, eps: float = 0.1, alpha: floa
     raise NotImplementedError("exercise 02.3 `pgd` (lesson 02): write it in interp_lib/attacks.py")
 
 
-@exercise("02.4", points=2, checks={"x": images01, "lr": positive, "max_steps": positive_int,
-                                    "confidence": unit_interval})
-def fooling_image(model: nn.Module, x: torch.Tensor, target, *, lr: float = 1.0,
-                  max_steps: int = 200, confidence: float = 0.99) -> torch.Tensor:
+@exercise(
+    "02.4",
+    points=2,
+    checks={"x": images01, "lr": positive, "max_steps": positive_int, "confidence": unit_interval},
+)
+def fooling_image(
+    model: nn.Module,
+    x: torch.Tensor,
+    target,
+    *,
+    lr: float = 1.0,
+    max_steps: int = 200,
+    confidence: float = 0.99,
+) -> torch.Tensor:
     """Fooling images (Nguyen et al. 2015): gradient ascent from noise until the model is
     sure it sees class ``target``.
 
@@ -242,13 +303,31 @@ def fooling_image(model: nn.Module, x: torch.Tensor, target, *, lr: float = 1.0,
     raise NotImplementedError("exercise 02.4 `fooling_image` (lesson 02): write it in interp_lib/attacks.py")
 
 
-@exercise("02.5", points=2, stretch=True,
-          checks={"x": images01, "target": _check_patch_target, "size": positive_int,
-                  "steps": positive_int, "lr": positive, "batch_size": positive_int,
-                  "generator": generator})
-def adversarial_patch(model: nn.Module, x: torch.Tensor, target: int, *, size: int = 8,
-                      steps: int = 200, lr: float = 0.05, batch_size: int = 32,
-                      generator: torch.Generator | None = None) -> torch.Tensor:
+@exercise(
+    "02.5",
+    points=2,
+    stretch=True,
+    checks={
+        "x": images01,
+        "target": _check_patch_target,
+        "size": positive_int,
+        "steps": positive_int,
+        "lr": positive,
+        "batch_size": positive_int,
+        "generator": generator,
+    },
+)
+def adversarial_patch(
+    model: nn.Module,
+    x: torch.Tensor,
+    target: int,
+    *,
+    size: int = 8,
+    steps: int = 200,
+    lr: float = 0.05,
+    batch_size: int = 32,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """An adversarial patch (Brown et al. 2017): one small square pattern that turns any
     image into class ``target`` wherever it is pasted.
 
@@ -278,4 +357,6 @@ def adversarial_patch(model: nn.Module, x: torch.Tensor, target: int, *, size: i
     held-out images with :func:`patch_success_rate`.
     """
     # YOUR CODE HERE
-    raise NotImplementedError("exercise 02.5 `adversarial_patch` (lesson 02): write it in interp_lib/attacks.py")
+    raise NotImplementedError(
+        "exercise 02.5 `adversarial_patch` (lesson 02): write it in interp_lib/attacks.py"
+    )

@@ -8,9 +8,10 @@ tensor shaped like ``x`` (captum's convention). Exercises marked
     >>> from interp_lib.attribution import attribute
     >>> heat = attribute("saliency_map", model, x, target=3)
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

@@ -1,4 +1,5 @@
 """Lesson 00 - What is AI? The warm-up exercise: reading a classifier's output."""
+
 from __future__ import annotations
 
 import torch

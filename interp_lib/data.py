@@ -11,6 +11,7 @@ Nothing here downloads anything.
   so the ground truth is always known.
 * :func:`flip_labels` - flip a given fraction of labels; returns the flipped mask.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -21,8 +22,15 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
-    "DIGIT_CLASSES", "SHAPES", "TEXTURES", "Shapes", "load_digits", "make_shapes",
-    "load_shapes", "flip_labels", "TAG_SIZE",
+    "DIGIT_CLASSES",
+    "SHAPES",
+    "TEXTURES",
+    "Shapes",
+    "load_digits",
+    "make_shapes",
+    "load_shapes",
+    "flip_labels",
+    "TAG_SIZE",
 ]
 
 DIGIT_CLASSES = tuple(str(d) for d in range(10))
@@ -58,7 +66,9 @@ def load_digits(split: str = "train", size: int = 28) -> tuple[torch.Tensor, tor
     if split == "all":
         return images, labels
     idx_train, idx_test = train_test_split(
-        np.arange(len(labels)), test_size=DIGITS_TEST_SIZE, random_state=0,
+        np.arange(len(labels)),
+        test_size=DIGITS_TEST_SIZE,
+        random_state=0,
         stratify=bunch.target,
     )
     idx = torch.as_tensor(np.sort(idx_train if split == "train" else idx_test))
@@ -68,31 +78,41 @@ def load_digits(split: str = "train", size: int = 28) -> tuple[torch.Tensor, tor
 @dataclasses.dataclass
 class Shapes:
     """A batch of generated images and everything known about them."""
-    x: torch.Tensor          # (N, 3, size, size) float32 in [0, 1]
-    y: torch.Tensor          # (N,) the label (after any label noise)
-    shape: torch.Tensor      # (N,) index into SHAPES
-    texture: torch.Tensor    # (N,) index into TEXTURES
-    flipped: torch.Tensor    # (N,) bool: label noise changed this label
-    tag: torch.Tensor        # (N,) bool: the image carries the class tag
-    tag_mask: torch.Tensor   # (1, 1, size, size) bool: where a tag would be
+
+    x: torch.Tensor  # (N, 3, size, size) float32 in [0, 1]
+    y: torch.Tensor  # (N,) the label (after any label noise)
+    shape: torch.Tensor  # (N,) index into SHAPES
+    texture: torch.Tensor  # (N,) index into TEXTURES
+    flipped: torch.Tensor  # (N,) bool: label noise changed this label
+    tag: torch.Tensor  # (N,) bool: the image carries the class tag
+    tag_mask: torch.Tensor  # (1, 1, size, size) bool: where a tag would be
 
     def __len__(self) -> int:
         return len(self.y)
 
-    def __getitem__(self, idx) -> "Shapes":
-        return Shapes(self.x[idx], self.y[idx], self.shape[idx], self.texture[idx],
-                      self.flipped[idx], self.tag[idx], self.tag_mask)
+    def __getitem__(self, idx) -> Shapes:
+        return Shapes(
+            self.x[idx],
+            self.y[idx],
+            self.shape[idx],
+            self.texture[idx],
+            self.flipped[idx],
+            self.tag[idx],
+            self.tag_mask,
+        )
 
 
 def _shape_masks(u: torch.Tensor, v: torch.Tensor, kind: torch.Tensor) -> torch.Tensor:
     """Inside-masks for object coordinates (u, v) (unit scale), one kind per image."""
     s3 = math.sqrt(3.0)
-    masks = torch.stack([
-        u ** 2 + v ** 2 <= 0.9 ** 2,                                               # circle
-        torch.maximum(u.abs(), v.abs()) <= 0.72,                                   # square
-        (v >= -0.5) & (s3 * u + v <= 1.0) & (-s3 * u + v <= 1.0),                  # triangle
-        ((u.abs() <= 0.3) & (v.abs() <= 0.95)) | ((v.abs() <= 0.3) & (u.abs() <= 0.95)),  # cross
-    ])
+    masks = torch.stack(
+        [
+            u**2 + v**2 <= 0.9**2,  # circle
+            torch.maximum(u.abs(), v.abs()) <= 0.72,  # square
+            (v >= -0.5) & (s3 * u + v <= 1.0) & (-s3 * u + v <= 1.0),  # triangle
+            ((u.abs() <= 0.3) & (v.abs() <= 0.95)) | ((v.abs() <= 0.3) & (u.abs() <= 0.95)),  # cross
+        ]
+    )
     return masks.gather(0, kind.view(1, -1, 1, 1).expand(1, *u.shape)).squeeze(0)
 
 
@@ -100,12 +120,14 @@ def _textures(a: torch.Tensor, b: torch.Tensor, kind: torch.Tensor) -> torch.Ten
     """Binary patterns in rotated pixel coordinates (a, b) already divided by the period."""
     two_pi = 2 * math.pi
     fa, fb = a - torch.floor(a) - 0.5, b - torch.floor(b) - 0.5
-    pats = torch.stack([
-        torch.sin(two_pi * a) > 0,                                          # stripes
-        torch.sin(two_pi * a) * torch.sin(two_pi * b) > 0,                  # checker
-        fa ** 2 + fb ** 2 < 0.27 ** 2,                                      # dots
-        torch.sin(two_pi * (a + 0.6 * (2 * (b / 2 - torch.floor(b / 2 + 0.5))).abs())) > 0,  # zigzag
-    ])
+    pats = torch.stack(
+        [
+            torch.sin(two_pi * a) > 0,  # stripes
+            torch.sin(two_pi * a) * torch.sin(two_pi * b) > 0,  # checker
+            fa**2 + fb**2 < 0.27**2,  # dots
+            torch.sin(two_pi * (a + 0.6 * (2 * (b / 2 - torch.floor(b / 2 + 0.5))).abs())) > 0,  # zigzag
+        ]
+    )
     return pats.gather(0, kind.view(1, -1, 1, 1).expand(1, *a.shape)).squeeze(0)
 
 
@@ -121,6 +143,7 @@ def _tag_patterns(labels: torch.Tensor, n_classes: int) -> torch.Tensor:
 @dataclasses.dataclass
 class _Scene:
     """The random draws of one batch of images, besides shape and texture identity."""
+
     radius: torch.Tensor
     aspect: torch.Tensor
     angle: torch.Tensor
@@ -253,7 +276,7 @@ def make_shapes(
         img[part] = torch.where(inside[:, None], obj, scene.bg[part, :, None, None]) + scene.noise[part]
 
     tag_mask = torch.zeros(1, 1, size, size, dtype=torch.bool)
-    tag_mask[..., 1:1 + TAG_SIZE, 1:1 + TAG_SIZE] = True
+    tag_mask[..., 1 : 1 + TAG_SIZE, 1 : 1 + TAG_SIZE] = True
 
     flipped = torch.zeros(n, dtype=torch.bool)
     if label_noise > 0:
@@ -262,9 +285,8 @@ def make_shapes(
         # the tag follows the (possibly noisy) label, as an annotator's watermark would
         pat = _tag_patterns(labels[tagged], n_classes).unsqueeze(1)
         patch = 0.05 + 0.9 * pat.expand(-1, 3, -1, -1)
-        img[tagged, :, 1:1 + TAG_SIZE, 1:1 + TAG_SIZE] = patch
-    return Shapes(img.clamp(0.0, 1.0), labels, shape_local, texture_local, flipped,
-                  tagged, tag_mask)
+        img[tagged, :, 1 : 1 + TAG_SIZE, 1 : 1 + TAG_SIZE] = patch
+    return Shapes(img.clamp(0.0, 1.0), labels, shape_local, texture_local, flipped, tagged, tag_mask)
 
 
 # Fixed seeds for the datasets the shipped models were trained and tested on.

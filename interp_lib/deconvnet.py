@@ -21,6 +21,7 @@ models with any other nonlinearity (ReLU6, SiLU, Hardswish, GELU...: MobileNet,
 EfficientNet, ConvNeXt) are refused outright (:func:`interp_lib.activations.check_activations`),
 since at those layers the result would silently be the plain gradient.
 """
+
 from __future__ import annotations
 
 import torch
@@ -30,8 +31,15 @@ from . import attribution
 from .activations import check_activations
 from .exercises import _check_model, exercise, one_of
 
-__all__ = ["RULES", "unpool_with_switches", "deconvnet_reconstruction", "guided_backprop",
-           "deconvnet", "sequential_layers", "WALKABLE"]
+__all__ = [
+    "RULES",
+    "unpool_with_switches",
+    "deconvnet_reconstruction",
+    "guided_backprop",
+    "deconvnet",
+    "sequential_layers",
+    "WALKABLE",
+]
 
 RULES = ("guided", "deconvnet", "gradient")
 
@@ -40,6 +48,7 @@ WALKABLE = (nn.Conv2d, nn.Linear, nn.ReLU, nn.MaxPool2d, nn.Flatten, nn.Dropout,
 
 
 # --------------------------------------------------------------------------- infrastructure
+
 
 def sequential_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """The leaf layers of an ``nn.Sequential`` (nested ones flattened) as ``(name, module)``.
@@ -71,31 +80,40 @@ def sequential_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
 def _check_relu_model(value, name: str, args: dict) -> None:
     _check_model(value, name, args)
     rule = args.get("rule")
-    method = {"guided": "guided backprop", "deconvnet": "the deconvnet"}.get(rule, f"guided_backprop(rule={rule!r})")
+    method = {"guided": "guided backprop", "deconvnet": "the deconvnet"}.get(
+        rule, f"guided_backprop(rule={rule!r})"
+    )
     check_activations(value, method)
 
 
 def _check_pooled(value, name: str, args: dict) -> None:
     if not isinstance(value, torch.Tensor) or not value.is_floating_point() or value.dim() != 4:
-        raise TypeError(f"`{name}` must be a float tensor (N, C, h, w), got "
-                        f"{getattr(value, 'dtype', type(value).__name__)} {tuple(getattr(value, 'shape', ()))}")
+        raise TypeError(
+            f"`{name}` must be a float tensor (N, C, h, w), got "
+            f"{getattr(value, 'dtype', type(value).__name__)} {tuple(getattr(value, 'shape', ()))}"
+        )
 
 
 def _check_switches(value, name: str, args: dict) -> None:
     if not isinstance(value, torch.Tensor) or value.dtype != torch.int64:
-        raise TypeError(f"`{name}` must be an int64 tensor of flat indices (from max_pool2d(..., "
-                        f"return_indices=True)), got {getattr(value, 'dtype', type(value).__name__)}")
+        raise TypeError(
+            f"`{name}` must be an int64 tensor of flat indices (from max_pool2d(..., "
+            f"return_indices=True)), got {getattr(value, 'dtype', type(value).__name__)}"
+        )
     y = args.get("y")
     if isinstance(y, torch.Tensor) and value.shape != y.shape:
         raise ValueError(f"`{name}` must have the shape of `y` {tuple(y.shape)}, got {tuple(value.shape)}")
 
 
 def _check_size(value, name: str, args: dict) -> None:
-    ok = isinstance(value, (tuple, list, torch.Size)) and len(value) == 2 and all(
-        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+    ok = (
+        isinstance(value, (tuple, list, torch.Size))
+        and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+    )
     if not ok:
         raise ValueError(f"`{name}` must be (H, W), two positive ints, got {value!r}")
-    s, y = args.get("switches"), args.get("y")
+    s = args.get("switches")
     if isinstance(s, torch.Tensor) and s.numel() and (s.min() < 0 or s.max() >= value[0] * value[1]):
         raise ValueError(f"`switches` hold indices outside an image of `{name}` {tuple(value)}")
 
@@ -115,13 +133,18 @@ def _check_channel(value, name: str, args: dict) -> None:
         return
     if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError(f"`{name}` must be an int or None, got {type(value).__name__}")
-    layer = dict(sequential_layers(args["model"])).get(args.get("layer")) if isinstance(args.get("model"), nn.Module) else None
+    layer = (
+        dict(sequential_layers(args["model"])).get(args.get("layer"))
+        if isinstance(args.get("model"), nn.Module)
+        else None
+    )
     width = getattr(layer, "out_channels", getattr(layer, "out_features", None))
     if value < 0 or (width is not None and value >= width):
         raise ValueError(f"`{name}` {value} is out of range" + (f" 0..{width - 1}" if width else ""))
 
 
 # --------------------------------------------------------------------------- exercises
+
 
 @exercise("07.1", points=2, checks={"y": _check_pooled, "switches": _check_switches, "size": _check_size})
 def unpool_with_switches(y: torch.Tensor, switches: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -148,13 +171,29 @@ def unpool_with_switches(y: torch.Tensor, switches: torch.Tensor, size: tuple[in
     Hint: flatten the last two dimensions and use ``Tensor.scatter_add``.
     """
     # YOUR CODE HERE
-    raise NotImplementedError("exercise 07.1 `unpool_with_switches` (lesson 07): write it in interp_lib/deconvnet.py")
+    raise NotImplementedError(
+        "exercise 07.1 `unpool_with_switches` (lesson 07): write it in interp_lib/deconvnet.py"
+    )
 
 
-@exercise("07.2", points=3, checks={"layer": _check_layer, "channel": _check_channel,
-                                     "rule": one_of(*RULES), "start": one_of("activation", "ones")})
-def deconvnet_reconstruction(model: nn.Module, x: torch.Tensor, layer: str, channel: int | None = None,
-                             rule: str = "deconvnet", start: str = "activation") -> torch.Tensor:
+@exercise(
+    "07.2",
+    points=3,
+    checks={
+        "layer": _check_layer,
+        "channel": _check_channel,
+        "rule": one_of(*RULES),
+        "start": one_of("activation", "ones"),
+    },
+)
+def deconvnet_reconstruction(
+    model: nn.Module,
+    x: torch.Tensor,
+    layer: str,
+    channel: int | None = None,
+    rule: str = "deconvnet",
+    start: str = "activation",
+) -> torch.Tensor:
     """Zeiler & Fergus' deconvnet by hand: map a feature map of ``layer`` back to pixels.
 
     Walk an ``nn.Sequential`` CNN (see :func:`sequential_layers`) forward up to and
@@ -195,7 +234,9 @@ def deconvnet_reconstruction(model: nn.Module, x: torch.Tensor, layer: str, chan
     + dilation * (kernel - 1) + 1)`` per dimension.
     """
     # YOUR CODE HERE
-    raise NotImplementedError("exercise 07.2 `deconvnet_reconstruction` (lesson 07): write it in interp_lib/deconvnet.py")
+    raise NotImplementedError(
+        "exercise 07.2 `deconvnet_reconstruction` (lesson 07): write it in interp_lib/deconvnet.py"
+    )
 
 
 @exercise("07.3", points=3, attribution=True, checks={"model": _check_relu_model, "rule": one_of(*RULES)})
@@ -235,7 +276,9 @@ def guided_backprop(model: nn.Module, x: torch.Tensor, target, rule: str = "guid
     Hint: ``interp_lib.attacks.class_scores(logits, target)`` picks the scores.
     """
     # YOUR CODE HERE
-    raise NotImplementedError("exercise 07.3 `guided_backprop` (lesson 07): write it in interp_lib/deconvnet.py")
+    raise NotImplementedError(
+        "exercise 07.3 `guided_backprop` (lesson 07): write it in interp_lib/deconvnet.py"
+    )
 
 
 def deconvnet(model: nn.Module, x: torch.Tensor, target, **options) -> torch.Tensor:

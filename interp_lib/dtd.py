@@ -15,6 +15,7 @@ direction  ``v_ji``                               rule
 ``'box'``  ``a_i - l_i`` (w > 0), ``a_i - h_i`` (w < 0)  z^B
 =========  ====================================  ===============
 """
+
 from __future__ import annotations
 
 import torch
@@ -61,14 +62,20 @@ def _check_bounds(value, name, args):
         raise TypeError(f"`{name}` must be a number or a tensor broadcastable to `a`")
 
 
-_CHECKS = {"weight": _check_weight, "bias": _check_bias, "a": _check_a,
-           "direction": one_of(*DIRECTIONS), "low": _check_bounds, "high": _check_bounds}
+_CHECKS = {
+    "weight": _check_weight,
+    "bias": _check_bias,
+    "a": _check_a,
+    "direction": one_of(*DIRECTIONS),
+    "low": _check_bounds,
+    "high": _check_bounds,
+}
 
 
 def search_direction(weight, a, direction, low=None, high=None) -> torch.Tensor:
     """The search directions ``v`` ``(N, K, D)`` of the table in the module docstring."""
-    w = weight[None]                   # (1, K, D)
-    x = a[:, None, :]                  # (N, 1, D)
+    w = weight[None]  # (1, K, D)
+    x = a[:, None, :]  # (N, 1, D)
     if direction == "w":
         return w.expand(len(a), -1, -1)
     if direction == "zplus":
@@ -79,8 +86,9 @@ def search_direction(weight, a, direction, low=None, high=None) -> torch.Tensor:
 
 
 @exercise("09.1", points=2, checks=_CHECKS)
-def dtd_root_point(weight: torch.Tensor, bias: torch.Tensor, a: torch.Tensor, direction: str = "w",
-                   low=None, high=None) -> torch.Tensor:
+def dtd_root_point(
+    weight: torch.Tensor, bias: torch.Tensor, a: torch.Tensor, direction: str = "w", low=None, high=None
+) -> torch.Tensor:
     """Root points of ReLU neurons along a search direction.
 
     Neuron ``j`` computes ``z_j = w_j . a + b_j``. Search from the input ``a`` along the
@@ -110,8 +118,9 @@ def dtd_root_point(weight: torch.Tensor, bias: torch.Tensor, a: torch.Tensor, di
 
 
 @exercise("09.2", points=2, checks=_CHECKS)
-def dtd_relevance(weight: torch.Tensor, bias: torch.Tensor, a: torch.Tensor, direction: str = "w",
-                  low=None, high=None) -> torch.Tensor:
+def dtd_relevance(
+    weight: torch.Tensor, bias: torch.Tensor, a: torch.Tensor, direction: str = "w", low=None, high=None
+) -> torch.Tensor:
     """Input relevance of a ReLU layer by deep Taylor decomposition.
 
     Each neuron's relevance is its output, ``R_j = a_j = max(0, z_j)``. Expand it to first

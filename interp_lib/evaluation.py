@@ -9,21 +9,33 @@ Infrastructure (not exercises): :func:`deletion_auc` (area under a deletion or i
 curve), :func:`average_ranks` (ranks with ties averaged, as ``scipy.stats.rankdata``),
 :func:`randomisable_layers`, :func:`bootstrap_ci` and :class:`SanityCheck`.
 """
+
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
 from .exercises import baseline_for, exercise, generator, one_of, positive_int
 
-__all__ = ["deletion_curve", "aopc", "relevance_mass", "sanity_check", "deletion_auc",
-           "average_ranks", "randomisable_layers", "bootstrap_ci", "SanityCheck", "region_scores"]
+__all__ = [
+    "deletion_curve",
+    "aopc",
+    "relevance_mass",
+    "sanity_check",
+    "deletion_auc",
+    "average_ranks",
+    "randomisable_layers",
+    "bootstrap_ci",
+    "SanityCheck",
+    "region_scores",
+]
 
 
 # --------------------------------------------------------------------------- infrastructure
+
 
 def region_scores(attributions: torch.Tensor, region: int) -> torch.Tensor:
     """The relevance of each ``region x region`` square: ``(N, C, H, W) -> (N, H/r * W/r)``
@@ -69,13 +81,15 @@ def average_ranks(values: torch.Tensor) -> torch.Tensor:
 def randomisable_layers(model: nn.Module) -> list[str]:
     """Names of the sub-modules that own parameters, from the output back to the input
     (the order of cascading randomisation)."""
-    names = [name for name, m in model.named_modules()
-             if name and any(True for _ in m.parameters(recurse=False))]
+    names = [
+        name for name, m in model.named_modules() if name and any(True for _ in m.parameters(recurse=False))
+    ]
     return names[::-1]
 
 
-def bootstrap_ci(values, n_boot: int = 1000, level: float = 0.95,
-                 generator: torch.Generator | None = None) -> tuple[float, float, float]:
+def bootstrap_ci(
+    values, n_boot: int = 1000, level: float = 0.95, generator: torch.Generator | None = None
+) -> tuple[float, float, float]:
     """``(mean, low, high)``: the mean of ``values`` (NaNs dropped) and a percentile
     bootstrap confidence interval (``n_boot`` resamples of the images)."""
     v = torch.as_tensor(values, dtype=torch.float64).flatten()
@@ -98,6 +112,7 @@ class SanityCheck:
     (shape ``(L + 1, N, *map)``); ``spearman[i, n]`` / ``spearman_abs[i, n]`` compare
     ``maps[i + 1][n]`` with ``maps[0][n]`` (channels summed; ``abs``: of the sums).
     """
+
     layers: list[str]
     maps: torch.Tensor
     spearman: torch.Tensor
@@ -106,15 +121,19 @@ class SanityCheck:
 
 # --------------------------------------------------------------------------- checks
 
+
 def _check_attributions(value, name: str, args: dict) -> None:
     if not isinstance(value, torch.Tensor) or not value.is_floating_point():
-        raise TypeError(f"`{name}` must be a floating-point tensor, got "
-                        f"{getattr(value, 'dtype', type(value).__name__)}")
+        raise TypeError(
+            f"`{name}` must be a floating-point tensor, got {getattr(value, 'dtype', type(value).__name__)}"
+        )
     x = args.get("x")
     if isinstance(x, torch.Tensor):
         if value.dim() != 4 or value.shape[0] != x.shape[0] or value.shape[-2:] != x.shape[-2:]:
-            raise ValueError(f"`{name}` must be shaped like `x` {tuple(x.shape)} (or (N, 1, H, W)), "
-                             f"got {tuple(value.shape)}")
+            raise ValueError(
+                f"`{name}` must be shaped like `x` {tuple(x.shape)} (or (N, 1, H, W)), "
+                f"got {tuple(value.shape)}"
+            )
     elif value.dim() != 4:
         raise ValueError(f"`{name}` must be a batch of maps (N, C, H, W), got shape {tuple(value.shape)}")
     if not torch.isfinite(value).all():
@@ -127,8 +146,10 @@ def _check_region(value, name: str, args: dict) -> None:
     if isinstance(x, torch.Tensor) and x.dim() == 4:
         h, w = x.shape[-2:]
         if h % value or w % value:
-            raise ValueError(f"`{name}` = {value} must divide the image size {h}x{w} "
-                             f"(e.g. {', '.join(str(d) for d in range(1, min(h, w) + 1) if h % d == 0 and w % d == 0)})")
+            raise ValueError(
+                f"`{name}` = {value} must divide the image size {h}x{w} "
+                f"(e.g. {', '.join(str(d) for d in range(1, min(h, w) + 1) if h % d == 0 and w % d == 0)})"
+            )
 
 
 def _check_steps(value, name: str, args: dict) -> None:
@@ -165,24 +186,34 @@ def _check_mask(value, name: str, args: dict) -> None:
     a = args.get("attributions")
     if isinstance(a, torch.Tensor) and a.dim() == 4:
         n, _, h, w = a.shape
-        ok = value.dim() == 4 and value.shape[1] == 1 and value.shape[0] in (1, n) and value.shape[-2:] == (h, w)
+        ok = (
+            value.dim() == 4
+            and value.shape[1] == 1
+            and value.shape[0] in (1, n)
+            and value.shape[-2:] == (h, w)
+        )
         if not ok:
-            raise ValueError(f"`{name}` must be shaped (1, 1, {h}, {w}) or ({n}, 1, {h}, {w}) to match "
-                             f"`attributions` {tuple(a.shape)}, got {tuple(value.shape)}")
+            raise ValueError(
+                f"`{name}` must be shaped (1, 1, {h}, {w}) or ({n}, 1, {h}, {w}) to match "
+                f"`attributions` {tuple(a.shape)}, got {tuple(value.shape)}"
+            )
 
 
 def _check_method(value, name: str, _args: dict) -> None:
     if not callable(value):
-        raise TypeError(f"`{name}` must be callable as method(model, x, target, **options), "
-                        f"got {type(value).__name__}")
+        raise TypeError(
+            f"`{name}` must be callable as method(model, x, target, **options), got {type(value).__name__}"
+        )
 
 
 def _check_layers(value, name: str, args: dict) -> None:
     model = args.get("model")
     if value is None:
         if isinstance(model, nn.Module) and not randomisable_layers(model):
-            raise ValueError("`model` has no layer with parameters: sanity_check would have nothing "
-                             "to randomise and would return an empty result")
+            raise ValueError(
+                "`model` has no layer with parameters: sanity_check would have nothing "
+                "to randomise and would return an empty result"
+            )
         return
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
         raise TypeError(f"`{name}` must be a list of layer names, got {value!r}")
@@ -192,20 +223,39 @@ def _check_layers(value, name: str, args: dict) -> None:
         known = randomisable_layers(model)
         bad = [v for v in value if v not in known]
         if bad:
-            raise ValueError(f"`{name}`: {bad[0]!r} is not a layer with parameters of the model; "
-                             f"known: {', '.join(known)}")
+            raise ValueError(
+                f"`{name}`: {bad[0]!r} is not a layer with parameters of the model; known: {', '.join(known)}"
+            )
         if len(set(value)) != len(value):
             raise ValueError(f"`{name}` names a layer twice: {list(value)}")
 
 
 # --------------------------------------------------------------------------- exercises
 
-@exercise("10.1", points=3, checks={"attributions": _check_attributions, "region": _check_region,
-                                    "steps": _check_steps, "baseline": _check_baseline,
-                                    "order": one_of("most", "least"), "probability": _check_bool})
-def deletion_curve(model: nn.Module, x: torch.Tensor, target, attributions: torch.Tensor,
-                   region: int = 4, steps: int | None = None, baseline=0.0, order: str = "most",
-                   probability: bool = False) -> torch.Tensor:
+
+@exercise(
+    "10.1",
+    points=3,
+    checks={
+        "attributions": _check_attributions,
+        "region": _check_region,
+        "steps": _check_steps,
+        "baseline": _check_baseline,
+        "order": one_of("most", "least"),
+        "probability": _check_bool,
+    },
+)
+def deletion_curve(
+    model: nn.Module,
+    x: torch.Tensor,
+    target,
+    attributions: torch.Tensor,
+    region: int = 4,
+    steps: int | None = None,
+    baseline=0.0,
+    order: str = "most",
+    probability: bool = False,
+) -> torch.Tensor:
     """Region perturbation (Samek et al. 2017): the class score as the image's most
     relevant regions are deleted one after the other.
 
@@ -245,7 +295,9 @@ def deletion_curve(model: nn.Module, x: torch.Tensor, target, attributions: torc
     them through the model under ``torch.no_grad()`` in one batch.
     """
     # YOUR CODE HERE
-    raise NotImplementedError("exercise 10.1 `deletion_curve` (lesson 10): write it in interp_lib/evaluation.py")
+    raise NotImplementedError(
+        "exercise 10.1 `deletion_curve` (lesson 10): write it in interp_lib/evaluation.py"
+    )
 
 
 @exercise("10.2", points=1, checks={"curves": _check_curves})
@@ -271,8 +323,11 @@ def aopc(curves: torch.Tensor) -> torch.Tensor:
     raise NotImplementedError("exercise 10.2 `aopc` (lesson 10): write it in interp_lib/evaluation.py")
 
 
-@exercise("10.3", points=2, checks={"attributions": _check_attributions, "mask": _check_mask,
-                                    "absolute": _check_bool})
+@exercise(
+    "10.3",
+    points=2,
+    checks={"attributions": _check_attributions, "mask": _check_mask, "absolute": _check_bool},
+)
 def relevance_mass(attributions: torch.Tensor, mask: torch.Tensor, absolute: bool = False) -> torch.Tensor:
     """Relevance mass accuracy (Arras et al. 2022): the share of a map's relevance that
     lies inside a ground-truth region (here: the Clever Hans tag)::
@@ -297,14 +352,21 @@ def relevance_mass(attributions: torch.Tensor, mask: torch.Tensor, absolute: boo
     the denominator too, or the unused branch produces NaN gradients and warnings).
     """
     # YOUR CODE HERE
-    raise NotImplementedError("exercise 10.3 `relevance_mass` (lesson 10): write it in interp_lib/evaluation.py")
+    raise NotImplementedError(
+        "exercise 10.3 `relevance_mass` (lesson 10): write it in interp_lib/evaluation.py"
+    )
 
 
-@exercise("10.4", points=4, checks={"method": _check_method, "layers": _check_layers,
-                                    "generator": generator})
-def sanity_check(model: nn.Module, x: torch.Tensor, target, method: Callable[..., torch.Tensor],
-                 layers: list[str] | None = None, generator: torch.Generator | None = None,
-                 **options) -> SanityCheck:
+@exercise("10.4", points=4, checks={"method": _check_method, "layers": _check_layers, "generator": generator})
+def sanity_check(
+    model: nn.Module,
+    x: torch.Tensor,
+    target,
+    method: Callable[..., torch.Tensor],
+    layers: list[str] | None = None,
+    generator: torch.Generator | None = None,
+    **options,
+) -> SanityCheck:
     """Cascading parameter randomisation (Adebayo et al. 2018): does the map change when
     the model it explains is destroyed, layer by layer from the top?
 
@@ -348,4 +410,6 @@ def sanity_check(model: nn.Module, x: torch.Tensor, target, method: Callable[...
     is the cosine of their centred versions.
     """
     # YOUR CODE HERE
-    raise NotImplementedError("exercise 10.4 `sanity_check` (lesson 10): write it in interp_lib/evaluation.py")
+    raise NotImplementedError(
+        "exercise 10.4 `sanity_check` (lesson 10): write it in interp_lib/evaluation.py"
+    )

@@ -41,6 +41,7 @@ A keyword the exercise does not have, but that captum, torchattacks, zennit, luc
 cleanlab use for one it has (``n_steps=``, ``baselines=``, ``nt_samples=``...), is a
 ``TypeError`` naming the course's argument: see :data:`ALIASES`.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -53,17 +54,38 @@ import numbers as _numbers
 import os
 import pathlib
 import re
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 from torch import nn
 
 __all__ = [
-    "Exercise", "exercise", "registry", "load_all", "get", "solutions_selected",
-    "weights", "guard_model", "SolutionsMissing",
-    "nonnegative", "positive", "positive_int", "nonnegative_int", "unit_interval",
-    "one_of", "images01", "same_shape_as", "baseline_for", "generator", "nonempty",
-    "ALIASES", "first_layer", "check_input_shape", "check_like_model", "check_model_output",
+    "Exercise",
+    "exercise",
+    "registry",
+    "load_all",
+    "get",
+    "solutions_selected",
+    "weights",
+    "guard_model",
+    "SolutionsMissing",
+    "nonnegative",
+    "positive",
+    "positive_int",
+    "nonnegative_int",
+    "unit_interval",
+    "one_of",
+    "images01",
+    "same_shape_as",
+    "baseline_for",
+    "generator",
+    "nonempty",
+    "ALIASES",
+    "first_layer",
+    "check_input_shape",
+    "check_like_model",
+    "check_model_output",
     "predicted_class",
 ]
 
@@ -81,13 +103,13 @@ class SolutionsMissing(RuntimeError):
 
 @dataclasses.dataclass
 class Exercise:
-    id: str                      # "02.3"
-    name: str                    # "pgd"
-    module: str                  # "attacks" (interp_lib.attacks / solutions.attacks)
-    points: float                # relative weight (core) or bonus weight (stretch)
+    id: str  # "02.3"
+    name: str  # "pgd"
+    module: str  # "attacks" (interp_lib.attacks / solutions.attacks)
+    points: float  # relative weight (core) or bonus weight (stretch)
     stretch: bool
     checks: dict[str, Callable[..., None]]
-    attribution: bool            # a method(model, x, target, **options) -> like x
+    attribution: bool  # a method(model, x, target, **options) -> like x
     stub: Callable[..., Any]
     wrapper: Callable[..., Any] = None  # type: ignore[assignment]
 
@@ -129,8 +151,7 @@ class Exercise:
             return getattr(mod, self.name)
         except AttributeError:
             raise SolutionsMissing(
-                f"solutions/{self.module}.py has no reference body `{self.name}` "
-                f"for exercise {self.id}"
+                f"solutions/{self.module}.py has no reference body `{self.name}` for exercise {self.id}"
             ) from None
 
 
@@ -215,6 +236,7 @@ def solutions_selected(ex: Exercise, value: str | None = None) -> bool:
 # --------------------------------------------------------------------------- checks
 # A check is called as check(value, name, arguments) and raises TypeError/ValueError.
 
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -252,6 +274,7 @@ def one_of(*choices: Any) -> Callable[[Any, str, dict], None]:
     def check(value: Any, name: str, _args: dict) -> None:
         if value not in choices:
             raise ValueError(f"`{name}` must be one of {', '.join(map(repr, choices))}; got {value!r}")
+
     return check
 
 
@@ -277,15 +300,23 @@ def same_shape_as(other: str) -> Callable[[Any, str, dict], None]:
                 f"to it); got {tuple(value.shape)}"
             ) from None
         if torch.broadcast_shapes(value.shape, ref.shape) != ref.shape:
-            raise ValueError(f"`{name}` {tuple(value.shape)} does not broadcast to `{other}` {tuple(ref.shape)}")
+            raise ValueError(
+                f"`{name}` {tuple(value.shape)} does not broadcast to `{other}` {tuple(ref.shape)}"
+            )
+
     return check
 
 
-def baseline_for(other: str = "x", *, numbers: bool = True, none: bool = False) -> Callable[[Any, str, dict], None]:
+def baseline_for(
+    other: str = "x", *, numbers: bool = True, none: bool = False
+) -> Callable[[Any, str, dict], None]:
     """A baseline for ``other``: a finite float tensor broadcasting to it, or (with
     ``numbers``) a plain number, or (with ``none``) None."""
-    kinds = " or ".join((["None"] if none else []) + (["a number"] if numbers else [])
-                        + [f"a float tensor broadcasting to `{other}`"])
+    kinds = " or ".join(
+        (["None"] if none else [])
+        + (["a number"] if numbers else [])
+        + [f"a float tensor broadcasting to `{other}`"]
+    )
 
     def check(value: Any, name: str, args: dict) -> None:
         if (value is None and none) or (numbers and _is_number(value)):
@@ -296,27 +327,36 @@ def baseline_for(other: str = "x", *, numbers: bool = True, none: bool = False) 
         ref = args.get(other)
         if isinstance(ref, torch.Tensor):
             if value.dtype != ref.dtype:
-                raise TypeError(f"`{name}` is {_dtype_name(value.dtype)} but `{other}` is "
-                                f"{_dtype_name(ref.dtype)}; use {name}.to({other}.dtype)")
+                raise TypeError(
+                    f"`{name}` is {_dtype_name(value.dtype)} but `{other}` is "
+                    f"{_dtype_name(ref.dtype)}; use {name}.to({other}.dtype)"
+                )
             if value.device != ref.device:
-                raise ValueError(f"`{name}` is on {value.device} but `{other}` is on {ref.device}; "
-                                 f"use {name}.to({other}.device)")
+                raise ValueError(
+                    f"`{name}` is on {value.device} but `{other}` is on {ref.device}; "
+                    f"use {name}.to({other}.device)"
+                )
         if value.device.type != "meta" and not torch.isfinite(value).all():
             raise ValueError(f"`{name}` contains NaN or infinite values")
         same_shape_as(other)(value, name, args)
+
     return check
 
 
 def generator(value: Any, name: str, _args: dict) -> None:
     if value is not None and not isinstance(value, torch.Generator):
-        raise TypeError(f"`{name}` must be a torch.Generator (e.g. torch.Generator().manual_seed(0)), got {type(value).__name__}")
+        raise TypeError(
+            f"`{name}` must be a torch.Generator (e.g. torch.Generator().manual_seed(0)), got {type(value).__name__}"
+        )
 
 
 def nonempty(value: Any, name: str, _args: dict) -> None:
     """A batch with at least one element."""
     if isinstance(value, torch.Tensor) and value.dim() >= 1 and len(value) == 0:
-        raise ValueError(f"`{name}` is an empty batch (shape {tuple(value.shape)}): there is nothing "
-                         "to compute; pass at least one image")
+        raise ValueError(
+            f"`{name}` is an empty batch (shape {tuple(value.shape)}): there is nothing "
+            "to compute; pass at least one image"
+        )
 
 
 def num_classes(model: nn.Module) -> int | None:
@@ -331,14 +371,27 @@ def _dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).replace("torch.", "")
 
 
-_CONVERSIONS = {torch.float32: ".float()", torch.float64: ".double()", torch.float16: ".half()",
-                torch.bfloat16: ".bfloat16()"}
+_CONVERSIONS = {
+    torch.float32: ".float()",
+    torch.float64: ".double()",
+    torch.float16: ".half()",
+    torch.bfloat16: ".bfloat16()",
+}
 
 # Leaves that pass their input's shape on unchanged, and leaves that keep only its channels:
 # the first layer of an nn.Sequential may follow them and still see the model's input
 # channels (and, after the first kind only, its number of values).
-_SHAPE_PRESERVING = (nn.Identity, nn.Dropout, nn.Dropout2d, nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU,
-                     nn.Sigmoid, nn.Tanh)
+_SHAPE_PRESERVING = (
+    nn.Identity,
+    nn.Dropout,
+    nn.Dropout2d,
+    nn.ReLU,
+    nn.LeakyReLU,
+    nn.ELU,
+    nn.GELU,
+    nn.Sigmoid,
+    nn.Tanh,
+)
 _CHANNEL_PRESERVING = (nn.MaxPool2d, nn.AvgPool2d, nn.Upsample)
 
 
@@ -355,14 +408,19 @@ def first_layer(model: nn.Module) -> tuple[str, nn.Module, bool] | None:
         flattened, resized, children = False, False, list(model.named_children())
         while children:
             child_name, child = children.pop(0)
-            if isinstance(child, nn.Sequential):   # nested: its children come next
+            if isinstance(child, nn.Sequential):  # nested: its children come next
                 children[:0] = [(f"{child_name}.{n}", c) for n, c in child.named_children()]
             elif isinstance(child, nn.Conv2d) and not flattened:
                 return child_name, child, False
             elif isinstance(child, nn.Linear) and flattened:
                 return child_name, child, True
-            elif (isinstance(child, nn.Flatten) and not flattened and not resized
-                  and child.start_dim == 1 and child.end_dim == -1):
+            elif (
+                isinstance(child, nn.Flatten)
+                and not flattened
+                and not resized
+                and child.start_dim == 1
+                and child.end_dim == -1
+            ):
                 flattened = True
             elif isinstance(child, _SHAPE_PRESERVING):
                 pass
@@ -378,7 +436,9 @@ def first_layer(model: nn.Module) -> tuple[str, nn.Module, bool] | None:
     return None
 
 
-def check_input_shape(model: nn.Module, shape: tuple[int, ...], name: str = "x", what: str = "images") -> None:
+def check_input_shape(
+    model: nn.Module, shape: tuple[int, ...], name: str = "x", what: str = "images"
+) -> None:
     """Refuse inputs of ``shape`` ``(C, H, W)`` that ``model``'s first layer cannot take
     (when :func:`first_layer` can tell), with a ``ValueError`` naming ``name``."""
     found = first_layer(model)
@@ -390,14 +450,23 @@ def check_input_shape(model: nn.Module, shape: tuple[int, ...], name: str = "x",
         if size != layer.in_features:
             raise ValueError(
                 f"`{name}` {what} have C*H*W = {'*'.join(map(str, shape))} = {size} values but the "
-                f"model's first layer `{layer_name}` (nn.Linear) takes {layer.in_features}")
+                f"model's first layer `{layer_name}` (nn.Linear) takes {layer.in_features}"
+            )
     elif shape[0] != layer.in_channels:
         raise ValueError(
             f"`{name}` {what} have {shape[0]} channel{'s' if shape[0] != 1 else ''} but the model's first "
             f"layer `{layer_name}` (nn.Conv2d) takes {layer.in_channels}"
-            + (f" (`{name}.mean(1, keepdim=True)` turns colour images grey)" if layer.in_channels == 1 else "")
-            + (f" (`{name}.expand(-1, 3, -1, -1)` repeats a grey channel)"
-               if layer.in_channels == 3 and shape[0] == 1 else ""))
+            + (
+                f" (`{name}.mean(1, keepdim=True)` turns colour images grey)"
+                if layer.in_channels == 1
+                else ""
+            )
+            + (
+                f" (`{name}.expand(-1, 3, -1, -1)` repeats a grey channel)"
+                if layer.in_channels == 3 and shape[0] == 1
+                else ""
+            )
+        )
 
 
 def _first_parameter(model: nn.Module) -> torch.Tensor | None:
@@ -414,12 +483,16 @@ def check_like_model(value: torch.Tensor, name: str, model: nn.Module) -> None:
     if p is None:
         return
     if value.device != p.device:
-        raise ValueError(f"`{name}` is on {value.device} but the model's parameters are on "
-                         f"{p.device}; use {name}.to({str(p.device)!r})")
+        raise ValueError(
+            f"`{name}` is on {value.device} but the model's parameters are on "
+            f"{p.device}; use {name}.to({str(p.device)!r})"
+        )
     if value.dtype != p.dtype:
         fix = _CONVERSIONS.get(p.dtype, f".to({p.dtype})")
-        raise TypeError(f"`{name}` is {_dtype_name(value.dtype)} but the model's parameters are "
-                        f"{_dtype_name(p.dtype)}; use {name}{fix}")
+        raise TypeError(
+            f"`{name}` is {_dtype_name(value.dtype)} but the model's parameters are "
+            f"{_dtype_name(p.dtype)}; use {name}{fix}"
+        )
 
 
 def _check_model(value: Any, name: str, _args: dict) -> None:
@@ -457,16 +530,19 @@ def _as_target(value: Any) -> Any:
         if value.dtype in (torch.uint8, torch.int8, torch.int16, torch.int32):
             return value.long()
         return value
-    if isinstance(value, _numbers.Integral):          # np.int64 & co. (not np.bool_)
+    if isinstance(value, _numbers.Integral):  # np.int64 & co. (not np.bool_)
         return int(value)
     if type(value).__module__ == "numpy" and hasattr(value, "dtype"):
         if value.dtype.kind in "iu":
             return torch.as_tensor(value).long()
-        if value.dtype.kind in "fb":                 # refused below, with their dtype
+        if value.dtype.kind in "fb":  # refused below, with their dtype
             return torch.as_tensor(value)
         return value
-    if isinstance(value, list) and value and all(
-            isinstance(v, _numbers.Integral) and not isinstance(v, bool) for v in value):
+    if (
+        isinstance(value, list)
+        and value
+        and all(isinstance(v, _numbers.Integral) and not isinstance(v, bool) for v in value)
+    ):
         return torch.tensor([int(v) for v in value], dtype=torch.int64)
     return value
 
@@ -479,15 +555,19 @@ def _check_target(value: Any, name: str, args: dict) -> None:
         if value.dtype in (torch.float16, torch.float32, torch.float64, torch.bfloat16, torch.bool):
             raise TypeError(f"`{name}` must hold class indices (an integer tensor), got {value.dtype}")
         if value.dim() > 1:
-            raise ValueError(f"`{name}` must be an int or a 1-D tensor of class indices, got shape {tuple(value.shape)}")
+            raise ValueError(
+                f"`{name}` must be an int or a 1-D tensor of class indices, got shape {tuple(value.shape)}"
+            )
         if isinstance(x, torch.Tensor) and value.dim() == 1 and x.dim() >= 1 and len(value) != len(x):
             raise ValueError(f"`{name}` has {len(value)} entries but `x` holds {len(x)} images")
         indices = value.flatten().tolist()
     elif isinstance(value, int) and not isinstance(value, bool):
         indices = [value]
     else:
-        raise TypeError(f"`{name}` must be None (the predicted class), an int, or a 1-D tensor, array "
-                        f"or list of class indices; got {type(value).__name__}")
+        raise TypeError(
+            f"`{name}` must be None (the predicted class), an int, or a 1-D tensor, array "
+            f"or list of class indices; got {type(value).__name__}"
+        )
     k = num_classes(model) if isinstance(model, nn.Module) else None
     bad = [i for i in indices if i < 0 or (k is not None and i >= k)]
     if bad:
@@ -507,10 +587,15 @@ def check_model_output(output: Any) -> None:
     if not isinstance(output, torch.Tensor):
         kind = type(output).__name__
         if isinstance(output, (tuple, list)):
-            kind += " of " + ", ".join(type(o).__name__ for o in output[:4]) + (", ..." if len(output) > 4 else "")
+            kind += (
+                " of "
+                + ", ".join(type(o).__name__ for o in output[:4])
+                + (", ..." if len(output) > 4 else "")
+            )
         raise TypeError(
             f"`model` must return a tensor of logits (N, K), but it returned a {kind}; wrap it in a "
-            "module whose forward returns the logits alone (e.g. `return self.net(x)[0]`)")
+            "module whose forward returns the logits alone (e.g. `return self.net(x)[0]`)"
+        )
 
 
 def _output_hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
@@ -539,12 +624,13 @@ def predicted_class(model: nn.Module, x: torch.Tensor, batch_size: int = 512) ->
     with torch.no_grad():
         parts = []
         for start in range(0, len(x), batch_size):
-            out = model(x[start:start + batch_size])
+            out = model(x[start : start + batch_size])
             check_model_output(out)
             if out.dim() != 2:
                 raise ValueError(
                     f"`target` is None, which means the predicted class, but the model's output has "
-                    f"shape {tuple(out.shape)}, not logits (N, K); pass `target` explicitly")
+                    f"shape {tuple(out.shape)}, not logits (N, K); pass `target` explicitly"
+                )
             parts.append(out.argmax(1))
     return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.int64, device=x.device)
 
@@ -564,15 +650,24 @@ ALIASES: dict[str, tuple[str | None, str]] = {
     "stdevs": ("sigma", "captum's NoiseTunnel noise level, in input units"),
     "nt_type": (None, "smoothgrad is captum's NoiseTunnel with nt_type='smoothgrad'"),
     "nt_samples_batch_size": (None, "smoothgrad runs all noisy copies in one batch"),
-    "sliding_window_shapes": ("window", "captum's (C, h, w) window; the course's window is (h, w) or an int, all channels"),
+    "sliding_window_shapes": (
+        "window",
+        "captum's (C, h, w) window; the course's window is (h, w) or an int, all channels",
+    ),
     "strides": ("stride", "captum's (C, s_h, s_w) strides; the course's stride is (s_h, s_w) or an int"),
     "perturbations_per_eval": ("batch_size", "how many occluded images go through the model at once"),
-    "additional_forward_args": (None, "the course's methods call model(x) alone: put extra inputs "
-                                      "into the model (a small nn.Module or functools.partial)"),
+    "additional_forward_args": (
+        None,
+        "the course's methods call model(x) alone: put extra inputs "
+        "into the model (a small nn.Module or functools.partial)",
+    ),
     "return_convergence_delta": (None, "the completeness gap is exercise 05.3 completeness_gap"),
     "abs": (None, "saliency_map always takes |gradient|; input_gradient is the signed gradient"),
-    "layer": ("layer", "captum's layer attributions: the course's layer methods are grad_cam, "
-                       "deconvnet_reconstruction and activation_maximisation, which take a layer *name*"),
+    "layer": (
+        "layer",
+        "captum's layer attributions: the course's layer methods are grad_cam, "
+        "deconvnet_reconstruction and activation_maximisation, which take a layer *name*",
+    ),
     "target_layer": ("layer", "the layer's name (a str)"),
     "attribute_to_layer_input": (None, "Grad-CAM uses the layer's output"),
     "show_progress": ("progress", ""),
@@ -600,8 +695,9 @@ ALIASES: dict[str, tuple[str | None, str]] = {
 }
 
 
-def _binding_error(ex: "Exercise", sig: inspect.Signature, args: tuple, kwargs: dict,
-                   err: TypeError) -> TypeError:
+def _binding_error(
+    ex: Exercise, sig: inspect.Signature, args: tuple, kwargs: dict, err: TypeError
+) -> TypeError:
     """A clear TypeError for a call that does not fit the signature."""
     params = [n for n, p in sig.parameters.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
     listing = f"its arguments are {', '.join(params)}"
@@ -626,6 +722,7 @@ def _binding_error(ex: "Exercise", sig: inspect.Signature, args: tuple, kwargs: 
 
 
 # --------------------------------------------------------------------------- guard
+
 
 def _hook_dicts(module: nn.Module) -> dict[str, dict]:
     return {k: v for k, v in vars(module).items() if k.endswith("hooks") and isinstance(v, dict)}
@@ -682,11 +779,14 @@ def guard_model(model: nn.Module) -> Iterator[nn.Module]:
 
 # --------------------------------------------------------------------------- decorator
 
-def _both(first: Callable[[Any, str, dict], None],
-          second: Callable[[Any, str, dict], None]) -> Callable[[Any, str, dict], None]:
+
+def _both(
+    first: Callable[[Any, str, dict], None], second: Callable[[Any, str, dict], None]
+) -> Callable[[Any, str, dict], None]:
     def check(value: Any, name: str, args: dict) -> None:
         first(value, name, args)
         second(value, name, args)
+
     check.__name__ = f"{getattr(first, '__name__', 'check')}+{getattr(second, '__name__', 'check')}"
     return check
 
@@ -724,8 +824,7 @@ def exercise(
         for n, check in (checks or {}).items():
             all_checks[n] = _both(all_checks[n], check) if n in all_checks else check
         resolve_target = {"model", "x", "target"} <= set(sig.parameters)
-        ex = Exercise(ex_id, stub.__name__, module, float(points), stretch, all_checks,
-                      attribution, stub)
+        ex = Exercise(ex_id, stub.__name__, module, float(points), stretch, all_checks, attribution, stub)
         old = _REGISTRY.get(ex_id)
         if old is not None and (old.name, old.module) != (ex.name, ex.module):
             raise ValueError(f"exercise id {ex_id} is taken by {old.qualname}")

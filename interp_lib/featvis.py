@@ -14,31 +14,59 @@ parameterisations (:class:`PixelImage`, :class:`FourierImage`), colour decorrela
 Gaussian blur, the high-frequency power fraction and helpers that find the dataset
 images a channel responds to most.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .exercises import (check_input_shape, check_like_model, exercise, generator as _check_generator,
-                        guard_model, nonnegative, one_of, positive)
+from .exercises import (
+    check_input_shape,
+    check_like_model,
+    exercise,
+    guard_model,
+    nonnegative,
+    one_of,
+    positive,
+)
+from .exercises import generator as _check_generator
 
 __all__ = [
-    "total_variation", "random_transform", "activation_maximisation",
-    "Visualisation", "PixelImage", "FourierImage", "image_parameterisation",
-    "spectrum_scale", "frequency_radius", "correlate_colours", "decorrelate_colours",
-    "COLOUR_CORRELATION_SQRT", "colour_correlation_sqrt", "gaussian_blur",
-    "high_frequency_fraction", "layer_names", "find_layer", "layer_output_shape",
-    "default_input_shape", "channel_activations", "top_activating", "dataset_maximum",
-    "unit_objective", "transform_parameters", "montage",
+    "total_variation",
+    "random_transform",
+    "activation_maximisation",
+    "Visualisation",
+    "PixelImage",
+    "FourierImage",
+    "image_parameterisation",
+    "spectrum_scale",
+    "frequency_radius",
+    "correlate_colours",
+    "decorrelate_colours",
+    "COLOUR_CORRELATION_SQRT",
+    "colour_correlation_sqrt",
+    "gaussian_blur",
+    "high_frequency_fraction",
+    "layer_names",
+    "find_layer",
+    "layer_output_shape",
+    "default_input_shape",
+    "channel_activations",
+    "top_activating",
+    "dataset_maximum",
+    "unit_objective",
+    "transform_parameters",
+    "montage",
 ]
 
 
 # =========================================================================== layers
+
 
 def layer_names(model: nn.Module) -> list[str]:
     """Names of every sub-module of ``model`` (what ``layer=`` accepts), in order."""
@@ -49,8 +77,9 @@ def find_layer(model: nn.Module, layer: str) -> nn.Module:
     """The sub-module called ``layer``; a ``ValueError`` listing the valid names otherwise."""
     modules = dict(model.named_modules())
     if not isinstance(layer, str) or not layer or layer not in modules:
-        raise ValueError(f"`layer` {layer!r} is not a layer of the model; valid names: "
-                         f"{', '.join(layer_names(model))}")
+        raise ValueError(
+            f"`layer` {layer!r} is not a layer of the model; valid names: {', '.join(layer_names(model))}"
+        )
     return modules[layer]
 
 
@@ -88,12 +117,12 @@ def unit_objective(activation: torch.Tensor, channel, neuron=None) -> torch.Tens
     n = activation.shape[0]
     flat = activation.reshape(n, -1)
     if channel is None:
-        return (flat ** 2).mean(1)
+        return (flat**2).mean(1)
     index = torch.as_tensor(channel).reshape(-1).expand(n)
     rows = torch.arange(n)
     if activation.dim() == 2:
         return activation[rows, index]
-    picked = activation[rows, index]                    # (N, H, W)
+    picked = activation[rows, index]  # (N, H, W)
     if neuron is not None:
         i, j = neuron
         return picked[:, i, j]
@@ -104,9 +133,7 @@ def unit_objective(activation: torch.Tensor, channel, neuron=None) -> torch.Tens
 
 # Square root of the colour correlation of ImageNet (lucid/lucent): the columns map
 # decorrelated colour components to RGB.
-COLOUR_CORRELATION_SQRT = torch.tensor([[0.26, 0.09, 0.02],
-                                        [0.27, 0.00, -0.05],
-                                        [0.27, -0.09, 0.03]])
+COLOUR_CORRELATION_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
 
 
 def colour_correlation_sqrt(images: torch.Tensor) -> torch.Tensor:
@@ -146,7 +173,7 @@ def frequency_radius(h: int, w: int, onesided: bool = True) -> torch.Tensor:
     """``sqrt(fy^2 + fx^2)`` in cycles per pixel for the (r)fft2 bins of an ``h x w`` image."""
     fy = torch.fft.fftfreq(h)[:, None]
     fx = (torch.fft.rfftfreq(w) if onesided else torch.fft.fftfreq(w))[None, :]
-    return torch.sqrt(fy ** 2 + fx ** 2)
+    return torch.sqrt(fy**2 + fx**2)
 
 
 def spectrum_scale(h: int, w: int, decay_power: float = 1.0) -> torch.Tensor:
@@ -187,7 +214,7 @@ def high_frequency_fraction(x: torch.Tensor, cutoff: float = 0.25) -> torch.Tens
     """
     x = x.detach().double()
     x = x - x.mean(dim=(-2, -1), keepdim=True)
-    power = torch.fft.fft2(x).abs().pow(2).sum(1)        # (N, H, W)
+    power = torch.fft.fft2(x).abs().pow(2).sum(1)  # (N, H, W)
     high = frequency_radius(*x.shape[-2:], onesided=False) > cutoff
     total = power.sum(dim=(-2, -1))
     frac = (power * high).sum(dim=(-2, -1)) / total.clamp(min=1e-30)
@@ -195,6 +222,7 @@ def high_frequency_fraction(x: torch.Tensor, cutoff: float = 0.25) -> torch.Tens
 
 
 # =========================================================================== parameterisations
+
 
 class PixelImage:
     """The image *is* the parameter: ``x`` ``(N, C, H, W)``, kept in [0, 1] by clamping.
@@ -239,9 +267,16 @@ class FourierImage:
 
     MAGIC = 4.0
 
-    def __init__(self, shape: Sequence[int] | None = None, generator: torch.Generator | None = None,
-                 sd: float = 0.01, decorrelate: bool = True, start: torch.Tensor | None = None,
-                 decay_power: float = 1.0, colour_matrix: torch.Tensor | None = None):
+    def __init__(
+        self,
+        shape: Sequence[int] | None = None,
+        generator: torch.Generator | None = None,
+        sd: float = 0.01,
+        decorrelate: bool = True,
+        start: torch.Tensor | None = None,
+        decay_power: float = 1.0,
+        colour_matrix: torch.Tensor | None = None,
+    ):
         if start is not None:
             shape = tuple(start.shape)
         n, c, h, w = shape
@@ -280,12 +315,17 @@ class FourierImage:
     @torch.no_grad()
     def blur(self, sigma: float) -> None:
         """Blur the pre-sigmoid image: multiply each coefficient by ``exp(-2 pi^2 sigma^2 f^2)``."""
-        gain = torch.exp(-2 * math.pi ** 2 * sigma ** 2 * frequency_radius(self.h, self.w) ** 2)
+        gain = torch.exp(-2 * math.pi**2 * sigma**2 * frequency_radius(self.h, self.w) ** 2)
         self.spectrum.mul_(gain[..., None])
 
 
-def image_parameterisation(param: str, shape: Sequence[int], generator: torch.Generator | None = None,
-                           start: torch.Tensor | None = None, decorrelate: bool = False):
+def image_parameterisation(
+    param: str,
+    shape: Sequence[int],
+    generator: torch.Generator | None = None,
+    start: torch.Tensor | None = None,
+    decorrelate: bool = False,
+):
     """A :class:`PixelImage` or :class:`FourierImage` for ``shape`` = (N, C, H, W).
 
     Without ``start`` the pixel image is ``0.5 + 0.1 * randn`` (clamped) and the Fourier
@@ -304,6 +344,7 @@ def image_parameterisation(param: str, shape: Sequence[int], generator: torch.Ge
 
 
 # =========================================================================== exercise 06.1
+
 
 def _check_beta(value, name, _args) -> None:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
@@ -346,13 +387,21 @@ def total_variation(x: torch.Tensor, beta: float = 2.0, eps: float = 0.0) -> tor
     Hint: slice, do not loop: ``x[..., :-1, 1:] - x[..., :-1, :-1]`` is ``dh``.
     """
     # YOUR CODE HERE
-    raise NotImplementedError("exercise 06.1 `total_variation` (lesson 06): write it in interp_lib/featvis.py")
+    raise NotImplementedError(
+        "exercise 06.1 `total_variation` (lesson 06): write it in interp_lib/featvis.py"
+    )
 
 
 # =========================================================================== exercise 06.2
 
-def transform_parameters(generator: torch.Generator, n: int, jitter: int = 2,
-                         scale: tuple[float, float] = (0.9, 1.1), degrees: float = 10.0):
+
+def transform_parameters(
+    generator: torch.Generator,
+    n: int,
+    jitter: int = 2,
+    scale: tuple[float, float] = (0.9, 1.1),
+    degrees: float = 10.0,
+):
     """The random parameters :func:`random_transform` draws, in its documented order.
 
     Returns ``(dx, dy, s, angle)``, each ``(n,)``: integer shifts in pixels, scale
@@ -368,7 +417,9 @@ def transform_parameters(generator: torch.Generator, n: int, jitter: int = 2,
 
 def _check_required_generator(value, name, args) -> None:
     if value is None:
-        raise TypeError(f"`{name}` must be a torch.Generator (e.g. torch.Generator().manual_seed(0)), got None")
+        raise TypeError(
+            f"`{name}` must be a torch.Generator (e.g. torch.Generator().manual_seed(0)), got None"
+        )
     _check_generator(value, name, args)
 
 
@@ -378,17 +429,33 @@ def _check_jitter(value, name, _args) -> None:
 
 
 def _check_scale(value, name, _args) -> None:
-    ok = isinstance(value, (tuple, list)) and len(value) == 2 and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    ok = (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    )
     if not ok or not 0 < value[0] <= value[1]:
         raise ValueError(f"`{name}` must be a pair (low, high) with 0 < low <= high, got {value!r}")
 
 
-@exercise("06.2", points=3, checks={"x": _check_images, "generator": _check_required_generator,
-                                    "jitter": _check_jitter, "scale": _check_scale,
-                                    "degrees": nonnegative})
-def random_transform(x: torch.Tensor, generator: torch.Generator, jitter: int = 2,
-                     scale: tuple[float, float] = (0.9, 1.1), degrees: float = 10.0) -> torch.Tensor:
+@exercise(
+    "06.2",
+    points=3,
+    checks={
+        "x": _check_images,
+        "generator": _check_required_generator,
+        "jitter": _check_jitter,
+        "scale": _check_scale,
+        "degrees": nonnegative,
+    },
+)
+def random_transform(
+    x: torch.Tensor,
+    generator: torch.Generator,
+    jitter: int = 2,
+    scale: tuple[float, float] = (0.9, 1.1),
+    degrees: float = 10.0,
+) -> torch.Tensor:
     """A random shift, scale and rotation of each image: differentiable, shape kept.
 
     Transformation robustness (Olah et al. 2017): an image that excites a unit only at
@@ -427,17 +494,21 @@ def random_transform(x: torch.Tensor, generator: torch.Generator, jitter: int = 
     ``A = s R(angle)`` and ``t = (dx, dy)``.
     """
     # YOUR CODE HERE
-    raise NotImplementedError("exercise 06.2 `random_transform` (lesson 06): write it in interp_lib/featvis.py")
+    raise NotImplementedError(
+        "exercise 06.2 `random_transform` (lesson 06): write it in interp_lib/featvis.py"
+    )
 
 
 # =========================================================================== exercise 06.3
 
+
 @dataclasses.dataclass
 class Visualisation:
     """The result of :func:`activation_maximisation`."""
-    image: torch.Tensor        # (N, C, H, W) in [0, 1], detached
-    activation: torch.Tensor   # (N,) the objective of the final image (no transform)
-    history: torch.Tensor      # (steps, N) the objective at each step (as optimised)
+
+    image: torch.Tensor  # (N, C, H, W) in [0, 1], detached
+    activation: torch.Tensor  # (N,) the objective of the final image (no transform)
+    history: torch.Tensor  # (steps, N) the objective at each step (as optimised)
 
 
 def _check_layer(value, name, args) -> None:
@@ -456,7 +527,11 @@ def _check_steps(value, name, _args) -> None:
 def _check_shape(value, name, args) -> None:
     if value is None:
         return
-    if not (isinstance(value, (tuple, list)) and len(value) == 3 and all(isinstance(v, int) and v > 0 for v in value)):
+    if not (
+        isinstance(value, (tuple, list))
+        and len(value) == 3
+        and all(isinstance(v, int) and v > 0 for v in value)
+    ):
         raise ValueError(f"`{name}` must be (C, H, W) with positive ints, got {value!r}")
 
 
@@ -482,9 +557,11 @@ def _probe(args) -> tuple[int, ...]:
         return layer_output_shape(model, layer, shape)
     except RuntimeError as err:
         what = "has images of shape" if source == "start" else "is"
-        raise ValueError(f"`{source}` {what} {shape}, which the model cannot take "
-                         f"({str(err).splitlines()[0]}); pass images the model was made for"
-                         + (f", e.g. {default_input_shape(model)}" if _guessable(model) else "")) from None
+        raise ValueError(
+            f"`{source}` {what} {shape}, which the model cannot take "
+            f"({str(err).splitlines()[0]}); pass images the model was made for"
+            + (f", e.g. {default_input_shape(model)}" if _guessable(model) else "")
+        ) from None
 
 
 def _guessable(model) -> bool:
@@ -501,21 +578,25 @@ def _check_start(value, name, args) -> None:
     if not isinstance(value, torch.Tensor) or not value.is_floating_point() or value.dim() != 4:
         raise ValueError(f"`{name}` must be a float image batch (N, C, H, W) in [0, 1]")
     model = args.get("model")
-    if isinstance(model, nn.Module) and args.get("param") != "fourier":   # (Fourier images are float32)
+    if isinstance(model, nn.Module) and args.get("param") != "fourier":  # (Fourier images are float32)
         check_like_model(value, name, model)
     if value.numel() and (value.min() < 0 or value.max() > 1):
         raise ValueError(f"`{name}` must hold pixel values in [0, 1]")
     shape = args.get("shape")
     if shape is not None and tuple(value.shape[1:]) != tuple(shape):
-        raise ValueError(f"`{name}` has images of shape {tuple(value.shape[1:])} but `shape` is "
-                         f"{tuple(shape)}; leave `shape` out when you give `start`")
+        raise ValueError(
+            f"`{name}` has images of shape {tuple(value.shape[1:])} but `shape` is "
+            f"{tuple(shape)}; leave `shape` out when you give `start`"
+        )
     if isinstance(model, nn.Module) and args.get("channel") is None and args.get("neuron") is None:
-        _probe(args)   # (with a channel or neuron, their check probes the same shape)
+        _probe(args)  # (with a channel or neuron, their check probes the same shape)
 
 
 def _check_transforms(value, name, args) -> None:
     if not isinstance(value, (bool, dict)):
-        raise TypeError(f"`{name}` must be True/False or a dict of random_transform options, got {type(value).__name__}")
+        raise TypeError(
+            f"`{name}` must be True/False or a dict of random_transform options, got {type(value).__name__}"
+        )
     if isinstance(value, dict):
         unknown = set(value) - {"jitter", "scale", "degrees"}
         if unknown:
@@ -530,17 +611,30 @@ def _check_bool(value, name, _args) -> None:
 def _check_unit(value, name, args) -> None:
     """Checks ``channel`` and ``neuron`` against the chosen layer's output shape."""
     model, layer = args.get("model"), args.get("layer")
-    channel, neuron, start = args.get("channel"), args.get("neuron"), args.get("start")
+    channel, start = args.get("channel"), args.get("start")
     if name == "channel" and value is not None:
-        values = [value] if isinstance(value, int) else list(value) if isinstance(value, (list, tuple)) else None
-        if values is None or not values or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        values = (
+            [value] if isinstance(value, int) else list(value) if isinstance(value, (list, tuple)) else None
+        )
+        if (
+            values is None
+            or not values
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in values)
+        ):
             raise TypeError(f"`channel` must be an int, a non-empty list of ints, or None; got {value!r}")
-        if isinstance(start, torch.Tensor) and len(values) > 1 and start.dim() == 4 and len(start) != len(values):
+        if (
+            isinstance(start, torch.Tensor)
+            and len(values) > 1
+            and start.dim() == 4
+            and len(start) != len(values)
+        ):
             raise ValueError(f"`channel` lists {len(values)} channels but `start` holds {len(start)} images")
     if name == "neuron" and value is not None:
         if channel is None:
             raise ValueError("`neuron` needs a `channel`")
-        if not (isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, int) for v in value)):
+        if not (
+            isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, int) for v in value)
+        ):
             raise TypeError(f"`neuron` must be a pair (row, column), got {value!r}")
     if not isinstance(model, nn.Module) or value is None:
         return
@@ -549,22 +643,41 @@ def _check_unit(value, name, args) -> None:
         k = out[0]
         bad = [v for v in values if not 0 <= v < k]
         if bad:
-            raise ValueError(f"`channel` {bad[0]} is out of range: layer {layer!r} has {k} "
-                             f"channels (valid: 0..{k - 1})")
+            raise ValueError(
+                f"`channel` {bad[0]} is out of range: layer {layer!r} has {k} channels (valid: 0..{k - 1})"
+            )
     if name == "neuron":
         if len(out) != 3:
             raise ValueError(f"`neuron` needs a conv layer (C, H, W); layer {layer!r} outputs {out}")
         if not (0 <= value[0] < out[1] and 0 <= value[1] < out[2]):
-            raise ValueError(f"`neuron` {tuple(value)} is out of range: layer {layer!r} has "
-                             f"{out[1]}x{out[2]} positions (rows 0..{out[1] - 1}, columns 0..{out[2] - 1})")
+            raise ValueError(
+                f"`neuron` {tuple(value)} is out of range: layer {layer!r} has "
+                f"{out[1]}x{out[2]} positions (rows 0..{out[1] - 1}, columns 0..{out[2] - 1})"
+            )
 
 
-@exercise("06.3", points=5, checks={
-    "layer": _check_layer, "shape": _check_shape, "start": _check_start, "channel": _check_unit,
-    "neuron": _check_unit, "steps": _check_steps, "lr": positive, "generator": _check_generator,
-    "l2": nonnegative, "tv": nonnegative, "blur_every": _check_jitter, "blur_sigma": nonnegative,
-    "transforms": _check_transforms, "param": one_of("pixel", "fourier"),
-    "decorrelate": _check_bool, "progress": _check_bool})
+@exercise(
+    "06.3",
+    points=5,
+    checks={
+        "layer": _check_layer,
+        "shape": _check_shape,
+        "start": _check_start,
+        "channel": _check_unit,
+        "neuron": _check_unit,
+        "steps": _check_steps,
+        "lr": positive,
+        "generator": _check_generator,
+        "l2": nonnegative,
+        "tv": nonnegative,
+        "blur_every": _check_jitter,
+        "blur_sigma": nonnegative,
+        "transforms": _check_transforms,
+        "param": one_of("pixel", "fourier"),
+        "decorrelate": _check_bool,
+        "progress": _check_bool,
+    },
+)
 def activation_maximisation(
     model: nn.Module,
     layer: str,
@@ -632,14 +745,18 @@ def activation_maximisation(
     keeps the activation; ``unit_objective(store["act"], channel, neuron)`` reads it.
     """
     # YOUR CODE HERE
-    raise NotImplementedError("exercise 06.3 `activation_maximisation` (lesson 06): write it in interp_lib/featvis.py")
+    raise NotImplementedError(
+        "exercise 06.3 `activation_maximisation` (lesson 06): write it in interp_lib/featvis.py"
+    )
 
 
 # =========================================================================== dataset helpers
 
+
 @torch.no_grad()
-def channel_activations(model: nn.Module, layer: str, x: torch.Tensor, neuron=None,
-                        batch_size: int = 500) -> torch.Tensor:
+def channel_activations(
+    model: nn.Module, layer: str, x: torch.Tensor, neuron=None, batch_size: int = 500
+) -> torch.Tensor:
     """The objective of every channel of ``layer`` for each image of ``x``: ``(N, K)``.
 
     Channel means for conv layers (or one position ``neuron = (row, column)``), unit values
@@ -651,7 +768,7 @@ def channel_activations(model: nn.Module, layer: str, x: torch.Tensor, neuron=No
     try:
         with guard_model(model):
             for start in range(0, len(x), batch_size):
-                model(x[start:start + batch_size])
+                model(x[start : start + batch_size])
     finally:
         handle.remove()
     act = torch.cat(store)
@@ -665,8 +782,9 @@ def dataset_maximum(model: nn.Module, layer: str, x: torch.Tensor, neuron=None) 
     return channel_activations(model, layer, x, neuron).max(0).values
 
 
-def top_activating(model: nn.Module, layer: str, channel: int, x: torch.Tensor, k: int = 9,
-                   acts: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def top_activating(
+    model: nn.Module, layer: str, channel: int, x: torch.Tensor, k: int = 9, acts: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Indices and objective values of the ``k`` images of ``x`` that excite ``channel`` most.
 
     ``acts``: precomputed :func:`channel_activations` (saves the forward passes when
@@ -689,5 +807,5 @@ def montage(images: torch.Tensor, ncols: int, pad: int = 1, pad_value: float = 1
     for i in range(n):
         r, k = divmod(i, ncols)
         top, left = pad + r * (h + pad), pad + k * (w + pad)
-        out[:, top:top + h, left:left + w] = images[i]
+        out[:, top : top + h, left : left + w] = images[i]
     return out

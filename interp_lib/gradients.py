@@ -5,6 +5,7 @@ Every method here is an attribution method with the course's uniform call
 a tensor shaped like ``x``; ``saliency_map`` and ``grad_cam`` return one map per image,
 ``(N, 1, H, W)``, which broadcasts against ``x``.
 """
+
 from __future__ import annotations
 
 import torch
@@ -12,11 +13,19 @@ from torch import nn
 
 from .exercises import exercise, generator, nonnegative, positive_int
 
-__all__ = ["saliency_map", "input_x_gradient", "smoothgrad", "grad_cam", "layer_names",
-           "check_layer", "last_conv_name"]
+__all__ = [
+    "saliency_map",
+    "input_x_gradient",
+    "smoothgrad",
+    "grad_cam",
+    "layer_names",
+    "check_layer",
+    "last_conv_name",
+]
 
 
 # --------------------------------------------------------------------------- helpers
+
 
 def layer_names(model: nn.Module) -> list[str]:
     """Names of ``model``'s sub-modules (``model.named_modules()`` without the root)."""
@@ -27,8 +36,10 @@ def last_conv_name(model: nn.Module) -> str:
     """The name of the last ``nn.Conv2d`` in ``model`` (Grad-CAM's usual layer)."""
     convs = [name for name, m in model.named_modules() if isinstance(m, nn.Conv2d)]
     if not convs:
-        raise ValueError("`layer`: the model has no nn.Conv2d layer; pass the name of a layer "
-                         "whose output is a feature map (N, K, h, w)")
+        raise ValueError(
+            "`layer`: the model has no nn.Conv2d layer; pass the name of a layer "
+            "whose output is a feature map (N, K, h, w)"
+        )
     return convs[-1]
 
 
@@ -50,6 +61,7 @@ def check_layer(value, name: str, args: dict) -> None:
 
 
 # --------------------------------------------------------------------------- exercises
+
 
 @exercise("04.1", points=2, attribution=True)
 def saliency_map(model: nn.Module, x: torch.Tensor, target) -> torch.Tensor:
@@ -98,13 +110,25 @@ def input_x_gradient(model: nn.Module, x: torch.Tensor, target) -> torch.Tensor:
     Hint: one line on top of :func:`interp_lib.attacks.input_gradient`.
     """
     # YOUR CODE HERE
-    raise NotImplementedError("exercise 04.2 `input_x_gradient` (lesson 04): write it in interp_lib/gradients.py")
+    raise NotImplementedError(
+        "exercise 04.2 `input_x_gradient` (lesson 04): write it in interp_lib/gradients.py"
+    )
 
 
-@exercise("04.3", points=3, attribution=True,
-          checks={"n_samples": positive_int, "sigma": nonnegative, "generator": generator})
-def smoothgrad(model: nn.Module, x: torch.Tensor, target, n_samples: int = 16,
-               sigma: float = 0.15, generator: torch.Generator | None = None) -> torch.Tensor:
+@exercise(
+    "04.3",
+    points=3,
+    attribution=True,
+    checks={"n_samples": positive_int, "sigma": nonnegative, "generator": generator},
+)
+def smoothgrad(
+    model: nn.Module,
+    x: torch.Tensor,
+    target,
+    n_samples: int = 16,
+    sigma: float = 0.15,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """SmoothGrad (Smilkov et al. 2017): the gradient averaged over noisy copies of x.
 
     ::

@@ -9,6 +9,7 @@ straight path from a baseline ``x'`` to ``x``::
 The integral is a quadrature: nodes ``a_k`` in [0, 1] and weights ``w_k``
 (:func:`quadrature`).
 """
+
 from __future__ import annotations
 
 import math
@@ -19,13 +20,22 @@ from torch import nn
 
 from .exercises import baseline_for, exercise, one_of, positive_int
 
-__all__ = ["METHODS", "quadrature", "interpolation_path", "integrated_gradients",
-           "completeness_gap", "patch_shapley", "blurred", "patch_masks"]
+__all__ = [
+    "METHODS",
+    "quadrature",
+    "interpolation_path",
+    "integrated_gradients",
+    "completeness_gap",
+    "patch_shapley",
+    "blurred",
+    "patch_masks",
+]
 
 METHODS = ("riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid", "gausslegendre")
 
 
 # --------------------------------------------------------------------------- helpers
+
 
 def quadrature(method: str, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Nodes ``alphas`` and weights ``w`` (float64, length ``steps``) of a rule on [0, 1].
@@ -83,7 +93,9 @@ def _check_batch(value, name: str, args: dict) -> None:
 def _check_grid(value, name: str, args: dict) -> None:
     positive_int(value, name, args)
     if value > 4:
-        raise ValueError(f"`{name}` must be <= 4 (exact Shapley values cost 2^(grid^2) forward passes), got {value}")
+        raise ValueError(
+            f"`{name}` must be <= 4 (exact Shapley values cost 2^(grid^2) forward passes), got {value}"
+        )
 
 
 def _check_attributions(value, name: str, args: dict) -> None:
@@ -117,11 +129,12 @@ def patch_masks(height: int, width: int, grid: int) -> torch.Tensor:
     masks = torch.zeros(grid * grid, height, width, dtype=torch.bool)
     for i in range(grid):
         for j in range(grid):
-            masks[i * grid + j, rows[i]:rows[i + 1], cols[j]:cols[j + 1]] = True
+            masks[i * grid + j, rows[i] : rows[i + 1], cols[j] : cols[j + 1]] = True
     return masks
 
 
 # --------------------------------------------------------------------------- exercises
+
 
 @exercise("05.1", points=1, checks={"baseline": _check_baseline, "alphas": _check_alphas})
 def interpolation_path(x: torch.Tensor, baseline: torch.Tensor, alphas: torch.Tensor) -> torch.Tensor:
@@ -146,15 +159,31 @@ def interpolation_path(x: torch.Tensor, baseline: torch.Tensor, alphas: torch.Te
     Hint: broadcasting: ``alphas.view(-1, 1, 1, 1, 1)``.
     """
     # YOUR CODE HERE
-    raise NotImplementedError("exercise 05.1 `interpolation_path` (lesson 05): write it in interp_lib/integrated_gradients.py")
+    raise NotImplementedError(
+        "exercise 05.1 `interpolation_path` (lesson 05): write it in interp_lib/integrated_gradients.py"
+    )
 
 
-@exercise("05.2", points=4, attribution=True,
-          checks={"baseline": _check_baseline, "steps": _check_steps,
-                  "method": one_of(*METHODS), "internal_batch_size": _check_batch})
-def integrated_gradients(model: nn.Module, x: torch.Tensor, target, baseline: torch.Tensor | None = None,
-                         steps: int = 64, method: str = "gausslegendre",
-                         internal_batch_size: int | None = None) -> torch.Tensor:
+@exercise(
+    "05.2",
+    points=4,
+    attribution=True,
+    checks={
+        "baseline": _check_baseline,
+        "steps": _check_steps,
+        "method": one_of(*METHODS),
+        "internal_batch_size": _check_batch,
+    },
+)
+def integrated_gradients(
+    model: nn.Module,
+    x: torch.Tensor,
+    target,
+    baseline: torch.Tensor | None = None,
+    steps: int = 64,
+    method: str = "gausslegendre",
+    internal_batch_size: int | None = None,
+) -> torch.Tensor:
     """Integrated gradients along the straight path from ``baseline`` to ``x``.
 
     ::
@@ -187,12 +216,19 @@ def integrated_gradients(model: nn.Module, x: torch.Tensor, target, baseline: to
     sum over the chunk's nodes.
     """
     # YOUR CODE HERE
-    raise NotImplementedError("exercise 05.2 `integrated_gradients` (lesson 05): write it in interp_lib/integrated_gradients.py")
+    raise NotImplementedError(
+        "exercise 05.2 `integrated_gradients` (lesson 05): write it in interp_lib/integrated_gradients.py"
+    )
 
 
 @exercise("05.3", points=2, checks={"attributions": _check_attributions, "baseline": _check_baseline})
-def completeness_gap(model: nn.Module, x: torch.Tensor, target, attributions: torch.Tensor,
-                     baseline: torch.Tensor | None = None) -> torch.Tensor:
+def completeness_gap(
+    model: nn.Module,
+    x: torch.Tensor,
+    target,
+    attributions: torch.Tensor,
+    baseline: torch.Tensor | None = None,
+) -> torch.Tensor:
     """How far attributions are from completeness, per image.
 
     ::
@@ -216,13 +252,21 @@ def completeness_gap(model: nn.Module, x: torch.Tensor, target, attributions: to
     baseline to ``x.shape`` before the forward pass.
     """
     # YOUR CODE HERE
-    raise NotImplementedError("exercise 05.3 `completeness_gap` (lesson 05): write it in interp_lib/integrated_gradients.py")
+    raise NotImplementedError(
+        "exercise 05.3 `completeness_gap` (lesson 05): write it in interp_lib/integrated_gradients.py"
+    )
 
 
-@exercise("05.4", points=3, stretch=True, attribution=True,
-          checks={"baseline": _check_baseline, "grid": _check_grid})
-def patch_shapley(model: nn.Module, x: torch.Tensor, target, baseline: torch.Tensor | None = None,
-                  grid: int = 3) -> torch.Tensor:
+@exercise(
+    "05.4",
+    points=3,
+    stretch=True,
+    attribution=True,
+    checks={"baseline": _check_baseline, "grid": _check_grid},
+)
+def patch_shapley(
+    model: nn.Module, x: torch.Tensor, target, baseline: torch.Tensor | None = None, grid: int = 3
+) -> torch.Tensor:
     """Exact Shapley values of ``grid x grid`` image patches (stretch).
 
     The players are the ``d = grid * grid`` patches of :func:`patch_masks` (all channels
@@ -248,4 +292,6 @@ def patch_shapley(model: nn.Module, x: torch.Tensor, target, baseline: torch.Ten
     batches under ``torch.no_grad()``.
     """
     # YOUR CODE HERE
-    raise NotImplementedError("exercise 05.4 `patch_shapley` (lesson 05): write it in interp_lib/integrated_gradients.py")
+    raise NotImplementedError(
+        "exercise 05.4 `patch_shapley` (lesson 05): write it in interp_lib/integrated_gradients.py"
+    )

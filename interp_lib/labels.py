@@ -4,14 +4,20 @@ Confident learning (Northcutt, Jiang & Chuang 2021) estimates which given labels
 wrong from out-of-sample predicted probabilities alone. The exercises follow
 cleanlab's definitions exactly, so your answers can be checked against it.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 from .exercises import exercise, one_of
 
-__all__ = ["confident_thresholds", "confident_joint", "find_label_issues",
-           "round_preserving_row_totals", "observed_accuracy"]
+__all__ = [
+    "confident_thresholds",
+    "confident_joint",
+    "find_label_issues",
+    "round_preserving_row_totals",
+    "observed_accuracy",
+]
 
 
 def _check_labels(value, name, args) -> None:
@@ -30,7 +36,9 @@ def _check_labels(value, name, args) -> None:
 def _check_probs(value, name, _args) -> None:
     arr = np.asarray(value)
     if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.floating):
-        raise TypeError(f"`{name}` must be a 2-D float array (N, K) of probabilities, got {arr.dtype} {arr.shape}")
+        raise TypeError(
+            f"`{name}` must be a 2-D float array (N, K) of probabilities, got {arr.dtype} {arr.shape}"
+        )
     if arr.size and (arr.min() < 0 or arr.max() > 1 or not np.allclose(arr.sum(1), 1, atol=1e-4)):
         raise ValueError(f"`{name}` rows must be probabilities: entries in [0, 1] summing to 1")
 
@@ -91,7 +99,9 @@ def confident_thresholds(labels: np.ndarray, pred_probs: np.ndarray) -> np.ndarr
     Hint: a boolean mask ``labels == j`` selects the rows of one class.
     """
     # YOUR CODE HERE
-    raise NotImplementedError("exercise 01.1 `confident_thresholds` (lesson 01): write it in interp_lib/labels.py")
+    raise NotImplementedError(
+        "exercise 01.1 `confident_thresholds` (lesson 01): write it in interp_lib/labels.py"
+    )
 
 
 @exercise("01.2", points=3, checks=_CHECKS)
@@ -122,10 +132,15 @@ def confident_joint(labels: np.ndarray, pred_probs: np.ndarray, calibrate: bool 
     raise NotImplementedError("exercise 01.2 `confident_joint` (lesson 01): write it in interp_lib/labels.py")
 
 
-@exercise("01.3", points=2, stretch=True,
-          checks={**_CHECKS, "filter_by": one_of("prune_by_noise_rate", "confident_learning")})
-def find_label_issues(labels: np.ndarray, pred_probs: np.ndarray,
-                      filter_by: str = "prune_by_noise_rate") -> np.ndarray:
+@exercise(
+    "01.3",
+    points=2,
+    stretch=True,
+    checks={**_CHECKS, "filter_by": one_of("prune_by_noise_rate", "confident_learning")},
+)
+def find_label_issues(
+    labels: np.ndarray, pred_probs: np.ndarray, filter_by: str = "prune_by_noise_rate"
+) -> np.ndarray:
     """Flag the examples whose given label is probably wrong (a boolean mask ``(N,)``).
 
     ``filter_by="confident_learning"``: flag the off-diagonal examples of the confident
@@ -153,4 +168,6 @@ def find_label_issues(labels: np.ndarray, pred_probs: np.ndarray,
     Hint: ``np.argsort(-margin)[:count]`` picks the largest margins.
     """
     # YOUR CODE HERE
-    raise NotImplementedError("exercise 01.3 `find_label_issues` (lesson 01): write it in interp_lib/labels.py")
+    raise NotImplementedError(
+        "exercise 01.3 `find_label_issues` (lesson 01): write it in interp_lib/labels.py"
+    )

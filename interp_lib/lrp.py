@@ -15,10 +15,11 @@ network to rules. The rule forms are zennit 0.5.1's, so results can be checked a
 Every denominator is stabilised as zennit does it: ``stabilize(z) = z + s * sign(z)``
 with ``sign(0) = +1`` and ``s = 1e-6`` unless told otherwise.
 """
+
 from __future__ import annotations
 
 import collections
-from typing import Callable, Iterable
+from collections.abc import Iterable
 
 import torch
 from torch import nn
@@ -27,10 +28,26 @@ from .activations import call_scope, check_activations
 from .exercises import _check_model, exercise, nonnegative, one_of
 
 __all__ = [
-    "stabilize", "lrp_layer", "zb_rule", "lrp",
-    "Rule", "Zero", "Epsilon", "Gamma", "ZPlus", "WSquare", "ZBox", "Norm",
-    "Composite", "EpsilonPlus", "EpsilonGammaBox", "LayerGroups", "Uniform",
-    "as_sequential", "layer_relevances", "RULES",
+    "stabilize",
+    "lrp_layer",
+    "zb_rule",
+    "lrp",
+    "Rule",
+    "Zero",
+    "Epsilon",
+    "Gamma",
+    "ZPlus",
+    "WSquare",
+    "ZBox",
+    "Norm",
+    "Composite",
+    "EpsilonPlus",
+    "EpsilonGammaBox",
+    "LayerGroups",
+    "Uniform",
+    "as_sequential",
+    "layer_relevances",
+    "RULES",
 ]
 
 RULES = ("0", "epsilon", "gamma", "zplus", "wsquare")
@@ -48,6 +65,7 @@ def stabilize(z: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
 
 # --------------------------------------------------------------------------- checks
 
+
 def _check_layer(value, name, _args):
     if not isinstance(value, PARAM_LAYERS):
         raise TypeError(f"`{name}` must be an nn.Linear or nn.Conv2d layer, got {type(value).__name__}")
@@ -59,13 +77,19 @@ def _check_activation(value, name, args):
     layer = args.get("layer")
     want = 2 if isinstance(layer, nn.Linear) else 4
     if value.dim() != want:
-        raise ValueError(f"`{name}` must have {want} dimensions for a {type(layer).__name__} layer "
-                         f"(batch first), got shape {tuple(value.shape)}")
+        raise ValueError(
+            f"`{name}` must have {want} dimensions for a {type(layer).__name__} layer "
+            f"(batch first), got shape {tuple(value.shape)}"
+        )
     size = getattr(layer, "in_features", getattr(layer, "in_channels", None))
     if size is not None and value.shape[1] != size:
-        what = ("feature" if isinstance(layer, nn.Linear) else "channel") + ("s" if value.shape[1] != 1 else "")
-        raise ValueError(f"`{name}` has {value.shape[1]} {what} (shape {tuple(value.shape)}) but the layer "
-                         f"{layer} takes {size}")
+        what = ("feature" if isinstance(layer, nn.Linear) else "channel") + (
+            "s" if value.shape[1] != 1 else ""
+        )
+        raise ValueError(
+            f"`{name}` has {value.shape[1]} {what} (shape {tuple(value.shape)}) but the layer "
+            f"{layer} takes {size}"
+        )
 
 
 def _output_shape(layer, a) -> tuple:
@@ -89,16 +113,22 @@ def _check_relevance(value, name, args):
     if isinstance(layer, PARAM_LAYERS) and isinstance(a, torch.Tensor):
         shape = _output_shape(layer, a)
         if tuple(value.shape[1:]) != tuple(shape) or len(value) != len(a):
-            raise ValueError(f"`{name}` must be shaped like the layer's output {(len(a),) + tuple(shape)}, "
-                             f"got {tuple(value.shape)}")
+            raise ValueError(
+                f"`{name}` must be shaped like the layer's output {(len(a),) + tuple(shape)}, "
+                f"got {tuple(value.shape)}"
+            )
 
 
 def _check_bound(value, name, args):
     if value is None:
-        raise ValueError(f"`{name}` is missing: the z^B rule needs the lowest and highest input values "
-                         "(e.g. low=0.0, high=1.0 for pixels in [0, 1])")
+        raise ValueError(
+            f"`{name}` is missing: the z^B rule needs the lowest and highest input values "
+            "(e.g. low=0.0, high=1.0 for pixels in [0, 1])"
+        )
     if not isinstance(value, (int, float, torch.Tensor)) or isinstance(value, bool):
-        raise TypeError(f"`{name}` must be a number or a tensor broadcastable to `a`, got {type(value).__name__}")
+        raise TypeError(
+            f"`{name}` must be a number or a tensor broadcastable to `a`, got {type(value).__name__}"
+        )
     a = args.get("a")
     if name == "high" and isinstance(a, torch.Tensor) and args.get("low") is not None:
         low = torch.as_tensor(args["low"], dtype=a.dtype)
@@ -107,8 +137,10 @@ def _check_bound(value, name, args):
             raise ValueError(f"`{name}` must be >= `low` everywhere")
         tol = 1e-5 * (1 + high.abs().max())
         if (a < low - tol).any() or (a > high + tol).any():
-            raise ValueError(f"`a` must lie inside the box [low, high]; got values in "
-                             f"[{a.min().item():.3g}, {a.max().item():.3g}] (`high`/`low` wrong?)")
+            raise ValueError(
+                f"`a` must lie inside the box [low, high]; got values in "
+                f"[{a.min().item():.3g}, {a.max().item():.3g}] (`high`/`low` wrong?)"
+            )
 
 
 def _check_lrp_model(value, name, args):
@@ -119,19 +151,39 @@ def _check_lrp_model(value, name, args):
 
 def _check_composite(value, name, _args):
     if value is not None and not isinstance(value, Composite):
-        raise TypeError(f"`{name}` must be an interp_lib.lrp.Composite (e.g. EpsilonPlus()) or None, "
-                        f"got {type(value).__name__}")
+        raise TypeError(
+            f"`{name}` must be an interp_lib.lrp.Composite (e.g. EpsilonPlus()) or None, "
+            f"got {type(value).__name__}"
+        )
 
 
 # --------------------------------------------------------------------------- exercises
 
-@exercise("08.1", points=3, checks={"layer": _check_layer, "a": _check_activation,
-                                    "relevance": _check_relevance, "rule": one_of(*RULES),
-                                    "epsilon": nonnegative, "gamma": nonnegative,
-                                    "stabilizer": nonnegative})
-def lrp_layer(layer: nn.Module, a: torch.Tensor, relevance: torch.Tensor, rule: str = "epsilon", *,
-              epsilon: float = 0.25, gamma: float = 0.25, stabilizer: float = 1e-6,
-              zero_bias: bool = False) -> torch.Tensor:
+
+@exercise(
+    "08.1",
+    points=3,
+    checks={
+        "layer": _check_layer,
+        "a": _check_activation,
+        "relevance": _check_relevance,
+        "rule": one_of(*RULES),
+        "epsilon": nonnegative,
+        "gamma": nonnegative,
+        "stabilizer": nonnegative,
+    },
+)
+def lrp_layer(
+    layer: nn.Module,
+    a: torch.Tensor,
+    relevance: torch.Tensor,
+    rule: str = "epsilon",
+    *,
+    epsilon: float = 0.25,
+    gamma: float = 0.25,
+    stabilizer: float = 1e-6,
+    zero_bias: bool = False,
+) -> torch.Tensor:
     """Send relevance through one ``nn.Linear`` or ``nn.Conv2d`` layer with an LRP rule.
 
     The layer computes ``z_k = sum_j a_j w_jk + b_k``. Every rule distributes the
@@ -185,11 +237,27 @@ def lrp_layer(layer: nn.Module, a: torch.Tensor, relevance: torch.Tensor, rule: 
     raise NotImplementedError("exercise 08.1 `lrp_layer` (lesson 08): write it in interp_lib/lrp.py")
 
 
-@exercise("08.2", points=2, checks={"layer": _check_layer, "a": _check_activation,
-                                    "relevance": _check_relevance, "low": _check_bound,
-                                    "high": _check_bound, "stabilizer": nonnegative})
-def zb_rule(layer: nn.Module, a: torch.Tensor, relevance: torch.Tensor, low=None, high=None, *,
-            stabilizer: float = 1e-6) -> torch.Tensor:
+@exercise(
+    "08.2",
+    points=2,
+    checks={
+        "layer": _check_layer,
+        "a": _check_activation,
+        "relevance": _check_relevance,
+        "low": _check_bound,
+        "high": _check_bound,
+        "stabilizer": nonnegative,
+    },
+)
+def zb_rule(
+    layer: nn.Module,
+    a: torch.Tensor,
+    relevance: torch.Tensor,
+    low=None,
+    high=None,
+    *,
+    stabilizer: float = 1e-6,
+) -> torch.Tensor:
     """The z^B rule for the input (pixel) layer, whose inputs lie in a box ``l <= a <= h``.
 
     ::
@@ -218,8 +286,10 @@ def zb_rule(layer: nn.Module, a: torch.Tensor, relevance: torch.Tensor, low=None
     raise NotImplementedError("exercise 08.2 `zb_rule` (lesson 08): write it in interp_lib/lrp.py")
 
 
-@exercise("08.3", points=3, attribution=True, checks={"model": _check_lrp_model, "composite": _check_composite})
-def lrp(model: nn.Module, x: torch.Tensor, target=None, composite: "Composite | None" = None) -> torch.Tensor:
+@exercise(
+    "08.3", points=3, attribution=True, checks={"model": _check_lrp_model, "composite": _check_composite}
+)
+def lrp(model: nn.Module, x: torch.Tensor, target=None, composite: Composite | None = None) -> torch.Tensor:
     """Layer-wise relevance propagation through a sequential network under a composite.
 
     Start with ``R = one_hot(target) * logits`` at the output (the target logit is the
@@ -271,6 +341,7 @@ def lrp(model: nn.Module, x: torch.Tensor, target=None, composite: "Composite | 
 
 # --------------------------------------------------------------------------- rules
 
+
 class Rule:
     """How relevance goes through one layer: ``rule.relevance(layer, a, R) -> R_in``."""
 
@@ -300,11 +371,13 @@ class _LayerRule(Rule):
 
 class Zero(_LayerRule):
     """LRP-0 (zennit: ``Epsilon(epsilon=stabilizer)``)."""
+
     rule = name = "0"
 
 
 class Epsilon(_LayerRule):
     """LRP-epsilon (zennit: ``Epsilon(epsilon)``)."""
+
     rule = name = "epsilon"
 
     def __init__(self, epsilon: float = 1e-6, zero_bias: bool = False):
@@ -318,6 +391,7 @@ class Epsilon(_LayerRule):
 
 class Gamma(_LayerRule):
     """LRP-gamma, zennit's generalised form (zennit: ``Gamma(gamma)``)."""
+
     rule = name = "gamma"
 
     def __init__(self, gamma: float = 0.25, stabilizer: float = 1e-6, zero_bias: bool = False):
@@ -331,16 +405,19 @@ class Gamma(_LayerRule):
 
 class ZPlus(_LayerRule):
     """z+ in zennit's form, positive contributions ``a^+ w^+ + a^- w^-`` (zennit: ``ZPlus``)."""
+
     rule = name = "zplus"
 
 
 class WSquare(_LayerRule):
     """The w^2 rule (zennit: ``WSquare``)."""
+
     rule = name = "wsquare"
 
 
 class ZBox(Rule):
     """The z^B rule for inputs in a box ``low <= x <= high`` (zennit: ``ZBox(low, high)``)."""
+
     name = "zb"
 
     def __init__(self, low, high, stabilizer: float = 1e-6):
@@ -354,6 +431,7 @@ class ZBox(Rule):
 
 class Norm(Rule):
     """Average pooling: ``R_in = a * pool^T(R / stab(pool(a)))`` (zennit: ``Norm``)."""
+
     name = "norm"
 
     def __init__(self, stabilizer: float = 1e-6):
@@ -368,6 +446,7 @@ class Norm(Rule):
 
 
 # --------------------------------------------------------------------------- composites
+
 
 class Composite:
     """Maps the layers of a sequential network to rules (zennit's LayerMapComposite).
@@ -403,7 +482,9 @@ class Composite:
 
     def describe(self, layers: nn.Sequential) -> dict[str, str]:
         """``{layer name: rule}`` for the layers that get a rule."""
-        return {name: repr(rule) for name, rule in zip(layers._modules, self.rules(layers)) if rule is not None}
+        return {
+            name: repr(rule) for name, rule in zip(layers._modules, self.rules(layers)) if rule is not None
+        }
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -413,8 +494,9 @@ class EpsilonPlus(Composite):
     """z+ for conv layers, epsilon for dense layers (zennit's ``EpsilonPlus``)."""
 
     def __init__(self, epsilon: float = 1e-6, zero_bias: bool = False):
-        super().__init__([(nn.Conv2d, ZPlus(zero_bias=zero_bias)),
-                          (nn.Linear, Epsilon(epsilon, zero_bias=zero_bias))])
+        super().__init__(
+            [(nn.Conv2d, ZPlus(zero_bias=zero_bias)), (nn.Linear, Epsilon(epsilon, zero_bias=zero_bias))]
+        )
 
 
 class EpsilonGammaBox(Composite):
@@ -422,9 +504,13 @@ class EpsilonGammaBox(Composite):
     layers (zennit's ``EpsilonGammaBox(low, high)``)."""
 
     def __init__(self, low, high, epsilon: float = 1e-6, gamma: float = 0.25, zero_bias: bool = False):
-        super().__init__([(nn.Conv2d, Gamma(gamma, zero_bias=zero_bias)),
-                          (nn.Linear, Epsilon(epsilon, zero_bias=zero_bias))],
-                         first_map=[(nn.Conv2d, ZBox(low, high))])
+        super().__init__(
+            [
+                (nn.Conv2d, Gamma(gamma, zero_bias=zero_bias)),
+                (nn.Linear, Epsilon(epsilon, zero_bias=zero_bias)),
+            ],
+            first_map=[(nn.Conv2d, ZBox(low, high))],
+        )
 
 
 class Uniform(Composite):
@@ -441,11 +527,20 @@ class LayerGroups(Composite):
     ``middle``: the dense layers but the last; ``upper``: the last dense layer.
     """
 
-    def __init__(self, input: Rule | None = None, lower: Rule | None = None,
-                 middle: Rule | None = None, upper: Rule | None = None):
+    def __init__(
+        self,
+        input: Rule | None = None,
+        lower: Rule | None = None,
+        middle: Rule | None = None,
+        upper: Rule | None = None,
+    ):
         super().__init__()
-        self.groups = {"input": input or ZBox(0.0, 1.0), "lower": lower or Gamma(0.25),
-                       "middle": middle or Epsilon(0.25), "upper": upper or Zero()}
+        self.groups = {
+            "input": input or ZBox(0.0, 1.0),
+            "lower": lower or Gamma(0.25),
+            "middle": middle or Epsilon(0.25),
+            "upper": upper or Zero(),
+        }
 
     def group_of(self, layers: nn.Sequential) -> list[str | None]:
         params = [i for i, m in enumerate(layers) if isinstance(m, PARAM_LAYERS)]
@@ -471,6 +566,7 @@ class LayerGroups(Composite):
 
 # --------------------------------------------------------------------------- helpers
 
+
 def as_sequential(model: nn.Module) -> nn.Sequential:
     """``model`` as one flat ``nn.Sequential`` sharing its layers (nothing is copied).
 
@@ -478,12 +574,20 @@ def as_sequential(model: nn.Module) -> nn.Sequential:
     ``features..., avgpool, Flatten, classifier...``. Anything else is a ``TypeError``.
     """
     if type(model).__name__ == "VGG" and hasattr(model, "features"):
-        parts = collections.OrderedDict([("features", model.features), ("avgpool", model.avgpool),
-                                         ("flatten", nn.Flatten()), ("classifier", model.classifier)])
+        parts = collections.OrderedDict(
+            [
+                ("features", model.features),
+                ("avgpool", model.avgpool),
+                ("flatten", nn.Flatten()),
+                ("classifier", model.classifier),
+            ]
+        )
         return as_sequential(nn.Sequential(parts))
     if not isinstance(model, nn.Sequential):
-        raise TypeError(f"`model` must be an nn.Sequential (or a torchvision VGG), got {type(model).__name__}; "
-                        "LRP here walks the layers in order")
+        raise TypeError(
+            f"`model` must be an nn.Sequential (or a torchvision VGG), got {type(model).__name__}; "
+            "LRP here walks the layers in order"
+        )
     flat = collections.OrderedDict()
     for name, module in model.named_children():
         if isinstance(module, nn.Sequential) or type(module).__name__ == "VGG":
@@ -494,7 +598,7 @@ def as_sequential(model: nn.Module) -> nn.Sequential:
     return nn.Sequential(flat)
 
 
-def check_supported(layers: nn.Sequential, rules: list, graph: "torch.fx.GraphModule | None" = None) -> None:
+def check_supported(layers: nn.Sequential, rules: list, graph: torch.fx.GraphModule | None = None) -> None:
     """Raise a clear error for layers LRP here cannot handle.
 
     ``graph`` (the traced model, for :func:`lrp_graph`) lets a BatchNorm's error name what
@@ -503,30 +607,38 @@ def check_supported(layers: nn.Sequential, rules: list, graph: "torch.fx.GraphMo
     names = list(layers._modules)
     paths = {id(m): path for path, m in graph.named_modules()} if graph is not None else {}
     for i, ((name, module), rule) in enumerate(zip(layers.named_children(), rules)):
-        name = paths.get(id(module), name)   # (the module's own path in a traced graph)
+        name = paths.get(id(module), name)  # (the module's own path in a traced graph)
         if rule is None and isinstance(module, PARAM_LAYERS):
             raise ValueError(f"layer {name!r} ({type(module).__name__}) has no rule in the composite")
         if rule is None and isinstance(module, nn.modules.batchnorm._BatchNorm):
             previous = (names[i - 1], layers[i - 1]) if i else None
-            raise ValueError(f"`model` layer {name!r} ({type(module).__name__}) is not supported by lrp: "
-                             f"{_batchnorm_cause(module, previous, graph)}")
+            raise ValueError(
+                f"`model` layer {name!r} ({type(module).__name__}) is not supported by lrp: "
+                f"{_batchnorm_cause(module, previous, graph)}"
+            )
         if rule is None and not isinstance(module, PASS_LAYERS + GRADIENT_LAYERS):
             raise ValueError(f"`model` layer {name!r} ({type(module).__name__}) is not supported by lrp")
 
 
 def _batchnorm_cause(bn: nn.Module, previous, graph) -> str:
     """Why a BatchNorm is still in the network, for :func:`check_supported`'s error."""
-    merge = ("it normalises the output of {} and can be merged into it: "
-             "`model = interp_lib.models.merge_batchnorm(model)` first")
-    alone = ("; a BatchNorm that stays in the network has no LRP rule here (merging it is the only "
-             "sound treatment, and zennit's canonizers cannot merge it either)")
+    merge = (
+        "it normalises the output of {} and can be merged into it: "
+        "`model = interp_lib.models.merge_batchnorm(model)` first"
+    )
+    alone = (
+        "; a BatchNorm that stays in the network has no LRP rule here (merging it is the only "
+        "sound treatment, and zennit's canonizers cannot merge it either)"
+    )
     if graph is None:
         if previous is not None and isinstance(previous[1], PARAM_LAYERS):
             return merge.format(f"the {type(previous[1]).__name__} {previous[0]!r}")
         if previous is None:
             return "it normalises the model's input, which no layer precedes, so it cannot be merged" + alone
-        return (f"it follows {previous[0]!r} ({type(previous[1]).__name__}), not a Conv2d or Linear layer, "
-                "so it cannot be merged into a preceding layer (pre-activation BatchNorm)" + alone)
+        return (
+            f"it follows {previous[0]!r} ({type(previous[1]).__name__}), not a Conv2d or Linear layer, "
+            "so it cannot be merged into a preceding layer (pre-activation BatchNorm)" + alone
+        )
     modules = dict(graph.named_modules())
     node = next(n for n in graph.graph.nodes if n.op == "call_module" and modules[n.target] is bn)
     src = node.args[0] if node.args else None
@@ -534,23 +646,33 @@ def _batchnorm_cause(bn: nn.Module, previous, graph) -> str:
     if op == "call_module" and isinstance(modules[target], PARAM_LAYERS):
         if len(src.users) == 1:
             return merge.format(f"the {type(modules[target]).__name__} {target!r}")
-        return (f"its input, the output of {target!r}, is also used elsewhere "
-                f"({', '.join(u.name for u in src.users if u is not node)}), so merging the BatchNorm into "
-                f"{target!r} would change those uses" + alone)
+        return (
+            f"its input, the output of {target!r}, is also used elsewhere "
+            f"({', '.join(u.name for u in src.users if u is not node)}), so merging the BatchNorm into "
+            f"{target!r} would change those uses" + alone
+        )
     if op == "call_function" and target is torch.cat:
-        return ("its input is a concatenation (torch.cat in `" + call_scope(src) + "`, as in DenseNet's dense "
-                "layers), which no single Conv2d or Linear layer produces, so it cannot be merged into a "
-                "preceding layer" + alone)
+        return (
+            "its input is a concatenation (torch.cat in `" + call_scope(src) + "`, as in DenseNet's dense "
+            "layers), which no single Conv2d or Linear layer produces, so it cannot be merged into a "
+            "preceding layer" + alone
+        )
     if op == "placeholder":
         return "it normalises the model's input, which no layer precedes, so it cannot be merged" + alone
-    what = f"{target!r} ({type(modules[target]).__name__})" if op == "call_module" else \
-        f"a {getattr(target, '__name__', target)}() call"
-    return (f"its input is the output of {what}, not of a Conv2d or Linear layer, so it cannot be merged "
-            "into a preceding layer (pre-activation BatchNorm)" + alone)
+    what = (
+        f"{target!r} ({type(modules[target]).__name__})"
+        if op == "call_module"
+        else f"a {getattr(target, '__name__', target)}() call"
+    )
+    return (
+        f"its input is the output of {what}, not of a Conv2d or Linear layer, so it cannot be merged "
+        "into a preceding layer (pre-activation BatchNorm)" + alone
+    )
 
 
-def layer_relevances(model: nn.Module, x: torch.Tensor, target=None,
-                     composite: "Composite | None" = None) -> dict[str, torch.Tensor]:
+def layer_relevances(
+    model: nn.Module, x: torch.Tensor, target=None, composite: Composite | None = None
+) -> dict[str, torch.Tensor]:
     """Relevance per sample entering each layer from above, ``{layer name: R (N,)}``
     (the sum over the layer's output), plus ``'input'``: what the explorer plots.
 
@@ -664,6 +786,7 @@ def _graph_module(model: nn.Module):
     if isinstance(model, torch.fx.GraphModule):
         return model
     from .models import _trace
+
     return _trace(model)
 
 
@@ -693,8 +816,12 @@ class _LRPInterpreter(torch.fx.Interpreter):
         self.rules, self.stabilizer = rules, stabilizer
 
     def _sum(self, args, kwargs):
-        if (len(args) == 2 and not kwargs and all(isinstance(v, torch.Tensor) for v in args)
-                and args[0].shape == args[1].shape):
+        if (
+            len(args) == 2
+            and not kwargs
+            and all(isinstance(v, torch.Tensor) for v in args)
+            and args[0].shape == args[1].shape
+        ):
             return _SumFunction.apply(args[0], args[1], self.stabilizer)
         return None
 
@@ -728,8 +855,14 @@ class _LRPInterpreter(torch.fx.Interpreter):
         return super().call_method(target, args, kwargs)
 
 
-def lrp_graph(model: nn.Module, x: torch.Tensor, target=None, composite: "Composite | None" = None,
-              *, sum_stabilizer: float = 1e-6) -> torch.Tensor:
+def lrp_graph(
+    model: nn.Module,
+    x: torch.Tensor,
+    target=None,
+    composite: Composite | None = None,
+    *,
+    sum_stabilizer: float = 1e-6,
+) -> torch.Tensor:
     """LRP through any model ``torch.fx`` can trace (ResNet, GoogLeNet, a converted model...).
 
     The same rules as :func:`lrp` (``composite.rules(graph_layers(model))``: the first

@@ -9,6 +9,7 @@ Weights live in ``interp_lib/weights/<name>.pt`` beside ``<name>.json``, the tra
 record (seed, epochs, data, test accuracy); ``python -m interp_lib train [name]``
 reproduces them.
 """
+
 from __future__ import annotations
 
 import collections
@@ -19,64 +20,129 @@ import pathlib
 import torch
 from torch import nn
 
-__all__ = ["ModelSpec", "MODELS", "digits_cnn", "shapes_cnn", "load_model", "training_record",
-           "weights_path", "bias_free_copy"]
+__all__ = [
+    "ModelSpec",
+    "MODELS",
+    "digits_cnn",
+    "shapes_cnn",
+    "load_model",
+    "training_record",
+    "weights_path",
+    "bias_free_copy",
+]
 
 WEIGHTS_DIR = pathlib.Path(__file__).resolve().parent / "weights"
 
 
 def digits_cnn(n_classes: int = 10) -> nn.Sequential:
     """1x28x28 -> 10 logits: two conv blocks (16, 32 channels), a 64-unit hidden layer."""
-    return nn.Sequential(collections.OrderedDict([
-        ("conv1", nn.Conv2d(1, 16, 3, padding=1)), ("relu1", nn.ReLU()), ("pool1", nn.MaxPool2d(2)),
-        ("conv2", nn.Conv2d(16, 32, 3, padding=1)), ("relu2", nn.ReLU()), ("pool2", nn.MaxPool2d(2)),
-        ("flatten", nn.Flatten()),
-        ("fc1", nn.Linear(32 * 7 * 7, 64)), ("relu3", nn.ReLU()),
-        ("fc2", nn.Linear(64, n_classes)),
-    ]))
+    return nn.Sequential(
+        collections.OrderedDict(
+            [
+                ("conv1", nn.Conv2d(1, 16, 3, padding=1)),
+                ("relu1", nn.ReLU()),
+                ("pool1", nn.MaxPool2d(2)),
+                ("conv2", nn.Conv2d(16, 32, 3, padding=1)),
+                ("relu2", nn.ReLU()),
+                ("pool2", nn.MaxPool2d(2)),
+                ("flatten", nn.Flatten()),
+                ("fc1", nn.Linear(32 * 7 * 7, 64)),
+                ("relu3", nn.ReLU()),
+                ("fc2", nn.Linear(64, n_classes)),
+            ]
+        )
+    )
 
 
 def shapes_cnn(n_classes: int = 4) -> nn.Sequential:
     """3x32x32 -> 4 logits: three conv blocks (16, 32, 32 channels), a 64-unit hidden layer."""
-    return nn.Sequential(collections.OrderedDict([
-        ("conv1", nn.Conv2d(3, 16, 3, padding=1)), ("relu1", nn.ReLU()), ("pool1", nn.MaxPool2d(2)),
-        ("conv2", nn.Conv2d(16, 32, 3, padding=1)), ("relu2", nn.ReLU()), ("pool2", nn.MaxPool2d(2)),
-        ("conv3", nn.Conv2d(32, 32, 3, padding=1)), ("relu3", nn.ReLU()), ("pool3", nn.MaxPool2d(2)),
-        ("flatten", nn.Flatten()),
-        ("fc1", nn.Linear(32 * 4 * 4, 64)), ("relu4", nn.ReLU()),
-        ("fc2", nn.Linear(64, n_classes)),
-    ]))
+    return nn.Sequential(
+        collections.OrderedDict(
+            [
+                ("conv1", nn.Conv2d(3, 16, 3, padding=1)),
+                ("relu1", nn.ReLU()),
+                ("pool1", nn.MaxPool2d(2)),
+                ("conv2", nn.Conv2d(16, 32, 3, padding=1)),
+                ("relu2", nn.ReLU()),
+                ("pool2", nn.MaxPool2d(2)),
+                ("conv3", nn.Conv2d(32, 32, 3, padding=1)),
+                ("relu3", nn.ReLU()),
+                ("pool3", nn.MaxPool2d(2)),
+                ("flatten", nn.Flatten()),
+                ("fc1", nn.Linear(32 * 4 * 4, 64)),
+                ("relu4", nn.ReLU()),
+                ("fc2", nn.Linear(64, n_classes)),
+            ]
+        )
+    )
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
     """How a shipped model is built, what data it learns from and how it is trained."""
+
     name: str
     description: str
-    arch: str                     # "digits" or "shapes"
-    data: dict                    # knobs for the dataset (see interp_lib.course.train)
+    arch: str  # "digits" or "shapes"
+    data: dict  # knobs for the dataset (see interp_lib.course.train)
     epochs: int
     seed: int = 0
     lr: float = 1e-3
     batch_size: int = 64
-    adversarial: dict | None = None   # PGD training: {"eps", "alpha", "steps"}
-    min_accuracy: float = 0.97        # on the test split of its own distribution
+    adversarial: dict | None = None  # PGD training: {"eps", "alpha", "steps"}
+    min_accuracy: float = 0.97  # on the test split of its own distribution
 
 
-MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in [
-    ModelSpec("digits", "digits CNN (sklearn digits at 28x28)", "digits", {}, epochs=15),
-    ModelSpec("digits_robust", "digits CNN adversarially trained with L-inf PGD (eps 0.15)",
-              "digits", {}, epochs=20, adversarial={"eps": 0.15, "alpha": 0.04, "steps": 7},
-              min_accuracy=0.90),
-    ModelSpec("shapes_texture", "shapes CNN, texture always matches shape (texture-biased)",
-              "shapes", {"texture_rate": 0.0}, epochs=20, lr=2e-3),
-    ModelSpec("shapes_mixed", "shapes CNN, texture randomised on half the images",
-              "shapes", {"texture_rate": 0.5}, epochs=25, lr=2e-3, min_accuracy=0.9),
-    ModelSpec("shapes_shape", "shapes CNN, labels by shape, texture always random (shape-biased)",
-              "shapes", {"texture_rate": 1.0}, epochs=30, lr=2e-3, min_accuracy=0.9),
-    ModelSpec("shapes_cleverhans", "shapes CNN trained on images that carry a class tag in the corner (80 %)",
-              "shapes", {"texture_rate": 1.0, "tag_rate": 0.8}, epochs=20, lr=2e-3, min_accuracy=0.9),
-]}
+MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in [
+        ModelSpec("digits", "digits CNN (sklearn digits at 28x28)", "digits", {}, epochs=15),
+        ModelSpec(
+            "digits_robust",
+            "digits CNN adversarially trained with L-inf PGD (eps 0.15)",
+            "digits",
+            {},
+            epochs=20,
+            adversarial={"eps": 0.15, "alpha": 0.04, "steps": 7},
+            min_accuracy=0.90,
+        ),
+        ModelSpec(
+            "shapes_texture",
+            "shapes CNN, texture always matches shape (texture-biased)",
+            "shapes",
+            {"texture_rate": 0.0},
+            epochs=20,
+            lr=2e-3,
+        ),
+        ModelSpec(
+            "shapes_mixed",
+            "shapes CNN, texture randomised on half the images",
+            "shapes",
+            {"texture_rate": 0.5},
+            epochs=25,
+            lr=2e-3,
+            min_accuracy=0.9,
+        ),
+        ModelSpec(
+            "shapes_shape",
+            "shapes CNN, labels by shape, texture always random (shape-biased)",
+            "shapes",
+            {"texture_rate": 1.0},
+            epochs=30,
+            lr=2e-3,
+            min_accuracy=0.9,
+        ),
+        ModelSpec(
+            "shapes_cleverhans",
+            "shapes CNN trained on images that carry a class tag in the corner (80 %)",
+            "shapes",
+            {"texture_rate": 1.0, "tag_rate": 0.8},
+            epochs=20,
+            lr=2e-3,
+            min_accuracy=0.9,
+        ),
+    ]
+}
 
 _ARCHS = {"digits": digits_cnn, "shapes": shapes_cnn}
 
@@ -95,7 +161,9 @@ def training_record(name: str) -> dict:
     """The JSON training record shipped beside the weights (seed, epochs, accuracy...)."""
     path = weights_path(name).with_suffix(".json")
     if not path.exists():
-        raise FileNotFoundError(f"no training record for {name!r} at {path}; run `python -m interp_lib train {name}`")
+        raise FileNotFoundError(
+            f"no training record for {name!r} at {path}; run `python -m interp_lib train {name}`"
+        )
     return json.loads(path.read_text())
 
 
@@ -123,7 +191,6 @@ def bias_free_copy(model: nn.Module) -> nn.Module:
             if getattr(module, "bias", None) is not None and isinstance(module.bias, torch.Tensor):
                 module.bias.zero_()
     return clone
-
 
 
 # --------------------------------------------------------------------------- torchvision
@@ -180,13 +247,14 @@ import weakref  # noqa: E402
 __all__ += ["convert_relus", "check_relus"]
 
 _FUNCTIONAL_RELUS = None
-_RELU_CHECKED: "weakref.WeakKeyDictionary[nn.Module, tuple]" = weakref.WeakKeyDictionary()
+_RELU_CHECKED: weakref.WeakKeyDictionary[nn.Module, tuple] = weakref.WeakKeyDictionary()
 
 
 def _functional_relus() -> tuple:
     global _FUNCTIONAL_RELUS
     if _FUNCTIONAL_RELUS is None:
         import torch.nn.functional as F
+
         _FUNCTIONAL_RELUS = (F.relu, F.relu_, torch.relu, torch.relu_, torch.nn.functional.relu)
     return _FUNCTIONAL_RELUS
 
@@ -205,10 +273,14 @@ def _trace(model: nn.Module):
 
 def _relu_problems(model: nn.Module) -> list[str]:
     """Descriptions of every functional, reused or in-place ReLU of ``model``."""
-    problems = [f"`{name}` is an in-place nn.ReLU" for name, m in model.named_modules()
-                if isinstance(m, nn.ReLU) and m.inplace]
+    problems = [
+        f"`{name}` is an in-place nn.ReLU"
+        for name, m in model.named_modules()
+        if isinstance(m, nn.ReLU) and m.inplace
+    ]
     if isinstance(model, nn.Sequential) and all(
-            type(m).__module__.startswith("torch.nn.modules") and not m._modules for m in model.children()):
+        type(m).__module__.startswith("torch.nn.modules") and not m._modules for m in model.children()
+    ):
         # a plain Sequential of torch.nn leaves: its forward calls each child once, in order
         seen: set[int] = set()
         for name, m in model._modules.items():  # (named_children() would skip a repeated module)
@@ -292,7 +364,8 @@ def convert_relus(model: nn.Module) -> nn.Module:
             node.target = name
             node.args, node.kwargs = node.args[:1], {}
         elif (node.op == "call_function" and node.target in _functional_relus()) or (
-                node.op == "call_method" and node.target in ("relu", "relu_")):
+            node.op == "call_method" and node.target in ("relu", "relu_")
+        ):
             stack = node.meta.get("nn_module_stack") or {}
             scope = next(reversed(stack.values()))[0] if stack else ""
             name = fresh(f"{scope}.relu" if scope else "relu")
@@ -334,11 +407,16 @@ def merge_batchnorm(model: nn.Module) -> nn.Module:
     modules = dict(clone.named_modules())
     pairs = []
     for node in _trace(clone).graph.nodes:
-        if node.op != "call_module" or not isinstance(modules.get(node.target), (nn.BatchNorm1d, nn.BatchNorm2d)):
+        if node.op != "call_module" or not isinstance(
+            modules.get(node.target), (nn.BatchNorm1d, nn.BatchNorm2d)
+        ):
             continue
         src = node.args[0] if node.args else None
-        if (getattr(src, "op", None) == "call_module" and isinstance(modules.get(src.target), (nn.Conv2d, nn.Linear))
-                and len(src.users) == 1):
+        if (
+            getattr(src, "op", None) == "call_module"
+            and isinstance(modules.get(src.target), (nn.Conv2d, nn.Linear))
+            and len(src.users) == 1
+        ):
             pairs.append((src.target, node.target))
     with torch.no_grad():
         for layer_name, bn_name in pairs:

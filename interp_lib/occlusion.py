@@ -5,6 +5,7 @@ inside: slide a grey patch over the image and record how much the class score dr
 Exercise: :func:`occlusion` (07.4); it matches captum's ``Occlusion`` with the same
 window, stride and baseline.
 """
+
 from __future__ import annotations
 
 import torch
@@ -17,8 +18,11 @@ __all__ = ["occlusion", "window_positions"]
 
 def _pair_of_positive_ints(value, name: str) -> tuple[int, int]:
     pair = (value, value) if isinstance(value, int) and not isinstance(value, bool) else value
-    if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(
-            isinstance(v, int) and not isinstance(v, bool) for v in pair)):
+    if not (
+        isinstance(pair, (tuple, list))
+        and len(pair) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in pair)
+    ):
         raise TypeError(f"`{name}` must be an int or a pair of ints (h, w), got {value!r}")
     if min(pair) < 1:
         raise ValueError(f"`{name}` must be >= 1, got {value!r}")
@@ -39,8 +43,9 @@ def _check_stride(value, name: str, args: dict) -> None:
     except (TypeError, ValueError):
         return
     if s[0] > w[0] or s[1] > w[1]:
-        raise ValueError(f"`{name}` {s} must not exceed the window {w}: pixels between windows "
-                         "would never be occluded")
+        raise ValueError(
+            f"`{name}` {s} must not exceed the window {w}: pixels between windows would never be occluded"
+        )
 
 
 _check_baseline = baseline_for("x")
@@ -61,11 +66,20 @@ def window_positions(size: int, window: int, stride: int) -> list[int]:
     return [k * stride for k in range(count)]
 
 
-@exercise("07.4", points=3, attribution=True,
-          checks={"window": _check_window, "stride": _check_stride, "baseline": _check_baseline,
-                  "batch_size": _check_batch})
-def occlusion(model: nn.Module, x: torch.Tensor, target, window=4, stride=2, baseline=0.5,
-              batch_size: int = 256) -> torch.Tensor:
+@exercise(
+    "07.4",
+    points=3,
+    attribution=True,
+    checks={
+        "window": _check_window,
+        "stride": _check_stride,
+        "baseline": _check_baseline,
+        "batch_size": _check_batch,
+    },
+)
+def occlusion(
+    model: nn.Module, x: torch.Tensor, target, window=4, stride=2, baseline=0.5, batch_size: int = 256
+) -> torch.Tensor:
     """Occlusion sensitivity: the drop of the class score when a patch is hidden.
 
     For every position ``p`` of an ``h x w`` window (all channels) sliding with

@@ -3,16 +3,25 @@
 Colour maps are colour-blind safe: ``"cividis"`` for unsigned maps and a diverging
 ``"RdBu_r"`` centred at 0 for signed relevance (red positive, blue negative).
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-__all__ = ["to_image", "image_grid", "heatmap", "heatmap_grid", "curves", "confusion_matrix",
-           "SIGNED_CMAP", "UNSIGNED_CMAP"]
+__all__ = [
+    "to_image",
+    "image_grid",
+    "heatmap",
+    "heatmap_grid",
+    "curves",
+    "confusion_matrix",
+    "SIGNED_CMAP",
+    "UNSIGNED_CMAP",
+]
 
 SIGNED_CMAP = "RdBu_r"
 UNSIGNED_CMAP = "cividis"
@@ -35,8 +44,14 @@ def _axes_grid(n: int, ncols: int | None, size: float):
     return fig, axes.flat
 
 
-def image_grid(images, titles: Sequence[str] | None = None, ncols: int | None = 8,
-               size: float = 1.4, cmap: str = "gray", suptitle: str | None = None):
+def image_grid(
+    images,
+    titles: Sequence[str] | None = None,
+    ncols: int | None = 8,
+    size: float = 1.4,
+    cmap: str = "gray",
+    suptitle: str | None = None,
+):
     """Show a batch of images ``(N, C, H, W)`` (values in [0, 1]) in a grid; returns the figure."""
     images = list(images)
     fig, axes = _axes_grid(len(images), ncols, size)
@@ -65,16 +80,26 @@ def heatmap(ax, attribution, signed: bool = True, image=None, alpha: float = 0.6
         lim = float(np.abs(a).max()) or 1.0
         im = ax.imshow(a, cmap=SIGNED_CMAP, vmin=-lim, vmax=lim, alpha=alpha if image is not None else 1.0)
     else:
-        im = ax.imshow(a, cmap=UNSIGNED_CMAP, vmin=0, vmax=float(a.max()) or 1.0,
-                       alpha=alpha if image is not None else 1.0)
+        im = ax.imshow(
+            a,
+            cmap=UNSIGNED_CMAP,
+            vmin=0,
+            vmax=float(a.max()) or 1.0,
+            alpha=alpha if image is not None else 1.0,
+        )
     ax.axis("off")
     if title:
         ax.set_title(title, fontsize=9)
     return im
 
 
-def heatmap_grid(rows: dict[str, torch.Tensor], images=None, signed: bool | dict = True,
-                 size: float = 1.5, col_titles: Sequence[str] | None = None):
+def heatmap_grid(
+    rows: dict[str, torch.Tensor],
+    images=None,
+    signed: bool | dict = True,
+    size: float = 1.5,
+    col_titles: Sequence[str] | None = None,
+):
     """One row per method (``{name: attributions (N, C, H, W)}``), one column per image.
 
     With ``images`` given, a first row shows the inputs.
@@ -82,8 +107,9 @@ def heatmap_grid(rows: dict[str, torch.Tensor], images=None, signed: bool | dict
     names = list(rows)
     n = len(next(iter(rows.values())))
     extra = 1 if images is not None else 0
-    fig, axes = plt.subplots(len(names) + extra, n, figsize=(size * n + 1.2, size * (len(names) + extra)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(names) + extra, n, figsize=(size * n + 1.2, size * (len(names) + extra)), squeeze=False
+    )
     if images is not None:
         for j in range(n):
             axes[0, j].imshow(np.clip(to_image(images[j]), 0, 1), cmap="gray")
@@ -94,14 +120,22 @@ def heatmap_grid(rows: dict[str, torch.Tensor], images=None, signed: bool | dict
         sgn = signed[name] if isinstance(signed, dict) else signed
         for j in range(n):
             heatmap(axes[i + extra, j], rows[name][j], signed=sgn)
-        axes[i + extra, 0].text(-0.1, 0.5, name, transform=axes[i + extra, 0].transAxes,
-                                ha="right", va="center", fontsize=9)
+        axes[i + extra, 0].text(
+            -0.1, 0.5, name, transform=axes[i + extra, 0].transAxes, ha="right", va="center", fontsize=9
+        )
     fig.tight_layout()
     return fig
 
 
-def curves(x, ys: dict[str, Sequence[float]], xlabel: str = "", ylabel: str = "",
-           title: str | None = None, ax=None, **kwargs):
+def curves(
+    x,
+    ys: dict[str, Sequence[float]],
+    xlabel: str = "",
+    ylabel: str = "",
+    title: str | None = None,
+    ax=None,
+    **kwargs,
+):
     """Several named curves over the same x; returns the axes."""
     if ax is None:
         _, ax = plt.subplots(figsize=(5.5, 3.6))
@@ -128,8 +162,15 @@ def confusion_matrix(y_true, y_pred, labels: Sequence[str], ax=None, title: str 
     for i in range(k):
         for j in range(k):
             if cm[i, j]:
-                ax.text(j, i, cm[i, j], ha="center", va="center", fontsize=7,
-                        color="black" if cm[i, j] > cm.max() / 2 else "white")
+                ax.text(
+                    j,
+                    i,
+                    cm[i, j],
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="black" if cm[i, j] > cm.max() / 2 else "white",
+                )
     ax.set_xticks(range(k), labels, fontsize=8, rotation=45 if max(map(len, labels)) > 2 else 0)
     ax.set_yticks(range(k), labels, fontsize=8)
     ax.set_xlabel("predicted")

@@ -4,10 +4,10 @@ Geirhos et al. (2019) showed ImageNet CNNs a cat's silhouette filled with elepha
 skin and found they mostly answer "elephant": they decide by texture. Our shapes CNNs
 show the same effect, and how it depends on the data they were trained on.
 """
+
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import torch
 from torch import nn
@@ -15,19 +15,28 @@ from torch import nn
 from . import data
 from .exercises import exercise, images01, nonnegative
 
-__all__ = ["cue_conflict", "shape_bias", "linear_probe", "ShapeParts", "shape_parts",
-           "decision_counts", "layer_activations"]
+__all__ = [
+    "cue_conflict",
+    "shape_bias",
+    "linear_probe",
+    "ShapeParts",
+    "shape_parts",
+    "decision_counts",
+    "layer_activations",
+]
 
 
 # --------------------------------------------------------------------------- infrastructure
 
+
 @dataclasses.dataclass
 class ShapeParts:
     """The ingredients of shapes images, kept apart so they can be recombined."""
-    masks: torch.Tensor       # (N, 1, H, W) float 0/1: the silhouette of each shape
-    shape: torch.Tensor       # (N,) shape class of each mask (index into data.SHAPES)
-    textures: torch.Tensor    # (N, K, 3, H, W): full-frame fill of every texture class,
-                              #   in image n's colours, orientation and period
+
+    masks: torch.Tensor  # (N, 1, H, W) float 0/1: the silhouette of each shape
+    shape: torch.Tensor  # (N,) shape class of each mask (index into data.SHAPES)
+    textures: torch.Tensor  # (N, K, 3, H, W): full-frame fill of every texture class,
+    #   in image n's colours, orientation and period
     background: torch.Tensor  # (N, 3, H, W): the background (with the pixel noise)
 
     def __len__(self) -> int:
@@ -53,10 +62,12 @@ def shape_parts(n: int, seed: int = 0, size: int = 32) -> ShapeParts:
 
 
 @torch.no_grad()
-def decision_counts(model: nn.Module, x: torch.Tensor, shape: torch.Tensor,
-                    texture: torch.Tensor) -> dict[str, int]:
+def decision_counts(
+    model: nn.Module, x: torch.Tensor, shape: torch.Tensor, texture: torch.Tensor
+) -> dict[str, int]:
     """How many cue-conflict decisions follow the shape, the texture, or neither."""
     from .utils import predict_logits
+
     pred = predict_logits(model, x).argmax(1)
     s, t = (pred == shape).sum().item(), (pred == texture).sum().item()
     return {"shape": s, "texture": t, "neither": len(pred) - s - t}
@@ -71,7 +82,9 @@ def layer_activations(model: nn.Module, layer: str, x: torch.Tensor, batch_size:
         module = model.get_submodule(layer)
     except AttributeError:
         names = [n for n, _ in model.named_modules() if n]
-        raise ValueError(f"`layer` {layer!r} is not a sub-module of the model; it has: {', '.join(names)}") from None
+        raise ValueError(
+            f"`layer` {layer!r} is not a sub-module of the model; it has: {', '.join(names)}"
+        ) from None
     stored = []
     handle = module.register_forward_hook(lambda _m, _i, out: stored.append(out.detach().flatten(1)))
     was_training = model.training
@@ -79,7 +92,7 @@ def layer_activations(model: nn.Module, layer: str, x: torch.Tensor, batch_size:
         model.eval()
         with torch.no_grad():
             for start in range(0, len(x), batch_size):
-                model(x[start:start + batch_size])
+                model(x[start : start + batch_size])
     finally:
         handle.remove()
         model.train(was_training)
@@ -88,10 +101,13 @@ def layer_activations(model: nn.Module, layer: str, x: torch.Tensor, batch_size:
 
 # --------------------------------------------------------------------------- checks
 
+
 def _check_masks(value, name, _args) -> None:
     if not isinstance(value, torch.Tensor) or value.dim() != 4 or value.shape[1] != 1:
-        raise ValueError(f"`{name}` must be a tensor (N, 1, H, W) of silhouettes, got "
-                         f"{tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__}")
+        raise ValueError(
+            f"`{name}` must be a tensor (N, 1, H, W) of silhouettes, got "
+            f"{tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__}"
+        )
     if value.numel() and (value.min() < 0 or value.max() > 1):
         raise ValueError(f"`{name}` must hold values in [0, 1]")
 
@@ -105,6 +121,7 @@ def _labels_check(n_arg: str):
             raise ValueError(f"`{name}` has {len(value)} entries but `{n_arg}` holds {len(ref)}")
         if value.numel() and value.min() < 0:
             raise ValueError(f"`{name}` holds a negative class index")
+
     return check
 
 
@@ -116,7 +133,9 @@ def _check_textures(value, name, args) -> None:
         raise ValueError(f"`{name}` {tuple(value.shape)} does not match `masks` {tuple(masks.shape)}")
     shape = args.get("shape")
     if isinstance(shape, torch.Tensor) and shape.numel() and shape.max() >= value.shape[1]:
-        raise ValueError(f"`shape` index {shape.max().item()} is out of range for {value.shape[1]} texture classes")
+        raise ValueError(
+            f"`shape` index {shape.max().item()} is out of range for {value.shape[1]} texture classes"
+        )
 
 
 def _check_background(value, name, args) -> None:
@@ -136,8 +155,10 @@ def _check_texture_labels(value, name, args) -> None:
     _labels_check("x")(value, name, args)
     shape = args.get("shape")
     if isinstance(shape, torch.Tensor) and shape.shape == value.shape and (shape == value).any():
-        raise ValueError(f"`{name}` equals `shape` for some images: shape bias needs cue-conflict "
-                         "images, whose texture class differs from their shape class")
+        raise ValueError(
+            f"`{name}` equals `shape` for some images: shape bias needs cue-conflict "
+            "images, whose texture class differs from their shape class"
+        )
 
 
 def _check_layer(value, name, args) -> None:
@@ -156,11 +177,24 @@ def _check_probe_data(value, name, args) -> None:
 
 # --------------------------------------------------------------------------- exercises
 
-@exercise("03.1", points=2, checks={"masks": _check_masks, "shape": _labels_check("masks"),
-                                    "textures": _check_textures, "background": _check_background})
-def cue_conflict(masks: torch.Tensor, shape: torch.Tensor, textures: torch.Tensor,
-                 background: torch.Tensor, generator: torch.Generator | None = None
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+
+@exercise(
+    "03.1",
+    points=2,
+    checks={
+        "masks": _check_masks,
+        "shape": _labels_check("masks"),
+        "textures": _check_textures,
+        "background": _check_background,
+    },
+)
+def cue_conflict(
+    masks: torch.Tensor,
+    shape: torch.Tensor,
+    textures: torch.Tensor,
+    background: torch.Tensor,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Cue-conflict images: the silhouette of one class filled with another class's texture.
 
     For each image ``n`` with shape class ``s_n = shape[n]``, draw a texture class that
@@ -188,11 +222,14 @@ def cue_conflict(masks: torch.Tensor, shape: torch.Tensor, textures: torch.Tenso
     Hint: ``textures[torch.arange(N), t]`` picks one fill per image.
     """
     # YOUR CODE HERE
-    raise NotImplementedError("exercise 03.1 `cue_conflict` (lesson 03): write it in interp_lib/shape_bias.py")
+    raise NotImplementedError(
+        "exercise 03.1 `cue_conflict` (lesson 03): write it in interp_lib/shape_bias.py"
+    )
 
 
-@exercise("03.2", points=2, checks={"x": images01, "shape": _labels_check("x"),
-                                    "texture": _check_texture_labels})
+@exercise(
+    "03.2", points=2, checks={"x": images01, "shape": _labels_check("x"), "texture": _check_texture_labels}
+)
 def shape_bias(model: nn.Module, x: torch.Tensor, shape: torch.Tensor, texture: torch.Tensor) -> float:
     """Shape bias (Geirhos et al. 2019) on cue-conflict images.
 
@@ -219,11 +256,27 @@ def shape_bias(model: nn.Module, x: torch.Tensor, shape: torch.Tensor, texture: 
     raise NotImplementedError("exercise 03.2 `shape_bias` (lesson 03): write it in interp_lib/shape_bias.py")
 
 
-@exercise("03.3", points=3, checks={"layer": _check_layer, "x_train": _check_probe_data,
-                                    "y_train": _labels_check("x_train"), "x_test": _check_probe_data,
-                                    "y_test": _labels_check("x_test"), "ridge": nonnegative})
-def linear_probe(model: nn.Module, layer: str, x_train: torch.Tensor, y_train: torch.Tensor,
-                 x_test: torch.Tensor, y_test: torch.Tensor, ridge: float = 10.0) -> float:
+@exercise(
+    "03.3",
+    points=3,
+    checks={
+        "layer": _check_layer,
+        "x_train": _check_probe_data,
+        "y_train": _labels_check("x_train"),
+        "x_test": _check_probe_data,
+        "y_test": _labels_check("x_test"),
+        "ridge": nonnegative,
+    },
+)
+def linear_probe(
+    model: nn.Module,
+    layer: str,
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    x_test: torch.Tensor,
+    y_test: torch.Tensor,
+    ridge: float = 10.0,
+) -> float:
     """Held-out accuracy of a linear read-out of ``y`` from one layer's activations.
 
     1. Activations ``A = layer_activations(model, layer, x)`` (``(N, D)``, float64) for
@@ -255,4 +308,6 @@ def linear_probe(model: nn.Module, layer: str, x_train: torch.Tensor, y_train: t
     Hint: ``torch.linalg.solve(Z @ Z.T + ridge * I, Yc)``.
     """
     # YOUR CODE HERE
-    raise NotImplementedError("exercise 03.3 `linear_probe` (lesson 03): write it in interp_lib/shape_bias.py")
+    raise NotImplementedError(
+        "exercise 03.3 `linear_probe` (lesson 03): write it in interp_lib/shape_bias.py"
+    )

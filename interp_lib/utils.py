@@ -1,17 +1,23 @@
 """Small helpers used across the course: seeding, batching, accuracy, closeness."""
+
 from __future__ import annotations
 
 import os
 import random
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
 from torch import nn
 
 __all__ = [
-    "seed_everything", "batches", "predict_logits", "accuracy", "rel_error",
-    "assert_close", "cross_val_probs",
+    "seed_everything",
+    "batches",
+    "predict_logits",
+    "accuracy",
+    "rel_error",
+    "assert_close",
+    "cross_val_probs",
 ]
 
 DEFAULT_THREADS = 1
@@ -69,7 +75,9 @@ def rel_error(a, b) -> float:
     return (diff / denom).item()
 
 
-def assert_close(actual, expected, rtol: float = 1e-5, atol_scale: float | None = None, what: str = "result") -> None:
+def assert_close(
+    actual, expected, rtol: float = 1e-5, atol_scale: float | None = None, what: str = "result"
+) -> None:
     """Assert ``||a - b|| / ||b|| <= rtol`` and, per element, ``|a - b| <= atol_scale * max|b|``.
 
     ``atol_scale`` defaults to ``10 * rtol``. Raw per-element relative error is never

@@ -29,8 +29,9 @@ def fgsm(model, x, target, eps=0.1, *, targeted=False):
     return torch.clamp(x.detach() + eps * grad.sign(), 0, 1)
 
 
-def pgd(model, x, target, eps=0.1, alpha=0.01, steps=20, *, random_start=True, generator=None,
-        targeted=False):
+def pgd(
+    model, x, target, eps=0.1, alpha=0.01, steps=20, *, random_start=True, generator=None, targeted=False
+):
     labels = _labels(target, len(x))
     x = x.detach()
     adv = x.clone()

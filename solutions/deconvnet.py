@@ -29,10 +29,19 @@ def _transposed_conv(conv, R, a):
     stride, padding, dilation = _pair(conv.stride), _pair(conv.padding), _pair(conv.dilation)
     kernel = conv.weight.shape[-2:]
     output_padding = tuple(
-        a.shape[2 + d] - ((R.shape[2 + d] - 1) * stride[d] - 2 * padding[d] + dilation[d] * (kernel[d] - 1) + 1)
-        for d in range(2))
-    return F.conv_transpose2d(R, conv.weight, stride=stride, padding=padding, output_padding=output_padding,
-                              groups=conv.groups, dilation=dilation)
+        a.shape[2 + d]
+        - ((R.shape[2 + d] - 1) * stride[d] - 2 * padding[d] + dilation[d] * (kernel[d] - 1) + 1)
+        for d in range(2)
+    )
+    return F.conv_transpose2d(
+        R,
+        conv.weight,
+        stride=stride,
+        padding=padding,
+        output_padding=output_padding,
+        groups=conv.groups,
+        dilation=dilation,
+    )
 
 
 def deconvnet_reconstruction(model, x, layer, channel=None, rule="deconvnet", start="activation"):
@@ -42,8 +51,15 @@ def deconvnet_reconstruction(model, x, layer, channel=None, rule="deconvnet", st
     with torch.no_grad():
         for name, module in deconvnet.sequential_layers(model):
             if isinstance(module, nn.MaxPool2d):
-                out, switches = F.max_pool2d(h, module.kernel_size, module.stride, module.padding,
-                                             module.dilation, module.ceil_mode, return_indices=True)
+                out, switches = F.max_pool2d(
+                    h,
+                    module.kernel_size,
+                    module.stride,
+                    module.padding,
+                    module.dilation,
+                    module.ceil_mode,
+                    return_indices=True,
+                )
             else:
                 out, switches = module(h), None
             record.append((module, h, switches))

@@ -1,22 +1,23 @@
 """Reference bodies for lesson 10 (evaluating explanations)."""
+
 from __future__ import annotations
 
 import copy
 
 import torch
-import torch.nn.functional as F
 
 from interp_lib.attacks import class_scores
 from interp_lib.evaluation import SanityCheck, average_ranks, randomisable_layers, region_scores
 
 
-def deletion_curve(model, x, target, attributions, region=4, steps=None, baseline=0.0, order="most",
-                   probability=False):
+def deletion_curve(
+    model, x, target, attributions, region=4, steps=None, baseline=0.0, order="most", probability=False
+):
     n, c, h, w = x.shape
-    scores = region_scores(attributions, region)                        # (N, R)
+    scores = region_scores(attributions, region)  # (N, R)
     steps = scores.shape[1] if steps is None else steps
     ranking = torch.argsort(scores, dim=1, descending=(order == "most"), stable=True)
-    rank = torch.argsort(ranking, dim=1)                                # step at which each square goes
+    rank = torch.argsort(ranking, dim=1)  # step at which each square goes
     k = torch.arange(steps + 1).view(1, -1, 1)
     gone = (rank[:, None, :] < k).view(n, steps + 1, h // region, w // region)
     gone = gone.repeat_interleave(region, 2).repeat_interleave(region, 3)[:, :, None]  # (N, L+1, 1, H, W)
@@ -31,7 +32,9 @@ def deletion_curve(model, x, target, attributions, region=4, steps=None, baselin
             logits = model(images)
             if probability:
                 logits = logits.softmax(1)
-            curves[s:e] = class_scores(logits, target[s:e].repeat_interleave(steps + 1)).view(e - s, steps + 1)
+            curves[s:e] = class_scores(logits, target[s:e].repeat_interleave(steps + 1)).view(
+                e - s, steps + 1
+            )
     return curves
 
 
@@ -51,7 +54,7 @@ def _spearman(a, b):
     ra, rb = average_ranks(a), average_ranks(b)
     ra = ra - ra.mean(-1, keepdim=True)
     rb = rb - rb.mean(-1, keepdim=True)
-    return (ra * rb).sum(-1) / (ra.norm(dim=-1) * rb.norm(dim=-1))   # 0/0 = NaN for a constant map
+    return (ra * rb).sum(-1) / (ra.norm(dim=-1) * rb.norm(dim=-1))  # 0/0 = NaN for a constant map
 
 
 def sanity_check(model, x, target, method, layers=None, generator=None, **options):
@@ -65,7 +68,7 @@ def sanity_check(model, x, target, method, layers=None, generator=None, **option
                 p.copy_(torch.randn(p.shape, generator=generator) * p.std())
         maps.append(method(clone, x, target, **options).detach())
     maps = torch.stack(maps)
-    summed = maps.sum(2).flatten(2)                                     # (L+1, N, pixels)
+    summed = maps.sum(2).flatten(2)  # (L+1, N, pixels)
     rho = _spearman(summed[1:], summed[:1].expand_as(summed[1:]))
     rho_abs = _spearman(summed[1:].abs(), summed[:1].abs().expand_as(summed[1:]))
     return SanityCheck(layers, maps, rho, rho_abs)

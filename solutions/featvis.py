@@ -1,17 +1,20 @@
-import math
-
 import torch
 import torch.nn.functional as F
 
 from interp_lib import featvis
-from interp_lib.featvis import (Visualisation, default_input_shape, find_layer,
-                                image_parameterisation, unit_objective)
+from interp_lib.featvis import (
+    Visualisation,
+    default_input_shape,
+    find_layer,
+    image_parameterisation,
+    unit_objective,
+)
 
 
 def total_variation(x, beta=2.0, eps=0.0):
     dh = x[..., :-1, 1:] - x[..., :-1, :-1]
     dv = x[..., 1:, :-1] - x[..., :-1, :-1]
-    return (dh ** 2 + dv ** 2 + eps).pow(beta / 2).sum(dim=(1, 2, 3))
+    return (dh**2 + dv**2 + eps).pow(beta / 2).sum(dim=(1, 2, 3))
 
 
 def random_transform(x, generator, jitter=2, scale=(0.9, 1.1), degrees=10.0):
@@ -34,10 +37,25 @@ def random_transform(x, generator, jitter=2, scale=(0.9, 1.1), degrees=10.0):
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
-def activation_maximisation(model, layer, channel, neuron=None, steps=128, lr=0.05, start=None,
-                            generator=None, l2=0.0, tv=0.0, blur_every=0, blur_sigma=0.5,
-                            transforms=False, param="pixel", decorrelate=False, shape=None,
-                            progress=False):
+def activation_maximisation(
+    model,
+    layer,
+    channel,
+    neuron=None,
+    steps=128,
+    lr=0.05,
+    start=None,
+    generator=None,
+    l2=0.0,
+    tv=0.0,
+    blur_every=0,
+    blur_sigma=0.5,
+    transforms=False,
+    param="pixel",
+    decorrelate=False,
+    shape=None,
+    progress=False,
+):
     from tqdm.auto import trange
 
     generator = torch.Generator().manual_seed(0) if generator is None else generator
@@ -45,15 +63,19 @@ def activation_maximisation(model, layer, channel, neuron=None, steps=128, lr=0.
         n = len(start)
     else:
         n = len(channel) if isinstance(channel, (list, tuple)) else 1
-    c, h, w = shape if shape is not None else (tuple(start.shape[1:]) if start is not None
-                                                else default_input_shape(model))
+    c, h, w = (
+        shape
+        if shape is not None
+        else (tuple(start.shape[1:]) if start is not None else default_input_shape(model))
+    )
     options = transforms if isinstance(transforms, dict) else {}
 
     img_param = image_parameterisation(param, (n, c, h, w), generator, start, decorrelate)
     optimiser = torch.optim.Adam(img_param.parameters(), lr=lr)
     store = {}
     handle = find_layer(model, layer).register_forward_hook(
-        lambda module, inputs, output: store.__setitem__("act", output))
+        lambda module, inputs, output: store.__setitem__("act", output)
+    )
     history = []
     try:
         for step in trange(steps, leave=False, disable=not progress):

@@ -6,10 +6,12 @@ from interp_lib.labels import round_preserving_row_totals
 
 def confident_thresholds(labels, pred_probs):
     labels, pred_probs = np.asarray(labels), np.asarray(pred_probs)
-    thresholds = np.array([
-        pred_probs[labels == j, j].mean() if np.any(labels == j) else 2.0
-        for j in range(pred_probs.shape[1])
-    ])
+    thresholds = np.array(
+        [
+            pred_probs[labels == j, j].mean() if np.any(labels == j) else 2.0
+            for j in range(pred_probs.shape[1])
+        ]
+    )
     return np.clip(thresholds, 2e-6, None)
 
 
@@ -63,7 +65,7 @@ def find_label_issues(labels, pred_probs, filter_by="prune_by_noise_rate"):
             for true in range(k):
                 if true != given and prune[true, given] > 0:
                     margin = pred_probs[members, true] - pred_probs[members, given]
-                    issues[members[np.argsort(-margin)[:prune[true, given]]]] = True
+                    issues[members[np.argsort(-margin)[: prune[true, given]]]] = True
     boosted = pred_probs.copy()
     boosted[np.arange(n), labels] += 1e-6
     issues[boosted.argmax(axis=1) == labels] = False

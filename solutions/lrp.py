@@ -22,8 +22,18 @@ def _backward(layer, a, weight, s):
     if isinstance(layer.padding, str):  # 'same' / 'valid': let autograd work out the padding
         return None
     return torch.ops.aten.convolution_backward(
-        s, a, weight, None, list(layer.stride), list(layer.padding), list(layer.dilation),
-        False, [0, 0], layer.groups, (True, False, False))[0]
+        s,
+        a,
+        weight,
+        None,
+        list(layer.stride),
+        list(layer.padding),
+        list(layer.dilation),
+        False,
+        [0, 0],
+        layer.groups,
+        (True, False, False),
+    )[0]
 
 
 def _terms(layer, a, rule, gamma, zero_bias):
@@ -33,7 +43,7 @@ def _terms(layer, a, rule, gamma, zero_bias):
     if rule in ("0", "epsilon"):
         return [[(a, w, b)]]
     if rule == "wsquare":
-        return [[(torch.ones_like(a), w ** 2, b ** 2)]]
+        return [[(torch.ones_like(a), w**2, b**2)]]
     # after a ReLU a^- = 0 and a^+ = a: the a^- terms are zero, skip them
     signed = bool(a.amin() < 0) if a.numel() else False
     pos = a.clamp(min=0) if signed else a
@@ -80,18 +90,19 @@ def _own_output(layer, a):
     if entry is None or entry[0] is not layer or entry[1] is not a:
         return None
     if isinstance(layer, nn.Conv2d) and layer.padding_mode != "zeros":
-        return None             # layer(a) pads by itself, _forward would not: not the same z
+        return None  # layer(a) pads by itself, _forward would not: not the same z
     versions = [t._version for t in (a, layer.weight, layer.bias) if t is not None]
     return entry[3] if versions == entry[2] else None
 
 
-def lrp_layer(layer, a, relevance, rule="epsilon", *, epsilon=0.25, gamma=0.25, stabilizer=1e-6,
-              zero_bias=False):
+def lrp_layer(
+    layer, a, relevance, rule="epsilon", *, epsilon=0.25, gamma=0.25, stabilizer=1e-6, zero_bias=False
+):
     # The four-step recipe with steps 1 and 3 written out: the modified weights do not depend
     # on the input, so the gradient of step 3 is the transposed layer applied to s (_backward),
     # the very kernel autograd would run, without building or walking a graph.
     eps = epsilon if rule == "epsilon" else stabilizer
-    own = _own_output(layer, a)     # z = layer(a) from lrp's forward pass, if there is one
+    own = _own_output(layer, a)  # z = layer(a) from lrp's forward pass, if there is one
     a = a.detach()
     groups = _terms(layer, a, rule, gamma, zero_bias)
     if rule == "gamma":
@@ -104,24 +115,24 @@ def lrp_layer(layer, a, relevance, rule="epsilon", *, epsilon=0.25, gamma=0.25, 
         for terms, mask in zip(groups, masks):
             r = relevance if mask is None else mask * relevance
             if mask is not None and not r.any():
-                continue            # no relevance on these outputs (e.g. z < 0 after a ReLU)
+                continue  # no relevance on these outputs (e.g. z < 0 after a ReLU)
             z = None
             if rule in ("0", "epsilon") and not zero_bias and layer.bias is not None:
-                z = own             # (the very terms of the layer's own forward)
-            for x, w, b in terms if z is None else ():                               # step 1
+                z = own  # (the very terms of the layer's own forward)
+            for x, w, b in terms if z is None else ():  # step 1
                 zi = _forward(layer, x, w, b)
                 z = zi if z is None else z + zi
             if rule == "zplus" and len(terms) == 1:
                 # inputs, weights and bias all >= 0 (the bias term makes a zero +0.0): z >= 0,
                 # stab(z) = z + s; computed in place in z, a temporary of this call
-                s = torch.div(r, z.add_(eps), out=z)                                 # step 2
+                s = torch.div(r, z.add_(eps), out=z)  # step 2
             else:
-                s = r / L.stabilize(z, eps)                                          # step 2
-            grads = [_backward(layer, x, w, s) for x, w, _ in terms]                 # step 3
+                s = r / L.stabilize(z, eps)  # step 2
+            grads = [_backward(layer, x, w, s) for x, w, _ in terms]  # step 3
             if any(c is None for c in grads):
                 grads = _via_autograd(layer, terms, s)
-            for (x, _, _), c in zip(terms, grads):                                   # step 4
-                c = c.mul_(x)       # (c is a temporary of this call: R_j = x_j c_j in place)
+            for (x, _, _), c in zip(terms, grads):  # step 4
+                c = c.mul_(x)  # (c is a temporary of this call: R_j = x_j c_j in place)
                 result = c if result is None else result.add_(c)
     # (for 'wsquare' the inputs are ones: R_j = c_j, the input's value plays no part)
     return torch.zeros_like(a) if result is None else result.detach()
@@ -141,8 +152,11 @@ def zb_rule(layer, a, relevance, low=None, high=None, *, stabilizer=1e-6):
     if cx is None or cl is None or ch is None:  # (padding 'same'/'valid'): through autograd
         with torch.enable_grad():
             x, lo, hi = (t.clone().requires_grad_(True) for t in (a, lo, hi))
-            z = _forward(layer, x, w, None) - _forward(layer, lo, terms[1][1], None) \
+            z = (
+                _forward(layer, x, w, None)
+                - _forward(layer, lo, terms[1][1], None)
                 - _forward(layer, hi, terms[2][1], None)
+            )
             cx, cl, ch = torch.autograd.grad(z, (x, lo, hi), grad_outputs=s)
     # the c of lo and hi carry the minus sign of their terms (the transposed layer of -s)
     return (a * cx + lo * cl + hi * ch).detach()
@@ -160,13 +174,13 @@ def lrp(model, x, target=None, composite=None):
     try:
         return _walk(layers, rules, x.detach(), target)
     finally:
-        _OUTPUTS.clear()            # (hold no activations after the call)
+        _OUTPUTS.clear()  # (hold no activations after the call)
 
 
 def _walk(layers, rules, a, target):
     """The forward pass keeping every layer's input, then the relevance pass backwards."""
-    inputs = []                     # the input of every layer (for max-pool & co: its graph)
-    own = False                     # is `a` a dense/conv output that only the walk holds?
+    inputs = []  # the input of every layer (for max-pool & co: its graph)
+    own = False  # is `a` a dense/conv output that only the walk holds?
     for layer, rule in zip(layers, rules):
         if rule is not None or isinstance(layer, nn.ReLU):
             inputs.append(a)
@@ -177,11 +191,14 @@ def _walk(layers, rules, a, target):
                     out = layer(a)
             remember = getattr(rule, "rule", None) in ("0", "epsilon", "gamma")
             if remember:
-                _remember(layer, a, out)    # step 1 of these rules, computed already
-            own = (isinstance(layer, (nn.Linear, nn.Conv2d)) and not remember
-                   and not (layer._forward_hooks or nn.modules.module._global_forward_hooks))
+                _remember(layer, a, out)  # step 1 of these rules, computed already
+            own = (
+                isinstance(layer, (nn.Linear, nn.Conv2d))
+                and not remember
+                and not (layer._forward_hooks or nn.modules.module._global_forward_hooks)
+            )
             a = out
-        else:                       # keep the graph: its backward is the plain gradient
+        else:  # keep the graph: its backward is the plain gradient
             # (max-pooling of small feature maps in channels-last memory: the same values and
             # winners, a several times faster CPU kernel than the default layout's; for large
             # maps, 56 x 56 and up, the two layout conversions cost more than they save)
@@ -199,8 +216,8 @@ def _walk(layers, rules, a, target):
         if rule is not None:
             R = rule.relevance(layer, a, R)
         elif isinstance(layer, nn.ReLU):
-            pass                    # relevance passes through
-        else:                       # max-pool (winner takes all), flatten, dropout
+            pass  # relevance passes through
+        else:  # max-pool (winner takes all), flatten, dropout
             leaf, out, fast = a
             if fast:
                 R = R.contiguous(memory_format=torch.channels_last)

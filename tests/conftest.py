@@ -2,6 +2,7 @@
 --results-json) and markers live in interp_lib/course/pytest_plugin.py, registered as a pytest
 entry point.
 """
+
 from __future__ import annotations
 
 import os
@@ -44,16 +45,20 @@ def pytest_sessionfinish(session, exitstatus):
     """Fail the run when a process the suite started (a server, a kernel, a sandbox) is
     still alive at its end; the leftovers are named and killed."""
     mark = os.environ.get(_MARK, "")
-    if hasattr(session.config, "workerinput") or not os.path.isdir("/proc") \
-            or mark.split("-")[0] != str(os.getpid()):
+    if (
+        hasattr(session.config, "workerinput")
+        or not os.path.isdir("/proc")
+        or mark.split("-")[0] != str(os.getpid())
+    ):
         return
-    deadline = time.monotonic() + 15               # xdist workers and their kernels are still exiting
+    deadline = time.monotonic() + 15  # xdist workers and their kernels are still exiting
     left = _marked_processes(mark)
     while left and time.monotonic() < deadline:
         time.sleep(0.5)
         left = _marked_processes(mark)
     if left:
         import signal
+
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         for pid, cmd in left:
             if reporter is not None:
@@ -64,29 +69,35 @@ def pytest_sessionfinish(session, exitstatus):
                 pass
         session.exitstatus = 1
 
+
 # --------------------------------------------------------------------------- fixtures
+
 
 @pytest.fixture(scope="session")
 def digits_test():
     from interp_lib.data import load_digits
+
     return load_digits("test")
 
 
 @pytest.fixture(scope="session")
 def shapes_test():
     from interp_lib.data import load_shapes
+
     return load_shapes("test")
 
 
 @pytest.fixture(scope="session")
 def digits_model():
     from interp_lib.models import load_model
+
     return load_model("digits")
 
 
 @pytest.fixture(scope="session")
 def shapes_model():
     from interp_lib.models import load_model
+
     return load_model("shapes_texture")
 
 

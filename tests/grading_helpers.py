@@ -1,4 +1,5 @@
 """Helpers for the grader's tests (not part of the student release): fixture submissions."""
+
 from __future__ import annotations
 
 import json
@@ -12,15 +13,18 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
 
 
-def make_submission(dest: pathlib.Path, *cases: str, modules=("basics", "labels"),
-                    values: dict[str, str] | None = None) -> pathlib.Path:
+def make_submission(
+    dest: pathlib.Path, *cases: str, modules=("basics", "labels"), values: dict[str, str] | None = None
+) -> pathlib.Path:
     """The course's stub modules filled with the reference bodies, then the fixtures
     (folders under tests/fixtures, e.g. ``"exception"`` or ``"attacks/forged_proc"``);
     ``values`` replaces placeholders such as ``@@ROOT@@`` in the fixtures' text."""
     (dest / "interp_lib").mkdir(parents=True, exist_ok=True)
     for module in modules:
-        src = fill_bodies((ROOT / "interp_lib" / f"{module}.py").read_text(),
-                          (ROOT / "solutions" / f"{module}.py").read_text())
+        src = fill_bodies(
+            (ROOT / "interp_lib" / f"{module}.py").read_text(),
+            (ROOT / "solutions" / f"{module}.py").read_text(),
+        )
         for case in cases:
             path = FIXTURES / case / f"{module}.py"
             if path.exists():

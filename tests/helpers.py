@@ -1,4 +1,5 @@
 """Helpers shared by the test files (import with ``from helpers import ...``)."""
+
 import torch
 
 
@@ -10,8 +11,10 @@ def snapshot(model):
         "flags": [p.requires_grad for p in model.parameters()],
         "grads": [None if p.grad is None else p.grad.clone() for p in model.parameters()],
         "modes": [m.training for m in model.modules()],
-        "hooks": [{k: len(d) for k, d in vars(m).items() if k.endswith("hooks") and isinstance(d, dict)}
-                  for m in model.modules()],
+        "hooks": [
+            {k: len(d) for k, d in vars(m).items() if k.endswith("hooks") and isinstance(d, dict)}
+            for m in model.modules()
+        ],
         "children": [list(m._modules) for m in model.modules()],
     }
 
@@ -26,7 +29,9 @@ def assert_unchanged(model, before):
     for a, b in zip(after["params"] + after["buffers"], before["params"] + before["buffers"]):
         assert torch.equal(a, b), "parameter or buffer values changed"
     for a, b in zip(after["grads"], before["grads"]):
-        assert (a is None and b is None) or (a is not None and b is not None and torch.equal(a, b)), ".grad changed"
+        assert (a is None and b is None) or (a is not None and b is not None and torch.equal(a, b)), (
+            ".grad changed"
+        )
 
 
 def stop_group(proc, timeout: float = 30) -> None:
@@ -43,7 +48,7 @@ def stop_group(proc, timeout: float = 30) -> None:
             break
         try:
             proc.wait(timeout=wait)
-            os.killpg(proc.pid, 0)          # the leader is gone: is the group too?
+            os.killpg(proc.pid, 0)  # the leader is gone: is the group too?
         except subprocess.TimeoutExpired:
             continue
         except ProcessLookupError:
@@ -60,7 +65,7 @@ def reference_grad_cam(model, x, y, layer):
 
     def keep(_m, _i, out):
         acts.setdefault("a", out)
-        return out.clone()      # (so that an in-place op after the layer cannot change what is kept)
+        return out.clone()  # (so that an in-place op after the layer cannot change what is kept)
 
     h = model.get_submodule(layer).register_forward_hook(keep)
     try:

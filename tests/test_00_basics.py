@@ -1,4 +1,5 @@
 """Lesson 00: predict."""
+
 import pytest
 import torch
 from torch import nn

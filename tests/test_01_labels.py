@@ -1,22 +1,30 @@
 """Lesson 01: confident learning, checked by hand and against cleanlab."""
+
 import numpy as np
 import pytest
 
 from interp_lib import data
-from interp_lib.labels import (confident_joint, confident_thresholds, find_label_issues,
-                               observed_accuracy, round_preserving_row_totals)
+from interp_lib.labels import (
+    confident_joint,
+    confident_thresholds,
+    find_label_issues,
+    observed_accuracy,
+    round_preserving_row_totals,
+)
 from interp_lib.utils import cross_val_probs
 
 # A hand-worked example: 6 examples, 3 classes.
 LABELS = np.array([0, 0, 1, 1, 2, 2])
-PROBS = np.array([
-    [0.8, 0.1, 0.1],
-    [0.2, 0.7, 0.1],   # given 0, looks like 1
-    [0.1, 0.8, 0.1],
-    [0.1, 0.6, 0.3],
-    [0.1, 0.1, 0.8],
-    [0.6, 0.1, 0.3],   # given 2, looks like 0
-])
+PROBS = np.array(
+    [
+        [0.8, 0.1, 0.1],
+        [0.2, 0.7, 0.1],  # given 0, looks like 1
+        [0.1, 0.8, 0.1],
+        [0.1, 0.6, 0.3],
+        [0.1, 0.1, 0.8],
+        [0.6, 0.1, 0.3],  # given 2, looks like 0
+    ]
+)
 
 
 class _NoisyDigits:
@@ -68,9 +76,7 @@ def test_thresholds_missing_class_and_clipping():
 def test_confident_joint_by_hand_uncalibrated():
     # t = [0.5, 0.7, 0.55]; confident sets: ex0 {0}; ex1 {1}; ex2 {1}; ex3 none... p=0.6<0.7,
     # 0.3<0.55 -> not counted; ex4 {2}; ex5 {0} (0.6 >= 0.5)
-    expected = np.array([[1, 1, 0],
-                         [0, 1, 0],
-                         [1, 0, 1]])
+    expected = np.array([[1, 1, 0], [0, 1, 0], [1, 0, 1]])
     np.testing.assert_array_equal(confident_joint(LABELS, PROBS, calibrate=False), expected)
 
 
@@ -106,10 +112,13 @@ def test_confident_joint_calibration_preserves_counts(noisy_digits):
 def test_confident_joint_equals_cleanlab(noisy_digits):
     count = pytest.importorskip("cleanlab.count")
     for noisy, _, probs in noisy_digits[:5]:
-        np.testing.assert_array_equal(confident_joint(noisy, probs),
-                                      count.compute_confident_joint(noisy, probs))
-        np.testing.assert_array_equal(confident_joint(noisy, probs, calibrate=False),
-                                      count.compute_confident_joint(noisy, probs, calibrate=False))
+        np.testing.assert_array_equal(
+            confident_joint(noisy, probs), count.compute_confident_joint(noisy, probs)
+        )
+        np.testing.assert_array_equal(
+            confident_joint(noisy, probs, calibrate=False),
+            count.compute_confident_joint(noisy, probs, calibrate=False),
+        )
 
 
 @pytest.mark.exercise("01.1", weight=1)
@@ -117,8 +126,9 @@ def test_confident_joint_equals_cleanlab(noisy_digits):
 def test_thresholds_equal_cleanlab(noisy_digits):
     count = pytest.importorskip("cleanlab.count")
     noisy, _, probs = noisy_digits[0]
-    np.testing.assert_allclose(confident_thresholds(noisy, probs),
-                               count.get_confident_thresholds(noisy, probs), rtol=1e-12)
+    np.testing.assert_allclose(
+        confident_thresholds(noisy, probs), count.get_confident_thresholds(noisy, probs), rtol=1e-12
+    )
 
 
 @pytest.mark.exercise("01.3", weight=1)
@@ -136,8 +146,18 @@ def test_find_label_issues_prune_by_noise_rate_by_hand():
     # the 2 given-0 examples with the largest p_1 - p_0 (2 and 3); example 3 is still
     # predicted as its given label 0, so the final filter un-flags it
     labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
-    probs = np.array([[0.99, 0.01], [0.99, 0.01], [0.40, 0.60], [0.55, 0.45],
-                      [0.55, 0.45], [0.60, 0.40], [0.65, 0.35], [0.60, 0.40]])
+    probs = np.array(
+        [
+            [0.99, 0.01],
+            [0.99, 0.01],
+            [0.40, 0.60],
+            [0.55, 0.45],
+            [0.55, 0.45],
+            [0.60, 0.40],
+            [0.65, 0.35],
+            [0.60, 0.40],
+        ]
+    )
     issues = find_label_issues(labels, probs, filter_by="prune_by_noise_rate")
     np.testing.assert_array_equal(issues, [False, False, True, False, False, False, False, False])
 

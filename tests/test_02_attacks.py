@@ -1,11 +1,12 @@
 """Lesson 02: fgsm, pgd, fooling_image, adversarial_patch (input_gradient: 02.1)."""
+
 import pytest
 import torch
+from helpers import assert_unchanged, snapshot
 
 from interp_lib import attacks
 from interp_lib.models import load_model
 from interp_lib.utils import accuracy, assert_close
-from helpers import assert_unchanged, snapshot
 
 
 @pytest.fixture(scope="module")
@@ -20,6 +21,7 @@ def shapes_batch48(shapes_test):
 
 
 # --------------------------------------------------------------------------- 02.1 input_gradient
+
 
 @pytest.mark.exercise("02.1", weight=2)
 def test_input_gradient_of_a_linear_model_is_its_weight_row():
@@ -38,7 +40,9 @@ def test_input_gradient_matches_captum_saliency(digits_model, digits_batch64):
     captum_attr = pytest.importorskip("captum.attr")
     x, y = digits_batch64
     ours = attacks.input_gradient(digits_model, x[:8], y[:8])
-    ref = captum_attr.Saliency(digits_model).attribute(x[:8].clone().requires_grad_(True), target=y[:8], abs=False)
+    ref = captum_attr.Saliency(digits_model).attribute(
+        x[:8].clone().requires_grad_(True), target=y[:8], abs=False
+    )
     assert_close(ours, ref, rtol=1e-6, what="input gradient vs captum Saliency")
 
 
@@ -61,11 +65,14 @@ def _attack_case(which, digits_model, shapes_model, digits_batch64, shapes_batch
 
 # --------------------------------------------------------------------------- 02.2 fgsm
 
+
 @pytest.mark.exercise("02.2", weight=2)
 @pytest.mark.reference
 @pytest.mark.parametrize("which", ["digits", "shapes"])
 @pytest.mark.parametrize("targeted", [False, True])
-def test_fgsm_matches_torchattacks(which, targeted, digits_model, shapes_model, digits_batch64, shapes_batch48):
+def test_fgsm_matches_torchattacks(
+    which, targeted, digits_model, shapes_model, digits_batch64, shapes_batch48
+):
     torchattacks = pytest.importorskip("torchattacks")
     model, x, y, shift = _attack_case(which, digits_model, shapes_model, digits_batch64, shapes_batch48)
     ours = attacks.fgsm(model, x, shift(x, y) if targeted else y, eps=0.08, targeted=targeted)
@@ -91,16 +98,27 @@ def test_fgsm_properties(digits_model, digits_batch64):
 
 # --------------------------------------------------------------------------- 02.3 pgd
 
+
 @pytest.mark.exercise("02.3", weight=3)
 @pytest.mark.reference
 @pytest.mark.parametrize("which", ["digits", "shapes"])
 @pytest.mark.parametrize("targeted", [False, True])
-def test_pgd_matches_torchattacks(which, targeted, digits_model, shapes_model, digits_batch64, shapes_batch48):
+def test_pgd_matches_torchattacks(
+    which, targeted, digits_model, shapes_model, digits_batch64, shapes_batch48
+):
     torchattacks = pytest.importorskip("torchattacks")
     model, x, y, shift = _attack_case(which, digits_model, shapes_model, digits_batch64, shapes_batch48)
     eps, alpha, steps = 0.1, 0.02, 8
-    ours = attacks.pgd(model, x, shift(x, y) if targeted else y, eps=eps, alpha=alpha, steps=steps,
-                       generator=torch.Generator().manual_seed(11), targeted=targeted)
+    ours = attacks.pgd(
+        model,
+        x,
+        shift(x, y) if targeted else y,
+        eps=eps,
+        alpha=alpha,
+        steps=steps,
+        generator=torch.Generator().manual_seed(11),
+        targeted=targeted,
+    )
     ref = torchattacks.PGD(model, eps=eps, alpha=alpha, steps=steps, random_start=True)
     if targeted:
         ref.set_mode_targeted_by_function(shift)
@@ -123,11 +141,15 @@ def test_pgd_properties(digits_model, digits_batch64):
     x, y = digits_batch64
     before = snapshot(digits_model)
     x_in = x.clone()
-    adv = attacks.pgd(digits_model, x, y, eps=0.1, alpha=0.02, steps=10, generator=torch.Generator().manual_seed(0))
+    adv = attacks.pgd(
+        digits_model, x, y, eps=0.1, alpha=0.02, steps=10, generator=torch.Generator().manual_seed(0)
+    )
     assert torch.equal(x, x_in)
     assert adv.shape == x.shape and adv.grad_fn is None
     assert (adv - x).abs().max() <= 0.1 + 1e-6 and adv.min() >= 0 and adv.max() <= 1
-    again = attacks.pgd(digits_model, x, y, eps=0.1, alpha=0.02, steps=10, generator=torch.Generator().manual_seed(0))
+    again = attacks.pgd(
+        digits_model, x, y, eps=0.1, alpha=0.02, steps=10, generator=torch.Generator().manual_seed(0)
+    )
     assert torch.equal(adv, again), "same generator seed, different result"
     # PGD at least as strong as FGSM at the same budget on a fixed batch
     fgsm_acc = accuracy(digits_model, attacks.fgsm(digits_model, x, y, eps=0.1), y)
@@ -139,8 +161,16 @@ def test_pgd_properties(digits_model, digits_batch64):
 def test_pgd_targeted_reaches_target(digits_model, digits_batch64):
     x, y = digits_batch64
     wanted = (y + 1) % 10
-    adv = attacks.pgd(digits_model, x, wanted, eps=0.3, alpha=0.03, steps=20,
-                      generator=torch.Generator().manual_seed(0), targeted=True)
+    adv = attacks.pgd(
+        digits_model,
+        x,
+        wanted,
+        eps=0.3,
+        alpha=0.03,
+        steps=20,
+        generator=torch.Generator().manual_seed(0),
+        targeted=True,
+    )
     assert accuracy(digits_model, adv, wanted) > 0.9
 
 
@@ -151,7 +181,9 @@ def test_robust_model_resists_pgd(digits_test):
     result = {}
     for name in ("digits", "digits_robust"):
         model = load_model(name)
-        adv = attacks.pgd(model, x, y, eps=0.1, alpha=0.025, steps=10, generator=torch.Generator().manual_seed(0))
+        adv = attacks.pgd(
+            model, x, y, eps=0.1, alpha=0.025, steps=10, generator=torch.Generator().manual_seed(0)
+        )
         result[name] = accuracy(model, adv, y)
     assert result["digits_robust"] > result["digits"] + 0.25, result
     assert result["digits_robust"] > 0.5, result
@@ -166,6 +198,7 @@ def test_pgd_model_unchanged_when_it_raises(digits_model, digits_batch64):
 
 
 # --------------------------------------------------------------------------- 02.4 fooling_image
+
 
 @pytest.mark.exercise("02.4", weight=3)
 @pytest.mark.parametrize("name", ["digits", "shapes_shape"])
@@ -193,15 +226,18 @@ def test_fooling_image_stops_when_confident(digits_model, digits_batch64):
 
 # --------------------------------------------------------------------------- 02.5 adversarial_patch
 
+
 @pytest.mark.exercise("02.5", weight=2)
 def test_adversarial_patch_works_on_shapes():
     from interp_lib.data import load_shapes
+
     model = load_model("shapes_shape")
     before = snapshot(model)
     train = load_shapes("train", n=800, texture_rate=1.0)
     held = load_shapes("val", n=300, texture_rate=1.0)
-    patch = attacks.adversarial_patch(model, train.x, 3, size=10, steps=120, lr=0.1,
-                                      generator=torch.Generator().manual_seed(0))
+    patch = attacks.adversarial_patch(
+        model, train.x, 3, size=10, steps=120, lr=0.1, generator=torch.Generator().manual_seed(0)
+    )
     assert patch.shape == (3, 10, 10) and patch.min() >= 0 and patch.max() <= 1
     rate = attacks.patch_success_rate(model, held.x, patch, 3, torch.Generator().manual_seed(1))
     assert rate > 0.5, rate
@@ -209,6 +245,7 @@ def test_adversarial_patch_works_on_shapes():
 
 
 # --------------------------------------------------------------------------- bad input
+
 
 def test_bad_inputs(digits_model, digits_batch64):
     x, y = digits_batch64
@@ -245,6 +282,7 @@ def test_apply_patch_places_the_patch():
 # --------------------------------------------------------------------------- the documented procedures, by hand
 # Library-free versions of what the torchattacks cross-checks pin: each attack written out
 # from its docstring, step by step, and compared on a small batch.
+
 
 def _ce_gradient(model, x, labels):
     xr = x.clone().requires_grad_(True)
@@ -286,10 +324,19 @@ def _pgd_by_hand(model, x, labels, eps, alpha, steps, seed, random_start, target
 def test_pgd_by_hand(digits_model, digits_batch64, random_start, targeted):
     x, y = digits_batch64[0][:16], digits_batch64[1][:16]
     labels = (y + 1) % 10 if targeted else y
-    eps, alpha, steps = 0.1, 0.04, 3          # 3 * 0.04 > 0.1: the projection matters
+    eps, alpha, steps = 0.1, 0.04, 3  # 3 * 0.04 > 0.1: the projection matters
     expected = _pgd_by_hand(digits_model, x, labels, eps, alpha, steps, 7, random_start, targeted)
-    got = attacks.pgd(digits_model, x, labels, eps=eps, alpha=alpha, steps=steps, random_start=random_start,
-                      generator=torch.Generator().manual_seed(7), targeted=targeted)
+    got = attacks.pgd(
+        digits_model,
+        x,
+        labels,
+        eps=eps,
+        alpha=alpha,
+        steps=steps,
+        random_start=random_start,
+        generator=torch.Generator().manual_seed(7),
+        targeted=targeted,
+    )
     assert_close(got, expected, rtol=1e-6, what=f"pgd random_start={random_start} targeted={targeted}")
 
 
@@ -300,7 +347,7 @@ def test_fooling_image_steps_by_hand(digits_model, digits_batch64):
         p = digits_model(x).softmax(1).gather(1, y[:, None]).squeeze(1)
     sure = p >= 0.99
     noise = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(2))
-    start = torch.cat([x[sure][:2], noise])              # two already confident, three not
+    start = torch.cat([x[sure][:2], noise])  # two already confident, three not
     target = torch.cat([y[sure][:2], torch.tensor([3, 5, 7])])
     expected = start.clone()
     for _ in range(2):
@@ -318,10 +365,12 @@ def test_fooling_image_steps_by_hand(digits_model, digits_batch64):
 @pytest.mark.exercise("02.5", weight=1)
 def test_adversarial_patch_follows_the_documented_loop():
     from interp_lib.data import load_shapes
+
     model = load_model("shapes_shape")
     x = load_shapes("train", n=40, texture_rate=1.0).x
-    got = attacks.adversarial_patch(model, x, 2, size=6, steps=4, lr=0.1, batch_size=8,
-                                    generator=torch.Generator().manual_seed(4))
+    got = attacks.adversarial_patch(
+        model, x, 2, size=6, steps=4, lr=0.1, batch_size=8, generator=torch.Generator().manual_seed(4)
+    )
     g = torch.Generator().manual_seed(4)
     patch = torch.rand(3, 6, 6, generator=g).requires_grad_(True)
     optimiser = torch.optim.Adam([patch], lr=0.1)

@@ -1,4 +1,5 @@
 """Lesson 03: cue_conflict, shape_bias, linear_probe."""
+
 import math
 
 import pytest
@@ -21,20 +22,26 @@ def parts():
 
 @pytest.fixture(scope="module")
 def probe_data():
-    return (data.load_shapes("train", n=400, texture_rate=1.0),
-            data.load_shapes("test", n=300, texture_rate=1.0))
+    return (
+        data.load_shapes("train", n=400, texture_rate=1.0),
+        data.load_shapes("test", n=300, texture_rate=1.0),
+    )
 
 
 def hook_counts(model):
-    return [len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in model.modules()]
+    return [
+        len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in model.modules()
+    ]
 
 
 # --------------------------------------------------------------------------- 03.1 cue_conflict
 
+
 @pytest.mark.exercise("03.1", weight=2)
 def test_cue_conflict_composes_and_draws_as_specified(parts):
-    images, texture = sb.cue_conflict(parts.masks, parts.shape, parts.textures, parts.background,
-                                      torch.Generator().manual_seed(5))
+    images, texture = sb.cue_conflict(
+        parts.masks, parts.shape, parts.textures, parts.background, torch.Generator().manual_seed(5)
+    )
     n, k = parts.textures.shape[:2]
     offset = torch.randint(1, k, (n,), generator=torch.Generator().manual_seed(5))
     expected_tex = (parts.shape + offset) % k
@@ -49,12 +56,15 @@ def test_cue_conflict_composes_and_draws_as_specified(parts):
 @pytest.mark.exercise("03.1", weight=1)
 def test_cue_conflict_images_fool_the_texture_model():
     p = sb.shape_parts(400, seed=4)
-    images, texture = sb.cue_conflict(p.masks, p.shape, p.textures, p.background, torch.Generator().manual_seed(0))
+    images, texture = sb.cue_conflict(
+        p.masks, p.shape, p.textures, p.background, torch.Generator().manual_seed(0)
+    )
     counts = sb.decision_counts(load_model("shapes_texture"), images, p.shape, texture)
     assert counts["texture"] > counts["shape"], counts
 
 
 # --------------------------------------------------------------------------- 03.2 shape_bias
+
 
 @pytest.mark.exercise("03.2", weight=2)
 def test_shape_bias_of_shipped_models(conflict_val):
@@ -86,6 +96,7 @@ def test_shape_bias_counts_only_shape_and_texture_decisions():
 
 # --------------------------------------------------------------------------- 03.3 linear_probe
 
+
 @pytest.mark.exercise("03.3", weight=2)
 def test_linear_probe_reads_shape_late_in_the_shape_model(probe_data):
     train, test = probe_data
@@ -116,14 +127,17 @@ def test_linear_probe_matches_closed_form(probe_data):
     z_tr, z_te = (a_tr - mu) / sd, (a_te - mu) / sd
     y = torch.nn.functional.one_hot(train.shape[:200], 4).double()
     ridge = 5.0
-    w = torch.linalg.solve(z_tr.T @ z_tr + ridge * torch.eye(z_tr.shape[1], dtype=torch.float64),
-                           z_tr.T @ (y - y.mean(0)))          # the primal form
+    w = torch.linalg.solve(
+        z_tr.T @ z_tr + ridge * torch.eye(z_tr.shape[1], dtype=torch.float64), z_tr.T @ (y - y.mean(0))
+    )  # the primal form
     expected = ((z_te @ w + y.mean(0)).argmax(1) == test.shape[:100]).double().mean().item()
-    got = sb.linear_probe(model, "pool3", train.x[:200], train.shape[:200], test.x[:100], test.shape[:100],
-                          ridge=ridge)
+    got = sb.linear_probe(
+        model, "pool3", train.x[:200], train.shape[:200], test.x[:100], test.shape[:100], ridge=ridge
+    )
     assert got == pytest.approx(expected, abs=0.011)
-    again = sb.linear_probe(model, "pool3", train.x[:200], train.shape[:200], test.x[:100], test.shape[:100],
-                            ridge=ridge)
+    again = sb.linear_probe(
+        model, "pool3", train.x[:200], train.shape[:200], test.x[:100], test.shape[:100], ridge=ridge
+    )
     assert again == got
 
 
@@ -131,8 +145,10 @@ def _feature_model():
     """A "network" whose layer ``flat`` outputs the two pixels of a 1x1x2 image: the
     activations are whatever the test writes into the images."""
     import collections
-    return torch.nn.Sequential(collections.OrderedDict([("flat", torch.nn.Flatten()),
-                                                        ("fc", torch.nn.Linear(2, 2))]))
+
+    return torch.nn.Sequential(
+        collections.OrderedDict([("flat", torch.nn.Flatten()), ("fc", torch.nn.Linear(2, 2))])
+    )
 
 
 def _images(features):
@@ -170,11 +186,12 @@ def test_linear_probe_removes_its_hook_when_it_raises(probe_data):
 
 # --------------------------------------------------------------------------- bad input
 
+
 def test_bad_inputs(conflict_val, parts, probe_data):
     model = load_model("shapes_texture")
     v = conflict_val
     with pytest.raises(ValueError, match="texture"):
-        sb.shape_bias(model, v.x, v.shape, v.shape)          # no conflict
+        sb.shape_bias(model, v.x, v.shape, v.shape)  # no conflict
     with pytest.raises(ValueError, match="x"):
         sb.shape_bias(model, v.x * 3, v.shape, v.texture)
     with pytest.raises(ValueError, match="shape"):

@@ -1,12 +1,13 @@
 """Lesson 04, tests added for plausible student bugs (python -m interp_lib mutants): a
 ``target`` that is not the predicted class, checked by hand (no reference library)."""
+
 import pytest
 import torch
+from helpers import reference_grad_cam
 
 from interp_lib import gradients
 from interp_lib.attacks import class_scores
 from interp_lib.utils import assert_close
-from helpers import reference_grad_cam
 
 
 def _other_class(model, x):
@@ -33,8 +34,11 @@ def test_saliency_of_a_class_that_is_not_predicted(shapes_model, shapes_batch):
 def test_input_x_gradient_of_a_class_that_is_not_predicted(shapes_model, shapes_batch):
     x = shapes_batch[0]
     other = _other_class(shapes_model, x)
-    assert_close(gradients.input_x_gradient(shapes_model, x, other),
-                 x * _score_gradient(shapes_model, x, other), rtol=1e-6)
+    assert_close(
+        gradients.input_x_gradient(shapes_model, x, other),
+        x * _score_gradient(shapes_model, x, other),
+        rtol=1e-6,
+    )
 
 
 @pytest.mark.exercise("04.4", weight=1)

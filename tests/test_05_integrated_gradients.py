@@ -1,11 +1,12 @@
 """Lesson 05 - integrated gradients: path, quadrature, completeness, patch Shapley."""
+
 import pytest
 import torch
+from helpers import assert_unchanged, snapshot
 
 from interp_lib import integrated_gradients as ig
 from interp_lib.attacks import class_scores
 from interp_lib.utils import assert_close, rel_error
-from helpers import assert_unchanged, snapshot
 
 CAPTUM_METHODS = ["riemann_left", "riemann_right", "riemann_middle", "gausslegendre"]
 
@@ -26,20 +27,22 @@ def ig_by_formula(model, x, y, baseline, alphas, weights):
 
 # --------------------------------------------------------------------------- quadrature (infrastructure)
 
+
 def test_quadrature_rules_integrate_polynomials():
     for method in ig.METHODS:
         a, w = ig.quadrature(method, 9)
         assert a.shape == w.shape == (9,) and abs(w.sum().item() - 1) < 1e-12
         if method not in ("riemann_left", "riemann_right"):
-            assert abs((w * a).sum().item() - 0.5) < 1e-12      # exact for linear integrands
+            assert abs((w * a).sum().item() - 0.5) < 1e-12  # exact for linear integrands
     a, w = ig.quadrature("riemann_trapezoid", 5)
-    assert torch.allclose(a, torch.tensor([0, .25, .5, .75, 1], dtype=torch.float64))
+    assert torch.allclose(a, torch.tensor([0, 0.25, 0.5, 0.75, 1], dtype=torch.float64))
     assert torch.allclose(w, torch.tensor([1 / 8, 1 / 4, 1 / 4, 1 / 4, 1 / 8], dtype=torch.float64))
     a, w = ig.quadrature("gausslegendre", 4)
-    assert abs((w * a ** 7).sum().item() - 1 / 8) < 1e-12     # exact up to degree 2n - 1
+    assert abs((w * a**7).sum().item() - 1 / 8) < 1e-12  # exact up to degree 2n - 1
 
 
 # --------------------------------------------------------------------------- 05.1 path
+
 
 @pytest.mark.exercise("05.1", weight=2)
 def test_interpolation_path_endpoints_and_shape(shapes_batch):
@@ -56,6 +59,7 @@ def test_interpolation_path_endpoints_and_shape(shapes_batch):
 
 
 # --------------------------------------------------------------------------- 05.2 integrated gradients
+
 
 @pytest.mark.exercise("05.2", weight=2)
 def test_ig_matches_the_formula_for_every_rule(shapes_model, shapes_batch):
@@ -78,20 +82,22 @@ def test_trapezoid_uses_the_unbiased_weights():
             self.head = torch.nn.Linear(1, 2)
 
         def forward(self, x):
-            s = (x ** 2).flatten(1).sum(1, keepdim=True)
+            s = (x**2).flatten(1).sum(1, keepdim=True)
             return torch.cat([s, -s], 1)
 
     x = torch.rand(2, 1, 3, 3, generator=torch.Generator().manual_seed(0))
     a = ig.integrated_gradients(Square(), x, 0, steps=4, method="riemann_trapezoid")
-    assert_close(a, x ** 2, rtol=1e-6)
+    assert_close(a, x**2, rtol=1e-6)
 
 
 @pytest.mark.exercise("05.2", weight=2)
 def test_completeness_within_one_percent_at_64_steps(digits_model, shapes_model, digits_test, shapes_test):
     # The median over 16 images: ReLU networks make the integrand piecewise constant, and
     # single images whose score barely changes along the path can exceed 1 % (lesson 05).
-    for model, x, y in ((digits_model, digits_test[0][:16], digits_test[1][:16]),
-                        (shapes_model, shapes_test.x[:16], shapes_test.y[:16])):
+    for model, x, y in (
+        (digits_model, digits_test[0][:16], digits_test[1][:16]),
+        (shapes_model, shapes_test.x[:16], shapes_test.y[:16]),
+    ):
         a = ig.integrated_gradients(model, x, y, steps=64, method="gausslegendre")
         change = score_change(model, x, y, torch.zeros_like(x))
         rel = ((a.flatten(1).sum(1) - change).abs() / change.abs()).median().item()
@@ -103,7 +109,10 @@ def test_internal_batch_size_changes_memory_not_results(digits_model, digits_bat
     x, y = digits_batch
     full = ig.integrated_gradients(digits_model, x, y, steps=16)
     for ibs in (1, 4, 9, 1000):
-        assert rel_error(ig.integrated_gradients(digits_model, x, y, steps=16, internal_batch_size=ibs), full) < 1e-6
+        assert (
+            rel_error(ig.integrated_gradients(digits_model, x, y, steps=16, internal_batch_size=ibs), full)
+            < 1e-6
+        )
 
 
 @pytest.mark.exercise("05.2", weight=1)
@@ -121,18 +130,29 @@ def test_ig_counts_forward_images(digits_model, digits_batch):
 @pytest.mark.reference
 @pytest.mark.exercise("05.2", weight=2)
 @pytest.mark.parametrize("method", CAPTUM_METHODS)
-def test_ig_matches_captum(method, digits_model, shapes_model, digits_batch, shapes_batch, resnet, resnet_batch):
+def test_ig_matches_captum(
+    method, digits_model, shapes_model, digits_batch, shapes_batch, resnet, resnet_batch
+):
     captum = pytest.importorskip("captum.attr")
-    cases = [(digits_model, digits_batch, None, 32), (shapes_model, shapes_batch, torch.full((1, 3, 32, 32), 0.5), 32),
-             (resnet, resnet_batch, None, 8)]
+    cases = [
+        (digits_model, digits_batch, None, 32),
+        (shapes_model, shapes_batch, torch.full((1, 3, 32, 32), 0.5), 32),
+        (resnet, resnet_batch, None, 8),
+    ]
     for model, (x, y), base, steps in cases:
         ours = ig.integrated_gradients(model, x, y, baseline=base, steps=steps, method=method)
         ref = captum.IntegratedGradients(model).attribute(
-            x.clone(), baselines=None if base is None else base.expand_as(x), target=y, n_steps=steps, method=method)
+            x.clone(),
+            baselines=None if base is None else base.expand_as(x),
+            target=y,
+            n_steps=steps,
+            method=method,
+        )
         assert_close(ours, ref, rtol=1e-5)
 
 
 # --------------------------------------------------------------------------- 05.3 completeness gap
+
 
 @pytest.mark.exercise("05.3", weight=2)
 def test_completeness_gap(shapes_model, shapes_batch):
@@ -151,14 +171,18 @@ def test_completeness_gap(shapes_model, shapes_batch):
 @pytest.mark.exercise("05.3", weight=1)
 def test_completeness_gap_is_detached(shapes_model, shapes_batch):
     x, y = shapes_batch[0][:2], shapes_batch[1][:2]
-    attr = torch.full_like(x, 0.01).requires_grad_(True)      # e.g. attributions with a graph
+    attr = torch.full_like(x, 0.01).requires_grad_(True)  # e.g. attributions with a graph
     gap = ig.completeness_gap(shapes_model, x, y, attr)
     assert gap.grad_fn is None and not gap.requires_grad
-    assert_close(gap, attr.detach().flatten(1).sum(1) - score_change(shapes_model, x, y, torch.zeros_like(x)),
-                 rtol=1e-5)
+    assert_close(
+        gap,
+        attr.detach().flatten(1).sum(1) - score_change(shapes_model, x, y, torch.zeros_like(x)),
+        rtol=1e-5,
+    )
 
 
 # --------------------------------------------------------------------------- 05.4 patch shapley (stretch)
+
 
 @pytest.mark.exercise("05.4", weight=1)
 def test_patch_shapley_on_an_additive_model():
@@ -186,6 +210,7 @@ def test_patch_shapley_efficiency(digits_model, digits_batch):
 
 
 # --------------------------------------------------------------------------- model untouched, bad input
+
 
 @pytest.mark.parametrize("name", ["integrated_gradients", "patch_shapley"])
 def test_model_left_as_it_was(name, digits_model, digits_batch):

@@ -1,18 +1,19 @@
 """Lesson 06: total_variation, random_transform, activation_maximisation (+ infrastructure)."""
+
 import collections
 import copy
 import math
 
 import pytest
 import torch
+from helpers import assert_unchanged, snapshot
 from torch import nn
 
 from interp_lib import exercises, featvis
 from interp_lib.utils import assert_close
-from helpers import assert_unchanged, snapshot
-
 
 # --------------------------------------------------------------------------- helpers
+
 
 def unguarded_body(name):
     """The body the switch selects, *without* the wrapper's guard (tests its own cleanup)."""
@@ -58,9 +59,10 @@ def conv3_max(shapes_model, shapes_test):
 
 # --------------------------------------------------------------------------- 06.1 total_variation
 
+
 @pytest.mark.exercise("06.1", weight=2)
 def test_total_variation_by_hand():
-    x = torch.tensor([[[[0.0, 1.0], [2.0, 4.0]]]])            # dh = 1, dv = 2
+    x = torch.tensor([[[[0.0, 1.0], [2.0, 4.0]]]])  # dh = 1, dv = 2
     assert_close(featvis.total_variation(x), torch.tensor([5.0]))
     assert_close(featvis.total_variation(x, beta=1.0), torch.tensor([math.sqrt(5.0)]))
     assert_close(featvis.total_variation(x, beta=1.0, eps=4.0), torch.tensor([3.0]))
@@ -79,7 +81,7 @@ def test_total_variation_matches_formula_loop():
                     for j in range(4):
                         dh = x[n, c, i, j + 1] - x[n, c, i, j]
                         dv = x[n, c, i + 1, j] - x[n, c, i, j]
-                        expected[n] += (dh ** 2 + dv ** 2) ** (beta / 2)
+                        expected[n] += (dh**2 + dv**2) ** (beta / 2)
         got = featvis.total_variation(x, beta=beta)
         assert got.shape == (3,)
         assert_close(got, expected, rtol=1e-10)
@@ -101,6 +103,7 @@ def test_total_variation_bad_input():
 
 # --------------------------------------------------------------------------- 06.2 random_transform
 
+
 @pytest.mark.exercise("06.2")
 def test_random_transform_shape_and_gradient():
     x = torch.rand(4, 3, 32, 32, generator=gen(3)).requires_grad_(True)
@@ -121,20 +124,20 @@ def test_random_transform_exact_integer_shift():
         a, b = int(dx[n]), int(dy[n])
         # interior: output[r, c] = input[r - dy, c - dx]
         got = out[n, :, 3:-3, 3:-3]
-        want = x[n, :, 3 - b:16 - 3 - b, 3 - a:20 - 3 - a]
+        want = x[n, :, 3 - b : 16 - 3 - b, 3 - a : 20 - 3 - a]
         assert_close(got, want, rtol=1e-5, what=f"image {n} shifted by ({a}, {b})")
 
 
 def blob(h, w, col, row, sigma=1.2):
     r = torch.arange(h, dtype=torch.float64)[:, None]
     c = torch.arange(w, dtype=torch.float64)[None, :]
-    return torch.exp(-((r - row) ** 2 + (c - col) ** 2) / (2 * sigma ** 2))
+    return torch.exp(-((r - row) ** 2 + (c - col) ** 2) / (2 * sigma**2))
 
 
 @pytest.mark.exercise("06.2", weight=3)
 def test_random_transform_follows_the_generator():
     n, h, w = 12, 32, 32
-    p = torch.tensor([19.0, 12.0], dtype=torch.float64)           # (column, row)
+    p = torch.tensor([19.0, 12.0], dtype=torch.float64)  # (column, row)
     x = blob(h, w, *p).expand(n, 1, h, w).contiguous()
     g = gen(7)
     twin = copy.deepcopy(g)
@@ -148,7 +151,11 @@ def test_random_transform_follows_the_generator():
     for i in range(n):
         a = math.radians(float(angle[i]))
         rot = torch.tensor([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]], dtype=torch.float64)
-        want = centre + float(s[i]) * rot @ (p - centre) + torch.tensor([float(dx[i]), float(dy[i])], dtype=torch.float64)
+        want = (
+            centre
+            + float(s[i]) * rot @ (p - centre)
+            + torch.tensor([float(dx[i]), float(dy[i])], dtype=torch.float64)
+        )
         img = out[i, 0].double()
         got = torch.stack([(img * cols).sum() / img.sum(), (img * rows).sum() / img.sum()])
         assert (got - want).abs().max() < 0.25, f"image {i}: blob at {got.tolist()}, expected {want.tolist()}"
@@ -172,6 +179,7 @@ def test_random_transform_bad_input():
 
 
 # --------------------------------------------------------------------------- 06.3 activation_maximisation
+
 
 @pytest.mark.exercise("06.3", weight=3)
 def test_activation_maximisation_beats_dataset_maximum(shapes_model, conv3_max):
@@ -197,7 +205,9 @@ def test_activation_maximisation_logit_neuron_and_start(shapes_model, shapes_tes
     assert float(res.activation[0]) == pytest.approx(float(logit), rel=1e-4, abs=1e-4)
     assert res.history[-1, 0] > res.history[0, 0]
     start = shapes_test.x[:2]
-    res = featvis.activation_maximisation(shapes_model, "conv2", 5, neuron=(3, 4), steps=8, start=start, lr=0.01)
+    res = featvis.activation_maximisation(
+        shapes_model, "conv2", 5, neuron=(3, 4), steps=8, start=start, lr=0.01
+    )
     assert res.image.shape == start.shape
     assert (res.image - start).abs().max() <= 8 * 0.015, "a pixel start image is the starting point"
     with torch.no_grad():
@@ -222,9 +232,20 @@ def test_activation_maximisation_follows_the_documented_loop(shapes_model, param
     normalisation of TV), transforms, the blur schedule after steps 2, 4, 6 and the draws."""
     channels, steps, lr, l2, tv = [1, 3], 6, 0.05, 3.0, 20.0
     options = dict(jitter=1, scale=(0.95, 1.05), degrees=5.0)
-    res = featvis.activation_maximisation(shapes_model, "conv2", channels, steps=steps, lr=lr, generator=gen(2),
-                                          l2=l2, tv=tv, blur_every=2, blur_sigma=0.7, transforms=options,
-                                          param=param)
+    res = featvis.activation_maximisation(
+        shapes_model,
+        "conv2",
+        channels,
+        steps=steps,
+        lr=lr,
+        generator=gen(2),
+        l2=l2,
+        tv=tv,
+        blur_every=2,
+        blur_sigma=0.7,
+        transforms=options,
+        param=param,
+    )
     model = copy.deepcopy(shapes_model).eval().requires_grad_(False)
     g = gen(2)
     c, h, w = featvis.default_input_shape(model)
@@ -260,7 +281,7 @@ def test_activation_maximisation_follows_the_documented_loop(shapes_model, param
 def test_activation_maximisation_default_generator_is_seeded_with_0(shapes_model):
     # generator=None means a new generator seeded with 0, not torch's global one
     a = featvis.activation_maximisation(shapes_model, "conv1", 2, steps=2)
-    torch.rand(7)                                               # move the global generator on
+    torch.rand(7)  # move the global generator on
     b = featvis.activation_maximisation(shapes_model, "conv1", 2, steps=2)
     c = featvis.activation_maximisation(shapes_model, "conv1", 2, steps=2, generator=gen(0))
     assert torch.equal(a.image, b.image) and torch.equal(a.image, c.image)
@@ -298,8 +319,16 @@ def test_activation_maximisation_model_unchanged_on_error():
 def test_priors_lower_the_high_frequency_power(shapes_model):
     channels = [0, 1, 4, 6, 8, 9]
     naive = featvis.activation_maximisation(shapes_model, "conv3", channels, steps=96, generator=gen(0))
-    prior = featvis.activation_maximisation(shapes_model, "conv3", channels, steps=96, generator=gen(0),
-                                            param="fourier", decorrelate=True, transforms=True)
+    prior = featvis.activation_maximisation(
+        shapes_model,
+        "conv3",
+        channels,
+        steps=96,
+        generator=gen(0),
+        param="fourier",
+        decorrelate=True,
+        transforms=True,
+    )
     hf_naive = featvis.high_frequency_fraction(naive.image).mean()
     hf_prior = featvis.high_frequency_fraction(prior.image).mean()
     assert hf_prior < hf_naive - 0.15, (hf_naive, hf_prior)
@@ -328,16 +357,18 @@ def test_activation_maximisation_bad_input(shapes_model):
 
 # --------------------------------------------------------------------------- infrastructure
 
+
 def test_fourier_image_has_a_one_over_f_spectrum():
     h = w = 32
     fim = featvis.FourierImage((256, 1, h, w), gen(0), sd=0.01, decorrelate=False)
     with torch.no_grad():
-        pre = torch.logit(fim.image())                        # the image before the sigmoid
+        pre = torch.logit(fim.image())  # the image before the sigmoid
     power = torch.fft.rfft2(pre, norm="ortho").abs().pow(2).mean(dim=(0, 1))
     f = featvis.frequency_radius(h, w)
     keep = (f > 2 / w) & (f < 0.45)
-    slope = torch.linalg.lstsq(torch.stack([f[keep].log(), torch.ones(int(keep.sum()))], 1),
-                               power[keep].log()[:, None]).solution[0, 0]
+    slope = torch.linalg.lstsq(
+        torch.stack([f[keep].log(), torch.ones(int(keep.sum()))], 1), power[keep].log()[:, None]
+    ).solution[0, 0]
     assert slope == pytest.approx(-2.0, abs=0.15), "power must fall like 1/f^2 (amplitude like 1/f)"
 
 

@@ -1,18 +1,19 @@
 """Lesson 07: unpooling with switches, the deconvnet walk, guided backprop, occlusion; ReLU converter."""
+
 import collections
 
 import pytest
 import torch
 import torch.fx
 import torch.nn.functional as F
+from helpers import assert_unchanged, snapshot
 from torch import nn
 
 from interp_lib import attribution, deconvnet, models, occlusion
 from interp_lib.utils import assert_close
-from helpers import assert_unchanged, snapshot
-
 
 # --------------------------------------------------------------------------- 07.1
+
 
 @pytest.mark.exercise("07.1", weight=2)
 @pytest.mark.parametrize("kernel,stride,padding", [(2, 2, 0), (3, 2, 1), (3, 1, 0)])
@@ -29,10 +30,10 @@ def test_unpool_equals_maxpool_backward(kernel, stride, padding):
 
 @pytest.mark.exercise("07.1", weight=1)
 def test_unpool_places_values_at_switches():
-    a = torch.tensor([[[[1., 5., 0., 2.], [3., 4., 7., 1.]]]])
+    a = torch.tensor([[[[1.0, 5.0, 0.0, 2.0], [3.0, 4.0, 7.0, 1.0]]]])
     y, switches = F.max_pool2d(a, 2, return_indices=True)
     out = deconvnet.unpool_with_switches(y, switches, (2, 4))
-    assert torch.equal(out, torch.tensor([[[[0., 5., 0., 0.], [0., 0., 7., 0.]]]]))
+    assert torch.equal(out, torch.tensor([[[[0.0, 5.0, 0.0, 0.0], [0.0, 0.0, 7.0, 0.0]]]]))
 
 
 def test_unpool_bad_input():
@@ -47,6 +48,7 @@ def test_unpool_bad_input():
 
 # --------------------------------------------------------------------------- 07.2
 
+
 @pytest.mark.exercise("07.2", weight=2)
 @pytest.mark.parametrize("rule", deconvnet.RULES)
 def test_walk_equals_hook_version(shapes_model, shapes_images, rule):
@@ -58,7 +60,9 @@ def test_walk_equals_hook_version(shapes_model, shapes_images, rule):
 
 @pytest.mark.exercise("07.2", weight=1)
 def test_walk_on_digits(digits_model, digits_images):
-    ours = deconvnet.deconvnet_reconstruction(digits_model, digits_images, "fc2", 7, rule="deconvnet", start="ones")
+    ours = deconvnet.deconvnet_reconstruction(
+        digits_model, digits_images, "fc2", 7, rule="deconvnet", start="ones"
+    )
     assert_close(ours, deconvnet.guided_backprop(digits_model, digits_images, 7, rule="deconvnet"), rtol=1e-5)
 
 
@@ -75,8 +79,11 @@ def test_walk_feature_map_equals_autograd(shapes_model, shapes_images):
             return R.clamp(min=0)
 
     x = shapes_images.clone().requires_grad_(True)
-    handles = [m.register_forward_hook(lambda m, i, o: Rectify.apply(i[0]))
-               for m in shapes_model.modules() if isinstance(m, nn.ReLU)]
+    handles = [
+        m.register_forward_hook(lambda m, i, o: Rectify.apply(i[0]))
+        for m in shapes_model.modules()
+        if isinstance(m, nn.ReLU)
+    ]
     try:
         h = x
         for name, m in shapes_model.named_children():
@@ -113,19 +120,22 @@ def test_walk_bad_input(shapes_model, shapes_images):
 
 # --------------------------------------------------------------------------- 07.3
 
+
 @pytest.mark.exercise("07.3", weight=2)
 def test_guided_backprop_rules_by_hand():
     # one ReLU between two linear maps: check each rule's formula on a tiny network
     model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3, bias=False), nn.ReLU(), nn.Linear(3, 2, bias=False))
     with torch.no_grad():
-        model[1].weight.copy_(torch.tensor([[1., 0, 0, 0], [0, 1, 0, 0], [0, 0, -1, 0]]))
-        model[3].weight.copy_(torch.tensor([[2., -3, 5], [1, 1, 1]]))
-    x = torch.tensor([1., 2, 3, 4]).view(1, 1, 2, 2)          # ReLU inputs 1, 2, -3
-    R = torch.tensor([2., -3, 5])
+        model[1].weight.copy_(torch.tensor([[1.0, 0, 0, 0], [0, 1, 0, 0], [0, 0, -1, 0]]))
+        model[3].weight.copy_(torch.tensor([[2.0, -3, 5], [1, 1, 1]]))
+    x = torch.tensor([1.0, 2, 3, 4]).view(1, 1, 2, 2)  # ReLU inputs 1, 2, -3
+    R = torch.tensor([2.0, -3, 5])
     W1 = model[1].weight
-    expected = {"gradient": (R * torch.tensor([1., 1, 0])) @ W1,
-                "deconvnet": R.clamp(min=0) @ W1,
-                "guided": (R.clamp(min=0) * torch.tensor([1., 1, 0])) @ W1}
+    expected = {
+        "gradient": (R * torch.tensor([1.0, 1, 0])) @ W1,
+        "deconvnet": R.clamp(min=0) @ W1,
+        "guided": (R.clamp(min=0) * torch.tensor([1.0, 1, 0])) @ W1,
+    }
     for rule, e in expected.items():
         got = deconvnet.guided_backprop(model, x, 0, rule=rule)
         assert_close(got.flatten(), e, rtol=1e-6, what=rule)
@@ -135,8 +145,11 @@ def test_guided_backprop_rules_by_hand():
 def test_gradient_rule_is_the_gradient(shapes_model, shapes_images):
     from interp_lib.attacks import input_gradient
 
-    assert_close(deconvnet.guided_backprop(shapes_model, shapes_images, 1, rule="gradient"),
-                 input_gradient(shapes_model, shapes_images, 1), rtol=1e-6)
+    assert_close(
+        deconvnet.guided_backprop(shapes_model, shapes_images, 1, rule="gradient"),
+        input_gradient(shapes_model, shapes_images, 1),
+        rtol=1e-6,
+    )
 
 
 @pytest.mark.exercise("07.3", weight=1)
@@ -161,8 +174,11 @@ def test_guided_backprop_leaves_model_unchanged(shapes_model, shapes_images):
 def test_deconvnet_registered(shapes_model, shapes_images):
     table = attribution.methods()
     assert "deconvnet" in table and "guided_backprop" in table
-    assert_close(attribution.attribute("deconvnet", shapes_model, shapes_images, 3),
-                 deconvnet.guided_backprop(shapes_model, shapes_images, 3, rule="deconvnet"), rtol=1e-6)
+    assert_close(
+        attribution.attribute("deconvnet", shapes_model, shapes_images, 3),
+        deconvnet.guided_backprop(shapes_model, shapes_images, 3, rule="deconvnet"),
+        rtol=1e-6,
+    )
 
 
 @pytest.mark.reference
@@ -208,9 +224,13 @@ def test_guided_backprop_refuses_unconverted_models(shapes_images):
             return self.fc(F.relu(self.conv(x)).flatten(1))
 
     reused = nn.ReLU()
-    bad = [Functional(), nn.Sequential(nn.Conv2d(3, 4, 3), reused, nn.Conv2d(4, 4, 3), reused,
-                                       nn.Flatten(), nn.Linear(4 * 28 * 28, 2)),
-           nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(inplace=True), nn.Flatten(), nn.Linear(4 * 30 * 30, 2))]
+    bad = [
+        Functional(),
+        nn.Sequential(
+            nn.Conv2d(3, 4, 3), reused, nn.Conv2d(4, 4, 3), reused, nn.Flatten(), nn.Linear(4 * 28 * 28, 2)
+        ),
+        nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(inplace=True), nn.Flatten(), nn.Linear(4 * 30 * 30, 2)),
+    ]
     for model in bad:
         with pytest.raises(ValueError, match="convert_relus"):
             deconvnet.guided_backprop(model, shapes_images, 0)
@@ -234,6 +254,7 @@ def test_guided_backprop_bad_input(shapes_model, shapes_images):
 
 # --------------------------------------------------------------------------- converter
 
+
 @pytest.mark.parametrize("arch", ["resnet18", "googlenet"])
 def test_convert_relus_torchvision(arch):
     torchvision = pytest.importorskip("torchvision")
@@ -252,8 +273,11 @@ def test_convert_relus_torchvision(arch):
     assert not converted.training
     # every ReLU a separate, non-in-place module, called once; no functional ReLU left
     graph = torch.fx.symbolic_trace(converted).graph
-    calls = collections.Counter(n.target for n in graph.nodes if n.op == "call_module"
-                                and isinstance(converted.get_submodule(n.target), nn.ReLU))
+    calls = collections.Counter(
+        n.target
+        for n in graph.nodes
+        if n.op == "call_module" and isinstance(converted.get_submodule(n.target), nn.ReLU)
+    )
     assert calls and max(calls.values()) == 1
     relus = [m for m in converted.modules() if isinstance(m, nn.ReLU)]
     assert len(relus) == len(calls) == len({id(m) for m in relus})
@@ -269,6 +293,7 @@ def test_convert_relus_torchvision(arch):
 
 # --------------------------------------------------------------------------- 07.4
 
+
 @pytest.mark.exercise("07.4", weight=2)
 def test_occlusion_by_hand():
     # a linear "model": the score is the sum of pixels; occluding a window with 0 drops it by
@@ -276,7 +301,7 @@ def test_occlusion_by_hand():
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 1, bias=False))
     with torch.no_grad():
         model[1].weight.fill_(1.0)
-    x = torch.arange(16.).view(1, 1, 4, 4)
+    x = torch.arange(16.0).view(1, 1, 4, 4)
     out = occlusion.occlusion(model, x, 0, window=2, stride=2, baseline=0.0)
     expected = F.avg_pool2d(x, 2).repeat_interleave(2, 2).repeat_interleave(2, 3) * 4
     assert_close(out, expected, rtol=1e-6)
@@ -300,10 +325,12 @@ def test_occlusion_equals_captum(shapes_model, shapes_test, window, stride, base
     target = torch.tensor([0, 1, 3])
     w = (window, window) if isinstance(window, int) else window
     s = (stride, stride) if isinstance(stride, int) else stride
-    ref = captum.Occlusion(shapes_model).attribute(x, sliding_window_shapes=(3, *w), strides=(3, *s),
-                                                   baselines=baseline, target=target)
-    ours = occlusion.occlusion(shapes_model, x, target, window=window, stride=stride, baseline=baseline,
-                               batch_size=100)
+    ref = captum.Occlusion(shapes_model).attribute(
+        x, sliding_window_shapes=(3, *w), strides=(3, *s), baselines=baseline, target=target
+    )
+    ours = occlusion.occlusion(
+        shapes_model, x, target, window=window, stride=stride, baseline=baseline, batch_size=100
+    )
     assert_close(ours, ref, rtol=1e-5)
 
 
@@ -313,8 +340,9 @@ def test_occlusion_equals_captum_digits_tensor_baseline(digits_model, digits_tes
     captum = pytest.importorskip("captum.attr")
     x = digits_test[0][:2]
     base = torch.rand(x.shape, generator=torch.Generator().manual_seed(1))
-    ref = captum.Occlusion(digits_model).attribute(x, sliding_window_shapes=(1, 7, 7), strides=(1, 7, 7),
-                                                   baselines=base, target=3)
+    ref = captum.Occlusion(digits_model).attribute(
+        x, sliding_window_shapes=(1, 7, 7), strides=(1, 7, 7), baselines=base, target=3
+    )
     assert_close(occlusion.occlusion(digits_model, x, 3, window=7, stride=7, baseline=base), ref, rtol=1e-5)
 
 

@@ -1,12 +1,13 @@
 """Lesson 08: LRP rules for one layer, z^B, and whole-network LRP under composites."""
+
 import pytest
 import torch
+from helpers import assert_unchanged, snapshot
 from torch import nn
 
 from interp_lib import lrp as L
 from interp_lib.models import bias_free_copy
 from interp_lib.utils import assert_close
-from helpers import assert_unchanged, snapshot
 
 
 def _layer(kind, seed=0, bias=True):
@@ -31,7 +32,7 @@ def _relevance(layer, a, seed=2):
 
 def _explicit(layer, a, R, rule, eps=0.25, gamma=0.25, s=1e-6):
     """Textbook formulas written out for a dense layer, float64."""
-    w, b = layer.weight.double().T, layer.bias.double()          # (D, K)
+    w, b = layer.weight.double().T, layer.bias.double()  # (D, K)
     a, R = a.double(), R.double()
     stab = lambda z, e: z + e * torch.where(z >= 0, 1.0, -1.0).double()  # noqa: E731
     if rule in ("0", "epsilon"):
@@ -49,11 +50,12 @@ def _explicit(layer, a, R, rule, eps=0.25, gamma=0.25, s=1e-6):
         zr = a @ w + b
         return (contrib * ((zr > 0) * R / stab(z, s))[:, None, :]).sum(2)
     if rule == "wsquare":
-        z = (w ** 2).sum(0) + b ** 2
-        return ((w ** 2)[None] * (R / stab(z, s))[:, None, :]).sum(2)
+        z = (w**2).sum(0) + b**2
+        return ((w**2)[None] * (R / stab(z, s))[:, None, :]).sum(2)
 
 
 # --------------------------------------------------------------------------- 08.1
+
 
 @pytest.mark.exercise("08.1", weight=2)
 @pytest.mark.parametrize("rule", ["0", "epsilon", "zplus", "wsquare"])
@@ -67,8 +69,9 @@ def test_lrp_layer_dense_matches_formula(rule):
 def test_lrp_layer_gamma_on_positive_inputs_is_textbook():
     layer, a = _layer("linear"), _input("linear")
     R = torch.rand(3, 4) * (layer(a) > 0).detach()  # relevance only on active outputs
-    assert_close(L.lrp_layer(layer, a, R, "gamma", gamma=0.5),
-                 _explicit(layer, a, R, "gamma", gamma=0.5), rtol=1e-5)
+    assert_close(
+        L.lrp_layer(layer, a, R, "gamma", gamma=0.5), _explicit(layer, a, R, "gamma", gamma=0.5), rtol=1e-5
+    )
 
 
 @pytest.mark.exercise("08.1", weight=1)
@@ -97,8 +100,10 @@ def test_lrp_layer_conv_equals_dense_unfolded():
     R = _relevance(conv, a)
     # the same conv as a dense layer over the flattened image
     D, K = a[0].numel(), R[0].numel()
-    dense_w = torch.autograd.functional.jacobian(lambda v: nn.functional.conv2d(
-        v.view(1, *a.shape[1:]), conv.weight, None, padding=1).flatten(), torch.zeros(D))
+    dense_w = torch.autograd.functional.jacobian(
+        lambda v: nn.functional.conv2d(v.view(1, *a.shape[1:]), conv.weight, None, padding=1).flatten(),
+        torch.zeros(D),
+    )
     dense = nn.Linear(D, K)
     with torch.no_grad():
         dense.weight.copy_(dense_w)
@@ -115,13 +120,18 @@ def test_lrp_layer_conv_equals_dense_unfolded():
 def test_lrp_layer_matches_zennit(kind):
     pytest.importorskip("zennit")
     from zennit import rules as zr
+
     layer, a = _layer(kind), _input(kind, signed=True)
     R = _relevance(layer, a)
-    cases = [("0", {}, zr.Epsilon(1e-6)), ("epsilon", {"epsilon": 0.3}, zr.Epsilon(0.3)),
-             ("gamma", {"gamma": 0.3}, zr.Gamma(0.3)), ("zplus", {}, zr.ZPlus()),
-             ("zplus", {"zero_bias": True}, zr.ZPlus(zero_params="bias")),
-             ("wsquare", {"zero_bias": True}, zr.WSquare(zero_params="bias")),
-             ("wsquare", {}, zr.WSquare())]
+    cases = [
+        ("0", {}, zr.Epsilon(1e-6)),
+        ("epsilon", {"epsilon": 0.3}, zr.Epsilon(0.3)),
+        ("gamma", {"gamma": 0.3}, zr.Gamma(0.3)),
+        ("zplus", {}, zr.ZPlus()),
+        ("zplus", {"zero_bias": True}, zr.ZPlus(zero_params="bias")),
+        ("wsquare", {"zero_bias": True}, zr.WSquare(zero_params="bias")),
+        ("wsquare", {}, zr.WSquare()),
+    ]
     for rule, options, hook in cases:
         ref = _zennit_layer(layer, a, R, hook)
         assert_close(L.lrp_layer(layer, a, R, rule, **options), ref, rtol=1e-5, what=f"{rule} {options}")
@@ -155,13 +165,18 @@ def test_lrp_layer_bad_input():
 
 # --------------------------------------------------------------------------- 08.2
 
+
 @pytest.mark.exercise("08.2", weight=2)
 def test_zb_rule_matches_formula_and_conserves():
     layer, a = _layer("linear", bias=False), _input("linear")
     R = _relevance(layer, a)
     w = layer.weight.double().T
     low, high = torch.full((6,), -0.5), torch.full((6,), 1.5)
-    contrib = a.double()[:, :, None] * w - low.double()[:, None] * w.clamp(min=0) - high.double()[:, None] * w.clamp(max=0)
+    contrib = (
+        a.double()[:, :, None] * w
+        - low.double()[:, None] * w.clamp(min=0)
+        - high.double()[:, None] * w.clamp(max=0)
+    )
     den = contrib.sum(1)
     want = (contrib * (R.double() / (den + 1e-6 * torch.where(den >= 0, 1.0, -1.0)))[:, None, :]).sum(2)
     got = L.zb_rule(layer, a, R, low, high)
@@ -183,6 +198,7 @@ def test_zb_rule_ignores_bias_and_broadcasts_bounds():
 def test_zb_rule_matches_zennit():
     pytest.importorskip("zennit")
     from zennit import rules as zr
+
     conv, a = _layer("conv"), _input("conv")
     R = _relevance(conv, a)
     low, high = torch.tensor([-0.1, 0.0])[None, :, None, None], torch.tensor([1.0, 1.2])[None, :, None, None]
@@ -203,6 +219,7 @@ def test_zb_rule_bad_input():
 
 
 # --------------------------------------------------------------------------- 08.3
+
 
 def _models(digits_model, shapes_model, digits_images, shapes_images):
     return [("digits", digits_model, digits_images), ("shapes", shapes_model, shapes_images)]
@@ -243,17 +260,25 @@ def test_lrp_default_target_is_prediction(digits_model, digits_images):
 @pytest.mark.exercise("08.3", weight=2)
 def test_lrp_matches_zennit_shipped(digits_model, shapes_model, digits_images, shapes_images):
     pytest.importorskip("zennit")
-    from zennit import composites as zc, rules as zr
+    from zennit import composites as zc
+    from zennit import rules as zr
+
     for name, model, x in _models(digits_model, shapes_model, digits_images, shapes_images):
         target = model(x).argmax(1)
-        cases = [(L.EpsilonPlus(), zc.EpsilonPlus()),
-                 (L.EpsilonGammaBox(0.0, 1.0), zc.EpsilonGammaBox(low=0.0, high=1.0)),
-                 (L.EpsilonPlus(epsilon=0.25, zero_bias=True), zc.EpsilonPlus(epsilon=0.25, zero_params="bias")),
-                 (L.Uniform(L.Gamma(0.5)), _zennit_uniform(zr.Gamma(0.5))),
-                 (L.Uniform(L.WSquare(zero_bias=True)), _zennit_uniform(zr.WSquare(zero_params="bias")))]
+        cases = [
+            (L.EpsilonPlus(), zc.EpsilonPlus()),
+            (L.EpsilonGammaBox(0.0, 1.0), zc.EpsilonGammaBox(low=0.0, high=1.0)),
+            (L.EpsilonPlus(epsilon=0.25, zero_bias=True), zc.EpsilonPlus(epsilon=0.25, zero_params="bias")),
+            (L.Uniform(L.Gamma(0.5)), _zennit_uniform(zr.Gamma(0.5))),
+            (L.Uniform(L.WSquare(zero_bias=True)), _zennit_uniform(zr.WSquare(zero_params="bias"))),
+        ]
         for ours, theirs in cases:
-            assert_close(L.lrp(model, x, target, composite=ours), _zennit(model, x, target, theirs),
-                         rtol=1e-5, what=f"{name} {ours}")
+            assert_close(
+                L.lrp(model, x, target, composite=ours),
+                _zennit(model, x, target, theirs),
+                rtol=1e-5,
+                what=f"{name} {ours}",
+            )
 
 
 @pytest.mark.reference
@@ -262,24 +287,33 @@ def test_lrp_matches_zennit_vgg16():
     pytest.importorskip("zennit")
     tv = pytest.importorskip("torchvision")
     from zennit import composites as zc
+
     torch.manual_seed(0)
     model = tv.models.vgg16(weights=None).eval()
     x = torch.rand(1, 3, 64, 64)
     target = model(x).argmax(1)
-    for ours, theirs in [(L.EpsilonPlus(), zc.EpsilonPlus()),
-                         (L.EpsilonGammaBox(0.0, 1.0), zc.EpsilonGammaBox(low=0.0, high=1.0))]:
-        assert_close(L.lrp(model, x, target, composite=ours), _zennit(model, x, target, theirs),
-                     rtol=1e-5, what=f"vgg16 {ours}")
+    for ours, theirs in [
+        (L.EpsilonPlus(), zc.EpsilonPlus()),
+        (L.EpsilonGammaBox(0.0, 1.0), zc.EpsilonGammaBox(low=0.0, high=1.0)),
+    ]:
+        assert_close(
+            L.lrp(model, x, target, composite=ours),
+            _zennit(model, x, target, theirs),
+            rtol=1e-5,
+            what=f"vgg16 {ours}",
+        )
 
 
 def _zennit_uniform(rule):
     from zennit.composites import LayerMapComposite
     from zennit.rules import Pass
+
     return LayerMapComposite([((nn.Conv2d, nn.Linear), rule), (nn.ReLU, Pass())])
 
 
 def _zennit(model, x, target, composite):
     from zennit.attribution import Gradient
+
     with Gradient(model, composite) as att:
         out = model(x)
         _, rel = att(x, nn.functional.one_hot(target, out.shape[1]).float() * out)
@@ -304,12 +338,17 @@ def test_lrp_bad_input_and_model_unchanged(digits_model, digits_images):
     with pytest.raises(ValueError, match="gamma"):
         L.EpsilonGammaBox(0.0, 1.0, gamma=-0.5)
     with pytest.raises(RuntimeError, match="broken"):
-        L.lrp(model, digits_images, 0, composite=L.Composite([(nn.Linear, _Broken()), (nn.Conv2d, L.ZPlus())]))
+        L.lrp(
+            model, digits_images, 0, composite=L.Composite([(nn.Linear, _Broken()), (nn.Conv2d, L.ZPlus())])
+        )
     with pytest.raises(TypeError, match="model"):
         L.lrp(nn.ModuleList([nn.Linear(2, 2)]), digits_images, 0)
     with pytest.raises(ValueError, match="BatchNorm"):
-        L.lrp(nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(1352, 3)),
-              digits_images, 0)
+        L.lrp(
+            nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(1352, 3)),
+            digits_images,
+            0,
+        )
     assert_unchanged(model, before)
     model.eval()
 
@@ -322,12 +361,14 @@ def test_lrp_model_unchanged_after_success(shapes_model, shapes_images):
 
 def test_lrp_registered_as_attribution():
     from interp_lib.attribution import methods
+
     assert "lrp" in methods()
 
 
 # --------------------------------------------------------------------------- real architectures
 # BatchNorm merged into the preceding layer (interp_lib.models.merge_batchnorm), residual
 # additions and concatenations (lrp_graph, which lrp uses for anything but a Sequential).
+
 
 def _bn_randomised(model, seed=1, eps=None):
     """Running statistics of random 64x64 images, then randomly perturbed (a randomly
@@ -351,10 +392,21 @@ def _bn_randomised(model, seed=1, eps=None):
 
 def _small_bn_net():
     torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Conv2d(6, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
-                         nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(128, 16), nn.BatchNorm1d(16),
-                         nn.ReLU(), nn.Linear(16, 5))
+    return nn.Sequential(
+        nn.Conv2d(3, 6, 3, padding=1),
+        nn.BatchNorm2d(6),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(6, 8, 3, padding=1, bias=False),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(4),
+        nn.Flatten(),
+        nn.Linear(128, 16),
+        nn.BatchNorm1d(16),
+        nn.ReLU(),
+        nn.Linear(16, 5),
+    )
 
 
 def _tv(name, **kw):
@@ -371,6 +423,7 @@ def _image(seed=3):
 
 def _zennit_canonized(model, x, target, composite):
     import copy
+
     reference = copy.deepcopy(model)
     return _zennit(reference, x, target, composite)
 
@@ -378,6 +431,7 @@ def _zennit_canonized(model, x, target, composite):
 def test_merge_batchnorm_keeps_outputs_small_net():
     from interp_lib.models import merge_batchnorm
     from interp_lib.utils import rel_error
+
     model = _bn_randomised(_small_bn_net())
     before = snapshot(model)
     x = torch.rand(4, 3, 64, 64, generator=torch.Generator().manual_seed(2))
@@ -395,22 +449,33 @@ def test_lrp_merged_batchnorm_matches_zennit(name):
     pytest.importorskip("zennit")
     from zennit import composites as zc
     from zennit.canonizers import SequentialMergeBatchNorm
+
     from interp_lib.models import merge_batchnorm
+
     model = _bn_randomised(_small_bn_net() if name == "small" else _tv("vgg16_bn"), eps=0.0)
     x = _image()
     target = model(x).argmax(1)
     merged = merge_batchnorm(model)
-    cases = [(L.EpsilonPlus(), zc.EpsilonPlus(canonizers=[SequentialMergeBatchNorm()])),
-             (L.EpsilonGammaBox(0.0, 1.0),
-              zc.EpsilonGammaBox(low=0.0, high=1.0, canonizers=[SequentialMergeBatchNorm()]))]
-    for ours, theirs in cases[:2 if name == "small" else 1]:   # (VGG-16-BN: one composite, for time)
-        assert_close(L.lrp(merged, x, target, composite=ours), _zennit_canonized(model, x, target, theirs),
-                     rtol=1e-5, what=f"{name} {ours}")
+    cases = [
+        (L.EpsilonPlus(), zc.EpsilonPlus(canonizers=[SequentialMergeBatchNorm()])),
+        (
+            L.EpsilonGammaBox(0.0, 1.0),
+            zc.EpsilonGammaBox(low=0.0, high=1.0, canonizers=[SequentialMergeBatchNorm()]),
+        ),
+    ]
+    for ours, theirs in cases[: 2 if name == "small" else 1]:  # (VGG-16-BN: one composite, for time)
+        assert_close(
+            L.lrp(merged, x, target, composite=ours),
+            _zennit_canonized(model, x, target, theirs),
+            rtol=1e-5,
+            what=f"{name} {ours}",
+        )
 
 
 @pytest.fixture(scope="module")
 def resnet_merged():
     from interp_lib.models import merge_batchnorm
+
     model = _bn_randomised(_tv("resnet18"), eps=0.0)
     return model, merge_batchnorm(model)
 
@@ -435,13 +500,16 @@ def test_lrp_resnet18_matches_zennit(resnet_merged):
     pytest.importorskip("zennit")
     from zennit import composites as zc
     from zennit.torchvision import ResNetCanonizer
+
     from interp_lib.models import convert_relus
+
     model, merged = resnet_merged
     x = _image()
     target = model(x).argmax(1)
-    for ours, theirs in [(L.EpsilonPlus(), zc.EpsilonPlus(canonizers=[ResNetCanonizer()])),
-                         (L.EpsilonGammaBox(0.0, 1.0),
-                          zc.EpsilonGammaBox(low=0.0, high=1.0, canonizers=[ResNetCanonizer()]))]:
+    for ours, theirs in [
+        (L.EpsilonPlus(), zc.EpsilonPlus(canonizers=[ResNetCanonizer()])),
+        (L.EpsilonGammaBox(0.0, 1.0), zc.EpsilonGammaBox(low=0.0, high=1.0, canonizers=[ResNetCanonizer()])),
+    ]:
         got = L.lrp(merged, x, target, composite=ours)
         assert_close(got, _zennit_canonized(model, x, target, theirs), rtol=1e-5, what=f"resnet18 {ours}")
     # converting the ReLUs first changes nothing (lrp_graph handles reused and in-place ReLUs)
@@ -453,29 +521,38 @@ def test_lrp_resnet18_matches_zennit(resnet_merged):
 def test_lrp_googlenet_conserves_and_matches_zennit():
     pytest.importorskip("zennit")
     from zennit import composites as zc
+
     from interp_lib.models import convert_relus, merge_batchnorm
+
     model = convert_relus(merge_batchnorm(_bn_randomised(_tv("googlenet"))))
     x = _image()
     clean = bias_free_copy(model)
     logit = clean(x).max(1).values.detach()
     R = L.lrp(clean, x, None, composite=L.EpsilonPlus())
     assert_close(R.flatten(1).sum(1), logit, rtol=1e-3, what="googlenet conservation")
-    target = model(x).argmax(1)   # concatenations only: zennit needs no canonizer once ReLUs are modules
-    assert_close(L.lrp(model, x, target, composite=L.EpsilonPlus()),
-                 _zennit(model, x, target, zc.EpsilonPlus()),
-                 rtol=1e-5, what="googlenet vs zennit")
+    target = model(x).argmax(1)  # concatenations only: zennit needs no canonizer once ReLUs are modules
+    assert_close(
+        L.lrp(model, x, target, composite=L.EpsilonPlus()),
+        _zennit(model, x, target, zc.EpsilonPlus()),
+        rtol=1e-5,
+        what="googlenet vs zennit",
+    )
 
 
 @pytest.mark.exercise("08.3", weight=1)
 def test_lrp_graph_path_equals_sequential_path(shapes_model, shapes_images):
     from interp_lib.models import convert_relus
-    graph = convert_relus(shapes_model)          # a torch.fx.GraphModule: not a Sequential
+
+    graph = convert_relus(shapes_model)  # a torch.fx.GraphModule: not a Sequential
     assert not L.is_sequential(graph)
     target = shapes_model(shapes_images).argmax(1)
     for composite in (L.EpsilonPlus(), L.EpsilonGammaBox(0.0, 1.0), L.LayerGroups()):
-        assert_close(L.lrp(graph, shapes_images, target, composite=composite),
-                     L.lrp(shapes_model, shapes_images, target, composite=composite), rtol=1e-6,
-                     what=f"{composite}")
+        assert_close(
+            L.lrp(graph, shapes_images, target, composite=composite),
+            L.lrp(shapes_model, shapes_images, target, composite=composite),
+            rtol=1e-6,
+            what=f"{composite}",
+        )
 
 
 def test_lrp_graph_refuses_unmerged_batchnorm(resnet_merged):
@@ -493,13 +570,13 @@ def test_gamma_case_split_uses_the_real_output_with_zero_bias():
     with torch.no_grad():
         layer.bias.copy_(torch.tensor([3.0, -3.0, 3.0, -3.0, 0.5]))
     a, relevance, g = torch.randn(4, 6), torch.rand(4, 5), 0.25
-    w = layer.weight.detach().T                                    # w_jk, (6, 5)
+    w = layer.weight.detach().T  # w_jk, (6, 5)
     with torch.no_grad():
         z = layer(a)
     ap, an = a.clamp(min=0)[:, :, None], a.clamp(max=0)[:, :, None]
     wp, wn = w.clamp(min=0), w.clamp(max=0)
-    up = ap * (w + g * wp) + an * (w + g * wn)                     # outputs with z_k > 0
-    down = ap * (w + g * wn) + an * (w + g * wp)                   # outputs with z_k < 0
+    up = ap * (w + g * wp) + an * (w + g * wn)  # outputs with z_k > 0
+    down = ap * (w + g * wn) + an * (w + g * wp)  # outputs with z_k < 0
     contrib = torch.where(z[:, None, :] > 0, up, torch.where(z[:, None, :] < 0, down, torch.zeros(())))
     denom = contrib.sum(1)
     stab = denom + 1e-6 * torch.where(denom >= 0, 1.0, -1.0)

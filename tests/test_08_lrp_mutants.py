@@ -3,6 +3,7 @@ without a reference library: the z+ rule on signed inputs, z^B with a large stab
 ``lrp_layer`` called under ``torch.no_grad()`` and inside a backward pass (as the graph
 path calls it), the default composite, a non-predicted target, and ``lrp`` refusing the
 layers it cannot handle."""
+
 import pytest
 import torch
 from torch import nn
@@ -46,9 +47,11 @@ def test_zplus_on_signed_inputs_by_formula():
 
 def _layers():
     torch.manual_seed(3)
-    return [("linear", nn.Linear(6, 4), _signed((3, 6))),
-            ("conv", nn.Conv2d(2, 3, 3, padding=1, stride=2), _signed((2, 2, 6, 6))),
-            ("conv same", nn.Conv2d(2, 3, 3, padding="same"), _signed((2, 2, 5, 5)))]
+    return [
+        ("linear", nn.Linear(6, 4), _signed((3, 6))),
+        ("conv", nn.Conv2d(2, 3, 3, padding=1, stride=2), _signed((2, 2, 6, 6))),
+        ("conv same", nn.Conv2d(2, 3, 3, padding="same"), _signed((2, 2, 5, 5))),
+    ]
 
 
 @pytest.mark.exercise("08.1", weight=1)
@@ -67,12 +70,12 @@ def test_lrp_layer_under_no_grad_and_inside_a_backward_pass():
                 @staticmethod
                 def forward(ctx, inp):
                     ctx.save_for_backward(inp)
-                    return layer(inp)
+                    return layer(inp)  # noqa: B023 (used inside this iteration only)
 
                 @staticmethod
                 def backward(ctx, relevance):
                     (inp,) = ctx.saved_tensors
-                    return L.lrp_layer(layer, inp, relevance, rule)
+                    return L.lrp_layer(layer, inp, relevance, rule)  # noqa: B023
 
             leaf = a.clone().requires_grad_(True)
             (inside,) = torch.autograd.grad(Rule.apply(leaf), leaf, grad_outputs=R)
@@ -97,10 +100,15 @@ def test_zb_rule_uses_its_stabilizer():
 @pytest.mark.exercise("08.3", weight=1)
 def test_lrp_default_composite_is_epsilon_plus(digits_model, digits_images):
     target = torch.arange(len(digits_images)) % 10
-    assert_close(L.lrp(digits_model, digits_images, target),
-                 L.lrp(digits_model, digits_images, target, composite=L.EpsilonPlus()), rtol=1e-7)
-    assert not torch.allclose(L.lrp(digits_model, digits_images, target),
-                              L.lrp(digits_model, digits_images, target, composite=L.Uniform(L.Epsilon())))
+    assert_close(
+        L.lrp(digits_model, digits_images, target),
+        L.lrp(digits_model, digits_images, target, composite=L.EpsilonPlus()),
+        rtol=1e-7,
+    )
+    assert not torch.allclose(
+        L.lrp(digits_model, digits_images, target),
+        L.lrp(digits_model, digits_images, target, composite=L.Uniform(L.Epsilon())),
+    )
 
 
 @pytest.mark.exercise("08.3", weight=1)
@@ -121,7 +129,9 @@ def test_lrp_refuses_layers_it_cannot_handle(digits_images):
     """lrp must refuse, with a ValueError naming the layer, a BatchNorm left in the network
     and a Linear/Conv2d the composite gives no rule (never pass them as a plain gradient)."""
     torch.manual_seed(0)
-    with_bn = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.ReLU(), nn.Flatten(), nn.Linear(1352, 3)).eval()
+    with_bn = nn.Sequential(
+        nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.ReLU(), nn.Flatten(), nn.Linear(1352, 3)
+    ).eval()
     with pytest.raises(ValueError, match="BatchNorm"):
         L.lrp(with_bn, digits_images, 0)
     plain = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(1352, 3)).eval()

@@ -1,9 +1,11 @@
 """Lesson 09: deep Taylor decomposition: root points, and the rules they give."""
+
 import pytest
 import torch
 from torch import nn
 
-from interp_lib import dtd, lrp as L
+from interp_lib import dtd
+from interp_lib import lrp as L
 from interp_lib.utils import assert_close
 
 
@@ -30,7 +32,7 @@ def test_root_point_is_on_zero_set_along_direction(layer_data, direction):
     z_root = torch.einsum("nkd,kd->nk", root, w) + b
     active = z > 0
     assert active.any() and (~active).any()
-    assert z_root[active].abs().max() < 1e-10                          # on the zero set
+    assert z_root[active].abs().max() < 1e-10  # on the zero set
     assert torch.equal(root[~active], a[:, None, :].expand_as(root)[~active])  # inactive: the input
     # along the search direction: a - root is parallel to v
     v = dtd.search_direction(w, a, direction, 0.0, 1.0)
@@ -42,17 +44,17 @@ def test_root_point_is_on_zero_set_along_direction(layer_data, direction):
 @pytest.mark.exercise("09.1", weight=1)
 def test_root_points_stay_in_domain(layer_data):
     w, b, a, _ = layer_data
-    assert dtd.dtd_root_point(w, b, a, "zplus").min() >= -1e-12               # inputs >= 0
+    assert dtd.dtd_root_point(w, b, a, "zplus").min() >= -1e-12  # inputs >= 0
     box = dtd.dtd_root_point(w, b, a, "box", low=0.0, high=1.0)
-    assert box.min() >= -1e-12 and box.max() <= 1 + 1e-12                    # inside the box
+    assert box.min() >= -1e-12 and box.max() <= 1 + 1e-12  # inside the box
 
 
 @pytest.mark.exercise("09.1", weight=1)
 def test_root_point_one_neuron_by_hand():
     w = torch.tensor([[1.0, 2.0]])
     b = torch.tensor([-1.0])
-    a = torch.tensor([[1.0, 1.0]])                   # z = 2
-    root = dtd.dtd_root_point(w, b, a, "w")          # t = 2 / 5
+    a = torch.tensor([[1.0, 1.0]])  # z = 2
+    root = dtd.dtd_root_point(w, b, a, "w")  # t = 2 / 5
     assert_close(root[0, 0], torch.tensor([1 - 0.4, 1 - 0.8]), rtol=1e-6)
 
 
@@ -60,9 +62,11 @@ def test_root_point_one_neuron_by_hand():
 def test_dtd_relevance_equals_rules(layer_data):
     w, b, a, layer = layer_data
     R = torch.relu(a @ w.T + b)
-    cases = {"w": L.lrp_layer(layer, a, R, "wsquare", zero_bias=True, stabilizer=1e-12),
-             "zplus": L.lrp_layer(layer, a, R, "zplus", stabilizer=1e-12),
-             "box": L.zb_rule(layer, a, R, 0.0, 1.0, stabilizer=1e-12)}
+    cases = {
+        "w": L.lrp_layer(layer, a, R, "wsquare", zero_bias=True, stabilizer=1e-12),
+        "zplus": L.lrp_layer(layer, a, R, "zplus", stabilizer=1e-12),
+        "box": L.zb_rule(layer, a, R, 0.0, 1.0, stabilizer=1e-12),
+    }
     for direction, rule in cases.items():
         got = dtd.dtd_relevance(w, b, a, direction, low=0.0, high=1.0)
         assert_close(got, rule, rtol=1e-6, what=direction)

@@ -1,5 +1,6 @@
 """Lesson 09, tests added for plausible student bugs (python -m interp_lib mutants): the edge
 case of a neuron whose search direction is orthogonal to its weights (no root along it)."""
+
 import pytest
 import torch
 
@@ -18,7 +19,7 @@ def test_root_point_when_the_direction_cannot_reach_the_zero_set():
     assert torch.isfinite(root).all()
     assert torch.equal(root[:, :2], a[:, None, :].expand(2, 2, 3))
     z = a @ w.T + b
-    assert (z[:, 1] > 0).all()                      # neuron 1 active, yet no root along v
+    assert (z[:, 1] > 0).all()  # neuron 1 active, yet no root along v
     # neuron 2 (mixed weights) behaves as usual: inactive for image 0, on the zero set for image 1
     assert z[0, 2] < 0 < z[1, 2]
     assert torch.equal(root[0, 2], a[0])

@@ -1,12 +1,13 @@
 """Lesson 10: deletion curves, AOPC, relevance mass, cascading randomisation (sanity checks)."""
+
 import collections
 import copy
 
 import pytest
 import torch
+from helpers import assert_unchanged, snapshot
 from torch import nn
 
-from helpers import assert_unchanged, snapshot
 from interp_lib import evaluation, gradients
 from interp_lib.utils import assert_close
 
@@ -22,10 +23,7 @@ def _linear_toy(weights):
 
 
 # the four 2x2 regions of a 4x4 image, row-major: top-left, top-right, bottom-left, bottom-right
-REGION_WEIGHTS = [[1., 1., 2., 2.],
-                  [1., 1., 2., 2.],
-                  [3., 3., 4., 4.],
-                  [3., 3., 4., 4.]]
+REGION_WEIGHTS = [[1.0, 1.0, 2.0, 2.0], [1.0, 1.0, 2.0, 2.0], [3.0, 3.0, 4.0, 4.0], [3.0, 3.0, 4.0, 4.0]]
 
 
 @pytest.fixture(scope="module")
@@ -36,12 +34,14 @@ def toy():
 @pytest.fixture(scope="module")
 def cleverhans():
     from interp_lib.models import load_model
+
     return load_model("shapes_cleverhans")
 
 
 @pytest.fixture(scope="module")
 def tagged():
     from interp_lib.data import load_shapes
+
     return load_shapes("test", n=16, texture_rate=1.0, tag_rate=1.0)
 
 
@@ -51,7 +51,7 @@ def _naive_curve(model, x, target, attributions, region, steps, baseline, order)
     out = torch.empty(n, steps + 1)
     for i in range(n):
         squares = [(r, q) for r in range(0, h, region) for q in range(0, w, region)]
-        scores = torch.stack([attributions[i, :, r:r + region, q:q + region].sum() for r, q in squares])
+        scores = torch.stack([attributions[i, :, r : r + region, q : q + region].sum() for r, q in squares])
         ranking = torch.argsort(scores, descending=(order == "most"), stable=True)
         img = x[i].clone()
         base = torch.as_tensor(baseline).expand_as(x)[i]
@@ -59,35 +59,38 @@ def _naive_curve(model, x, target, attributions, region, steps, baseline, order)
             out[i, 0] = model(img[None])[0, target[i]]
             for k in range(steps):
                 r, q = squares[ranking[k]]
-                img[:, r:r + region, q:q + region] = base[:, r:r + region, q:q + region]
+                img[:, r : r + region, q : q + region] = base[:, r : r + region, q : q + region]
                 out[i, k + 1] = model(img[None])[0, target[i]]
     return out
 
 
 # --------------------------------------------------------------------------- 10.1
 
+
 @pytest.mark.exercise("10.1", weight=3)
 def test_deletion_curve_by_hand(toy):
     x = torch.ones(1, 1, 4, 4)
     # relevance ranks the regions bottom-right, top-left, bottom-left, top-right
-    relevance = torch.tensor([[9., 9., 1., 1.], [9., 9., 1., 1.], [5., 5., 20., 20.], [5., 5., 20., 20.]])
+    relevance = torch.tensor(
+        [[9.0, 9.0, 1.0, 1.0], [9.0, 9.0, 1.0, 1.0], [5.0, 5.0, 20.0, 20.0], [5.0, 5.0, 20.0, 20.0]]
+    )
     a = relevance.view(1, 1, 4, 4)
     curve = evaluation.deletion_curve(toy, x, 0, a, region=2)
     # f(x) = 4*(1+2+3+4) = 40; deleting bottom-right (-16), top-left (-4), bottom-left (-12), top-right (-8)
     assert curve.shape == (1, 5)
-    assert_close(curve, torch.tensor([[40., 24., 20., 8., 0.]]), rtol=1e-6)
+    assert_close(curve, torch.tensor([[40.0, 24.0, 20.0, 8.0, 0.0]]), rtol=1e-6)
     least = evaluation.deletion_curve(toy, x, 0, a, region=2, order="least")
-    assert_close(least, torch.tensor([[40., 32., 20., 16., 0.]]), rtol=1e-6)
+    assert_close(least, torch.tensor([[40.0, 32.0, 20.0, 16.0, 0.0]]), rtol=1e-6)
     half = evaluation.deletion_curve(toy, x, 0, a, region=2, steps=2, baseline=0.5)
-    assert_close(half, torch.tensor([[40., 32., 30.]]), rtol=1e-6)
+    assert_close(half, torch.tensor([[40.0, 32.0, 30.0]]), rtol=1e-6)
     other = evaluation.deletion_curve(toy, x, 1, a, region=2, steps=1)
-    assert_close(other, torch.tensor([[-40., -24.]]), rtol=1e-6)
+    assert_close(other, torch.tensor([[-40.0, -24.0]]), rtol=1e-6)
 
 
 @pytest.mark.exercise("10.1", weight=1)
 def test_deletion_curve_probability_and_ties(toy):
     x = torch.full((1, 1, 4, 4), 0.1)
-    flat = torch.zeros(1, 1, 4, 4)                      # all ties: row-major order
+    flat = torch.zeros(1, 1, 4, 4)  # all ties: row-major order
     logits = evaluation.deletion_curve(toy, x, 0, flat, region=2)
     assert_close(logits, torch.tensor([[4.0, 3.6, 2.8, 1.6, 0.0]]), rtol=1e-6)
     probs = evaluation.deletion_curve(toy, x, 0, flat, region=2, probability=True)
@@ -105,8 +108,9 @@ def test_deletion_curve_matches_naive_loop(cleverhans, tagged, order):
     curve = evaluation.deletion_curve(cleverhans, x, y, a, region=8, baseline=baseline, order=order)
     assert curve.shape == (4, 17) and curve.grad_fn is None
     assert_close(curve, _naive_curve(cleverhans, x, y, a, 8, 16, baseline, order), rtol=1e-5)
-    one_channel = evaluation.deletion_curve(cleverhans, x, y, a.sum(1, keepdim=True), region=8, steps=5,
-                                            baseline=baseline, order=order)
+    one_channel = evaluation.deletion_curve(
+        cleverhans, x, y, a.sum(1, keepdim=True), region=8, steps=5, baseline=baseline, order=order
+    )
     assert_close(one_channel, curve[:, :6], rtol=1e-5)
 
 
@@ -114,10 +118,10 @@ def test_deletion_curve_matches_naive_loop(cleverhans, tagged, order):
 def test_insertion_is_deletion_with_roles_swapped(toy):
     x = torch.ones(1, 1, 4, 4)
     blurred = torch.zeros(1, 1, 4, 4)
-    a = torch.tensor(REGION_WEIGHTS).view(1, 1, 4, 4)        # most relevant: bottom-right
+    a = torch.tensor(REGION_WEIGHTS).view(1, 1, 4, 4)  # most relevant: bottom-right
     insertion = evaluation.deletion_curve(toy, blurred, 0, a, region=2, baseline=x)
-    assert_close(insertion, torch.tensor([[0., 16., 28., 36., 40.]]), rtol=1e-6)
-    assert_close(evaluation.deletion_auc(insertion), torch.tensor([(8 + 22 + 32 + 38) / 4.]), rtol=1e-6)
+    assert_close(insertion, torch.tensor([[0.0, 16.0, 28.0, 36.0, 40.0]]), rtol=1e-6)
+    assert_close(evaluation.deletion_auc(insertion), torch.tensor([(8 + 22 + 32 + 38) / 4.0]), rtol=1e-6)
 
 
 @pytest.mark.exercise("10.1", weight=1)
@@ -145,9 +149,12 @@ def test_deletion_curve_bad_input(toy):
 
 # --------------------------------------------------------------------------- 10.2
 
+
 @pytest.mark.exercise("10.2", weight=2)
 def test_aopc_by_hand():
-    curves = torch.tensor([[40., 24., 20., 8., 0.], [1., 1., 1., 1., 1.], [2., 3., 4., 2., 1.]])
+    curves = torch.tensor(
+        [[40.0, 24.0, 20.0, 8.0, 0.0], [1.0, 1.0, 1.0, 1.0, 1.0], [2.0, 3.0, 4.0, 2.0, 1.0]]
+    )
     # (0 + 16 + 20 + 32 + 40) / 5 = 21.6; flat: 0; rising then falling: (0 - 1 - 2 + 0 + 1) / 5
     assert_close(evaluation.aopc(curves), torch.tensor([21.6, 0.0, -0.4]), rtol=1e-6)
 
@@ -155,7 +162,7 @@ def test_aopc_by_hand():
 @pytest.mark.exercise("10.2", weight=1)
 def test_aopc_of_the_toy_orders(toy):
     x = torch.ones(1, 1, 4, 4)
-    a = torch.tensor(REGION_WEIGHTS).view(1, 1, 4, 4)       # the true contributions
+    a = torch.tensor(REGION_WEIGHTS).view(1, 1, 4, 4)  # the true contributions
     most = evaluation.aopc(evaluation.deletion_curve(toy, x, 0, a, region=2))
     least = evaluation.aopc(evaluation.deletion_curve(toy, x, 0, a, region=2, order="least"))
     # most: 40, 24, 12, 4, 0 -> (0+16+28+36+40)/5 = 24; least: 40, 36, 28, 16, 0 -> 16
@@ -171,7 +178,7 @@ def test_aopc_bad_input():
 
 
 def test_deletion_auc_by_hand():
-    curves = torch.tensor([[4., 2., 0.], [1., 1., 1.]])
+    curves = torch.tensor([[4.0, 2.0, 0.0], [1.0, 1.0, 1.0]])
     assert_close(evaluation.deletion_auc(curves), torch.tensor([2.0, 1.0]), rtol=1e-6)
     with pytest.raises(ValueError, match="curves"):
         evaluation.deletion_auc(torch.ones(3, 1))
@@ -179,17 +186,23 @@ def test_deletion_auc_by_hand():
 
 # --------------------------------------------------------------------------- 10.3
 
+
 @pytest.mark.exercise("10.3", weight=3)
 def test_relevance_mass_by_hand():
     mask = torch.zeros(1, 1, 2, 2, dtype=torch.bool)
     mask[..., 0, 0] = True
-    a = torch.tensor([[[[3., 1.], [-2., 0.]]],          # positive part 3+1: 3/4
-                      [[[-1., 2.], [2., 4.]]],          # 0/8
-                      [[[0., 0.], [0., 0.]]],           # nothing: 0
-                      [[[-5., 1.], [1., 3.]]]])         # abs: 5/10
+    a = torch.tensor(
+        [
+            [[[3.0, 1.0], [-2.0, 0.0]]],  # positive part 3+1: 3/4
+            [[[-1.0, 2.0], [2.0, 4.0]]],  # 0/8
+            [[[0.0, 0.0], [0.0, 0.0]]],  # nothing: 0
+            [[[-5.0, 1.0], [1.0, 3.0]]],
+        ]
+    )  # abs: 5/10
     assert_close(evaluation.relevance_mass(a, mask), torch.tensor([0.75, 0.0, 0.0, 0.0]), rtol=1e-6)
-    assert_close(evaluation.relevance_mass(a, mask, absolute=True),
-                 torch.tensor([3 / 6, 1 / 9, 0.0, 0.5]), rtol=1e-6)
+    assert_close(
+        evaluation.relevance_mass(a, mask, absolute=True), torch.tensor([3 / 6, 1 / 9, 0.0, 0.5]), rtol=1e-6
+    )
     per_image = mask.expand(4, 1, 2, 2).clone()
     per_image[1] = ~per_image[1]
     assert_close(evaluation.relevance_mass(a, per_image), torch.tensor([0.75, 1.0, 0.0, 0.0]), rtol=1e-6)
@@ -198,10 +211,11 @@ def test_relevance_mass_by_hand():
 @pytest.mark.exercise("10.3", weight=1)
 def test_relevance_mass_sums_channels_first():
     mask = torch.tensor([[[[True, False]]]])
-    a = torch.tensor([[[[2., 1.]], [[-2., 1.]]]])       # pixel 0: +2 - 2 = 0; pixel 1: 2
+    a = torch.tensor([[[[2.0, 1.0]], [[-2.0, 1.0]]]])  # pixel 0: +2 - 2 = 0; pixel 1: 2
     assert_close(evaluation.relevance_mass(a, mask), torch.tensor([0.0]), atol_scale=1e-9)
     uniform = torch.ones(3, 3, 32, 32)
     from interp_lib.data import load_shapes
+
     tag_mask = load_shapes("test", n=1).tag_mask
     assert_close(evaluation.relevance_mass(uniform, tag_mask), torch.full((3,), 36 / 1024), rtol=1e-6)
 
@@ -210,6 +224,7 @@ def test_relevance_mass_sums_channels_first():
 def test_some_method_finds_the_clever_hans_tag(cleverhans, tagged):
     # the model follows the tag: at least one method puts most of its relevance there
     from interp_lib import lrp
+
     a = lrp.lrp(cleverhans, tagged.x, tagged.y)
     mass = evaluation.relevance_mass(a, tagged.tag_mask)
     assert mass.shape == (16,) and mass.mean() > 0.5
@@ -229,6 +244,7 @@ def test_relevance_mass_bad_input():
 
 # --------------------------------------------------------------------------- 10.4
 
+
 @pytest.mark.exercise("10.4", weight=3)
 @pytest.mark.reference
 def test_sanity_check_spearman_equals_scipy(cleverhans, tagged):
@@ -244,7 +260,10 @@ def test_sanity_check_spearman_equals_scipy(cleverhans, tagged):
                 a, b = summed[i + 1, n].numpy(), summed[0, n].numpy()
                 want = stats.spearmanr(a, b).statistic
                 want_abs = stats.spearmanr(abs(a), abs(b)).statistic
-                for got, exp in ((result.spearman[i, n].item(), want), (result.spearman_abs[i, n].item(), want_abs)):
+                for got, exp in (
+                    (result.spearman[i, n].item(), want),
+                    (result.spearman_abs[i, n].item(), want_abs),
+                ):
                     assert (got != got and exp != exp) or abs(got - exp) < 1e-9, (method.__name__, i, n)
 
 
@@ -255,14 +274,17 @@ def test_sanity_check_randomises_a_copy_cumulatively(cleverhans, tagged):
     seen = []
 
     def spy(model, x, target):
-        assert all(torch.equal(v, original[k]) for k, v in cleverhans.state_dict().items()), \
+        assert all(torch.equal(v, original[k]) for k, v in cleverhans.state_dict().items()), (
             "the caller's model changed during sanity_check"
+        )
         seen.append((model, {k: v.clone() for k, v in model.state_dict().items()}))
         return x.clone()
 
     before = snapshot(cleverhans)
     layers = ["fc2", "conv2", "conv1"]
-    result = evaluation.sanity_check(cleverhans, x, y, spy, layers=layers, generator=torch.Generator().manual_seed(3))
+    result = evaluation.sanity_check(
+        cleverhans, x, y, spy, layers=layers, generator=torch.Generator().manual_seed(3)
+    )
     assert_unchanged(cleverhans, before)
     assert len(seen) == 4 and result.layers == layers
     assert all(m is not cleverhans for m, _ in seen[1:])
@@ -274,7 +296,7 @@ def test_sanity_check_randomises_a_copy_cumulatively(cleverhans, tagged):
             layer = k.split(".")[0]
             changed = not torch.equal(v, original[k])
             assert changed == (layer in layers[:i]), (i, k)
-            if layer in layers[:i - 1]:                   # randomisations accumulate
+            if layer in layers[: i - 1]:  # randomisations accumulate
                 assert torch.equal(v, seen[i - 1][1][k])
     # the draws: weight then bias of each layer in turn, scaled by the trained std
     g = torch.Generator().manual_seed(3)
@@ -290,13 +312,18 @@ def test_sanity_check_randomises_a_copy_cumulatively(cleverhans, tagged):
 @pytest.mark.exercise("10.4", weight=2)
 def test_sanity_check_gradient_loses_its_structure(cleverhans, tagged):
     x, y = tagged.x[:8], tagged.y[:8]
-    result = evaluation.sanity_check(cleverhans, x, y, gradients.saliency_map,
-                                     generator=torch.Generator().manual_seed(0))
-    again = evaluation.sanity_check(cleverhans, x, y, gradients.saliency_map,
-                                    generator=torch.Generator().manual_seed(0))
+    result = evaluation.sanity_check(
+        cleverhans, x, y, gradients.saliency_map, generator=torch.Generator().manual_seed(0)
+    )
+    again = evaluation.sanity_check(
+        cleverhans, x, y, gradients.saliency_map, generator=torch.Generator().manual_seed(0)
+    )
     assert torch.equal(result.maps, again.maps)
     assert_close(result.maps[0], gradients.saliency_map(cleverhans, x, y), rtol=1e-6)
-    assert result.spearman_abs[-1].mean() < 0.5 * result.spearman_abs[0].mean() or result.spearman_abs[-1].mean() < 0.3
+    assert (
+        result.spearman_abs[-1].mean() < 0.5 * result.spearman_abs[0].mean()
+        or result.spearman_abs[-1].mean() < 0.3
+    )
 
 
 @pytest.mark.exercise("10.4", weight=1)
@@ -307,13 +334,13 @@ def test_sanity_check_constant_map_gives_nan(cleverhans, tagged):
 
 
 def _ranks(v):
-    return torch.argsort(torch.argsort(v)).double() + 1          # 1..n, no ties here
+    return torch.argsort(torch.argsort(v)).double() + 1  # 1..n, no ties here
 
 
 def _spearman_by_hand(a, b):
     d = _ranks(a) - _ranks(b)
     n = len(a)
-    return 1 - 6 * (d ** 2).sum().item() / (n * (n ** 2 - 1))
+    return 1 - 6 * (d**2).sum().item() / (n * (n**2 - 1))
 
 
 @pytest.mark.exercise("10.4", weight=2)
@@ -328,10 +355,14 @@ def test_sanity_check_spearman_by_hand(toy):
     original = torch.stack([a0, a1, a2]).view(3, 1, 4, 4)
     randomised = torch.stack([-a0, torch.exp(3 * a1), b2]).view(3, 1, 4, 4)
     maps = iter([original, randomised])
-    result = evaluation.sanity_check(toy, torch.rand(3, 1, 4, 4), 0, lambda m, x, t: next(maps), layers=["fc"])
+    result = evaluation.sanity_check(
+        toy, torch.rand(3, 1, 4, 4), 0, lambda m, x, t: next(maps), layers=["fc"]
+    )
     want = torch.tensor([[-1.0, 1.0, _spearman_by_hand(b2, a2)]], dtype=torch.float64)
-    want_abs = torch.tensor([[1.0, _spearman_by_hand(torch.exp(3 * a1), a1.abs()), _spearman_by_hand(b2, a2)]],
-                            dtype=torch.float64)
+    want_abs = torch.tensor(
+        [[1.0, _spearman_by_hand(torch.exp(3 * a1), a1.abs()), _spearman_by_hand(b2, a2)]],
+        dtype=torch.float64,
+    )
     assert result.spearman.shape == (1, 3)
     assert torch.allclose(result.spearman.double(), want, atol=1e-6), (result.spearman, want)
     assert torch.allclose(result.spearman_abs.double(), want_abs, atol=1e-6), (result.spearman_abs, want_abs)
@@ -378,6 +409,7 @@ def test_sanity_check_bad_input(cleverhans, tagged):
 
 # --------------------------------------------------------------------------- infrastructure
 
+
 def test_average_ranks_equal_scipy():
     stats = pytest.importorskip("scipy.stats")
     g = torch.Generator().manual_seed(0)
@@ -395,6 +427,7 @@ def test_bootstrap_ci_brackets_the_mean():
 
 # --------------------------------------------------------------------------- real-world architectures
 
+
 def _torchvision(name):
     tv = pytest.importorskip("torchvision")
     torch.manual_seed(0)
@@ -403,7 +436,7 @@ def _torchvision(name):
     else:
         model = getattr(tv.models, name)(weights=None)
     g = torch.Generator().manual_seed(1)
-    with torch.no_grad():                     # random running statistics: merging must use them
+    with torch.no_grad():  # random running statistics: merging must use them
         for m in model.modules():
             if isinstance(m, nn.BatchNorm2d):
                 m.running_mean.copy_(0.1 * torch.randn(m.running_mean.shape, generator=g))
@@ -417,6 +450,7 @@ def _torchvision(name):
 def test_merge_batchnorm_keeps_outputs(name):
     from interp_lib.models import merge_batchnorm
     from interp_lib.utils import rel_error
+
     model = _torchvision(name)
     before = copy.deepcopy(model.state_dict())
     x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(2))
@@ -434,12 +468,14 @@ def test_lrp_on_merged_vgg16_bn_matches_zennit():
     from zennit import composites as zc
     from zennit.attribution import Gradient
     from zennit.canonizers import SequentialMergeBatchNorm
+
     from interp_lib import lrp as L
     from interp_lib.models import merge_batchnorm
+
     model = _torchvision("vgg16_bn")
     for m in model.modules():
         if isinstance(m, nn.BatchNorm2d):
-            m.eps = 0.0   # zennit's "identity" BatchNorm still divides by sqrt(1 + eps) after merging
+            m.eps = 0.0  # zennit's "identity" BatchNorm still divides by sqrt(1 + eps) after merging
     x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(3))
     target = model(x).argmax(1)
     ours = L.lrp(merge_batchnorm(model), x, target, composite=L.EpsilonPlus())
@@ -450,23 +486,27 @@ def test_lrp_on_merged_vgg16_bn_matches_zennit():
     assert_close(ours, theirs, rtol=1e-5, what="LRP EpsilonPlus on merged vgg16_bn vs zennit")
 
 
-_OPTIONS = {"smoothgrad": dict(n_samples=2, generator=torch.Generator().manual_seed(0)),
-            "integrated_gradients": dict(steps=4), "occlusion": dict(window=32, stride=32)}
+_OPTIONS = {
+    "smoothgrad": dict(n_samples=2, generator=torch.Generator().manual_seed(0)),
+    "integrated_gradients": dict(steps=4),
+    "occlusion": dict(window=32, stride=32),
+}
 
 
 @pytest.mark.parametrize("name", ["vgg16", "resnet18", "googlenet"])
 def test_every_method_runs_on_torchvision(name):
     from interp_lib import attribution
     from interp_lib.models import convert_relus, merge_batchnorm
+
     model = _torchvision(name)
     merged = merge_batchnorm(model)
-    converted = convert_relus(merged)            # hook-based methods need one nn.ReLU per use
+    converted = convert_relus(merged)  # hook-based methods need one nn.ReLU per use
     x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(4))
     target = int(model(x).argmax(1))
     for method in attribution.methods():
         if method == "patch_shapley":
             continue
-        if method == "lrp":                      # rules need BatchNorm merged; ReLUs may stay
+        if method == "lrp":  # rules need BatchNorm merged; ReLUs may stay
             a = attribution.attribute(method, merged, x, target)
         else:
             a = attribution.attribute(method, converted, x, target, **_OPTIONS.get(method, {}))
@@ -476,12 +516,14 @@ def test_every_method_runs_on_torchvision(name):
 @pytest.mark.exercise("10.4", weight=1)
 def test_sanity_check_on_resnet18_copy():
     from interp_lib.models import convert_relus
+
     model = convert_relus(_torchvision("resnet18"))
     before = snapshot(model)
     x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(5))
     layers = evaluation.randomisable_layers(model)
     assert layers[0] == "fc"
-    result = evaluation.sanity_check(model, x, 0, gradients.saliency_map, layers=layers[:2],
-                                     generator=torch.Generator().manual_seed(0))
+    result = evaluation.sanity_check(
+        model, x, 0, gradients.saliency_map, layers=layers[:2], generator=torch.Generator().manual_seed(0)
+    )
     assert_unchanged(model, before)
     assert result.maps.shape == (3, 2, 1, 64, 64) and result.spearman.shape == (2, 2)

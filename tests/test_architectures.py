@@ -26,6 +26,7 @@ pin what the matrix relies on, on hand-built nets.
                         ShuffleNet; MNASNet, RegNet: conservation       concatenation), the
                                                                         four above
 """
+
 import collections
 import copy
 import warnings
@@ -34,6 +35,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
+from helpers import assert_unchanged, reference_grad_cam, snapshot
 from torch import nn
 
 from interp_lib import deconvnet, gradients, models, occlusion
@@ -42,7 +44,6 @@ from interp_lib import lrp as L
 from interp_lib.activations import check_activations
 from interp_lib.attacks import class_scores
 from interp_lib.utils import assert_close
-from helpers import assert_unchanged, reference_grad_cam, snapshot
 
 Net = collections.namedtuple("Net", "model x target")
 
@@ -61,7 +62,7 @@ NETS = {
     "shufflenet_v2_x0_5": ({}, 32, "stage2.0.branch2.1"),
     "mnasnet0_5": ({}, 32, "layers.1"),
     "regnet_x_400mf": ({}, 32, "stem.1"),
-    "convnext_tiny": ({}, 32, "features.1.0.block.0"),   # (no in-place op in a ConvNeXt)
+    "convnext_tiny": ({}, 32, "features.1.0.block.0"),  # (no in-place op in a ConvNeXt)
 }
 # Nets with a nonlinearity other than ReLU: (first such layer, its type). Guided backprop,
 # the deconvnet and LRP refuse them.
@@ -74,8 +75,14 @@ OTHER_ACTIVATION = {
 RELU_NETS = [name for name in NETS if name not in OTHER_ACTIVATION]
 # LRP: compared with zennit (canonizer needed?), or checked for conservation (residual sums
 # zennit has no canonizer for), or refused for a BatchNorm that cannot be merged.
-LRP_ZENNIT = {"resnet18": "resnet", "vgg11_bn": None, "alexnet": None, "squeezenet1_1": None,
-              "googlenet": None, "shufflenet_v2_x0_5": None}
+LRP_ZENNIT = {
+    "resnet18": "resnet",
+    "vgg11_bn": None,
+    "alexnet": None,
+    "squeezenet1_1": None,
+    "googlenet": None,
+    "shufflenet_v2_x0_5": None,
+}
 LRP_CONSERVES = ["mnasnet0_5", "regnet_x_400mf"]
 LRP_BATCHNORM = {"densenet121": ("features.denseblock1.denselayer1.norm1", "concatenation")}
 
@@ -104,7 +111,7 @@ def _build(name):
     model = getattr(torchvision.models, name)(weights=None, **options)
     g = torch.Generator().manual_seed(1)
     x = torch.rand(1, 3, side, side, generator=g)
-    model = _randomise_batchnorm(model, x, g).requires_grad_(False)    # (no weight gradients for captum)
+    model = _randomise_batchnorm(model, x, g).requires_grad_(False)  # (no weight gradients for captum)
     with torch.no_grad():
         target = model(x).argmax(1)
     return Net(model, x, target)
@@ -136,6 +143,7 @@ def _captum():
 
 # --------------------------------------------------------------------------- gradient methods: every net
 
+
 @pytest.mark.reference
 @pytest.mark.exercise("04.1", weight=0.25)
 @pytest.mark.parametrize("name", NETS)
@@ -165,13 +173,23 @@ def test_smoothgrad(zoo, name, monkeypatch):
 
     model, x, y = zoo(name)
     n, sigma = 2, 0.15
-    ours = gradients.smoothgrad(model, x, y, n_samples=n, sigma=sigma, generator=torch.Generator().manual_seed(0))
+    ours = gradients.smoothgrad(
+        model, x, y, n_samples=n, sigma=sigma, generator=torch.Generator().manual_seed(0)
+    )
     eps = torch.randn((n, *x.shape), generator=torch.Generator().manual_seed(0)) * sigma
     # captum repeats each image n times in a row and draws its own noise: give it ours
-    monkeypatch.setattr(NoiseTunnel, "_add_noise_to_input", staticmethod(
-        lambda inp, stdev, k, eps=eps: inp.repeat_interleave(k, 0) + eps.transpose(0, 1).reshape(-1, *inp.shape[1:])))
-    ref = NoiseTunnel(captum.Saliency(model)).attribute(x.clone(), nt_type="smoothgrad", nt_samples=n,
-                                                        stdevs=sigma, target=y, abs=False)
+    monkeypatch.setattr(
+        NoiseTunnel,
+        "_add_noise_to_input",
+        staticmethod(
+            lambda inp, stdev, k, eps=eps: (
+                inp.repeat_interleave(k, 0) + eps.transpose(0, 1).reshape(-1, *inp.shape[1:])
+            )
+        ),
+    )
+    ref = NoiseTunnel(captum.Saliency(model)).attribute(
+        x.clone(), nt_type="smoothgrad", nt_samples=n, stdevs=sigma, target=y, abs=False
+    )
     assert_close(ours, ref, rtol=1e-5, what=name)
 
 
@@ -183,7 +201,9 @@ def test_grad_cam_at_a_layer_an_inplace_op_follows(zoo, name):
     model, x, y = zoo(name)
     layer = NETS[name][2]
     ours = gradients.grad_cam(model, x, y, layer=layer)
-    lay = captum.LayerGradCam(model, model.get_submodule(layer)).attribute(x.clone(), target=y, relu_attributions=True)
+    lay = captum.LayerGradCam(model, model.get_submodule(layer)).attribute(
+        x.clone(), target=y, relu_attributions=True
+    )
     ref = captum.LayerAttribution.interpolate(lay, x.shape[-2:], "bilinear")
     assert ref.abs().max() > 0, "a degenerate layer: pick one with a non-zero map"
     assert_close(ours, ref, rtol=1e-5, what=f"{name} {layer}")
@@ -208,12 +228,14 @@ def test_occlusion(zoo, name):
     model, x, y = zoo(name)
     w = x.shape[-1] // 2
     ours = occlusion.occlusion(model, x, y, window=w, stride=w, baseline=0.5)
-    ref = captum.Occlusion(model).attribute(x.clone(), sliding_window_shapes=(3, w, w), strides=(3, w, w),
-                                            baselines=0.5, target=y)
-    assert_close(ours, ref, rtol=1e-3, what=name)    # (differences of large scores: more rounding)
+    ref = captum.Occlusion(model).attribute(
+        x.clone(), sliding_window_shapes=(3, w, w), strides=(3, w, w), baselines=0.5, target=y
+    )
+    assert_close(ours, ref, rtol=1e-3, what=name)  # (differences of large scores: more rounding)
 
 
 # --------------------------------------------------------------------------- guided backprop, deconvnet
+
 
 @pytest.mark.reference
 @pytest.mark.exercise("07.3", weight=0.25)
@@ -224,7 +246,7 @@ def test_guided_backprop_and_deconvnet(zoo, name, rule):
     model, x, y = zoo(name, "converted")
     method = captum.GuidedBackprop if rule == "guided" else captum.Deconvolution
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)   # captum: "Setting backward hooks on ReLU activations"
+        warnings.simplefilter("ignore", UserWarning)  # captum: "Setting backward hooks on ReLU activations"
         ref = method(model).attribute(x.clone(), target=y)
     assert_close(deconvnet.guided_backprop(model, x, y, rule=rule), ref, rtol=1e-5, what=f"{name} {rule}")
 
@@ -233,7 +255,7 @@ def test_guided_backprop_and_deconvnet(zoo, name, rule):
 @pytest.mark.parametrize("name", OTHER_ACTIVATION)
 def test_guided_backprop_and_deconvnet_refuse_other_activations(zoo, name, rule):
     layer, kind = OTHER_ACTIVATION[name]
-    for model in (zoo(name).model, zoo(name, "converted").model):   # converting ReLUs does not help
+    for model in (zoo(name).model, zoo(name, "converted").model):  # converting ReLUs does not help
         before = snapshot(model)
         with pytest.raises(ValueError, match=rf"`{layer}` \(nn\.{kind}\)"):
             deconvnet.guided_backprop(model, zoo(name).x, 0, rule=rule)
@@ -259,12 +281,12 @@ def test_deconvnet_walk_on_alexnet_features(zoo):
     clean = copy.deepcopy(features)
     for m in clean.modules():
         if isinstance(m, nn.ReLU):
-            m.inplace = False       # (captum's backward hooks need out-of-place ReLUs)
+            m.inplace = False  # (captum's backward hooks need out-of-place ReLUs)
 
     class ChannelSums(nn.Module):
         def __init__(self):
             super().__init__()
-            self.features = clean       # (a sub-module: captum hooks the ReLUs it finds in it)
+            self.features = clean  # (a sub-module: captum hooks the ReLUs it finds in it)
 
         def forward(self, x):
             return self.features(x).sum((2, 3))
@@ -280,8 +302,15 @@ def test_deconvnet_walk_on_alexnet_features(zoo):
         assert_close(ours, ref, rtol=1e-5, what=rule)
 
 
-@pytest.mark.parametrize("name,where", [("vgg11_bn", "'1'.*BatchNorm2d"), ("squeezenet1_1", "'3'.*Fire"),
-                                        ("mobilenet_v2", "'0.1'.*BatchNorm2d"), ("resnet18", "nn.Sequential")])
+@pytest.mark.parametrize(
+    "name,where",
+    [
+        ("vgg11_bn", "'1'.*BatchNorm2d"),
+        ("squeezenet1_1", "'3'.*Fire"),
+        ("mobilenet_v2", "'0.1'.*BatchNorm2d"),
+        ("resnet18", "nn.Sequential"),
+    ],
+)
 def test_deconvnet_walk_refuses_other_layers(zoo, name, where):
     model = zoo(name).model
     features = getattr(model, "features", model)
@@ -290,6 +319,7 @@ def test_deconvnet_walk_refuses_other_layers(zoo, name, where):
 
 
 # --------------------------------------------------------------------------- LRP
+
 
 def _zennit_epsilon_plus(model, x, target, canonizer):
     pytest.importorskip("zennit")
@@ -364,10 +394,12 @@ def test_lrp_asks_to_merge_a_mergeable_batchnorm(zoo, name):
 
 # --------------------------------------------------------------------------- library-free, hand-built nets
 
+
 def _tiny(activation):
     torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), activation, nn.MaxPool2d(2),
-                         nn.Flatten(), nn.Linear(4 * 4 * 4, 3)).eval()
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), activation, nn.MaxPool2d(2), nn.Flatten(), nn.Linear(4 * 4 * 4, 3)
+    ).eval()
 
 
 def _x(n=2):
@@ -435,7 +467,7 @@ def test_guided_backprop_explains_relu_and_refuses_the_rest(kind):
     before = snapshot(model)
     with pytest.raises(ValueError, match=rf"guided backprop cannot.*{kind.split('(')[0]}") as err:
         deconvnet.guided_backprop(model, x, y)
-    assert err.match("`1`" if isinstance(model, nn.Sequential) else "`<top>`|`fn`")   # where
+    assert err.match("`1`" if isinstance(model, nn.Sequential) else "`<top>`|`fn`")  # where
     assert_unchanged(model, before)
 
 
@@ -483,7 +515,7 @@ def test_lrp_refuses_gates_and_functional_layers():
     for model, what in ((_Gate(), "product of two activations"), (_LayerNorm(), r"layer_norm\(\)")):
         with pytest.raises(ValueError, match=what):
             L.lrp(model, _x(), 0)
-        check_activations(model, "guided backprop")     # (gradients through them are right for hooks)
+        check_activations(model, "guided backprop")  # (gradients through them are right for hooks)
 
 
 class _DenseBlock(nn.Module):
@@ -514,13 +546,20 @@ def test_lrp_names_the_real_cause_of_an_unmergeable_batchnorm():
     assert "first" not in str(err.value)
     # pre-activation BatchNorm in a Sequential: it follows a ReLU
     torch.manual_seed(0)
-    pre = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.BatchNorm2d(4), nn.Conv2d(4, 2, 1),
-                        nn.Flatten(), nn.Linear(2 * 8 * 8, 3)).eval()
+    pre = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.BatchNorm2d(4),
+        nn.Conv2d(4, 2, 1),
+        nn.Flatten(),
+        nn.Linear(2 * 8 * 8, 3),
+    ).eval()
     with pytest.raises(ValueError, match=r"'2'.*follows '1' \(ReLU\).*cannot be merged"):
         L.lrp(models.merge_batchnorm(pre), x, 0)
     # the mergeable case still says what to do, and after merging it works
-    post = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
-                         nn.Linear(4 * 8 * 8, 3)).eval()
+    post = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 8 * 8, 3)
+    ).eval()
     with pytest.raises(ValueError, match=r"'1'.*Conv2d '0'.*merge_batchnorm\(model\)` first"):
         L.lrp(post, x, 0)
     assert L.lrp(models.merge_batchnorm(post), x, 0).shape == x.shape
@@ -555,15 +594,15 @@ def test_grad_cam_at_a_layer_an_inplace_relu_overwrites():
     got = gradients.grad_cam(model, x, y, layer="bn")
     assert_close(got, expected, rtol=1e-6)
     assert_unchanged(model, before)
-    relu_cam = gradients.grad_cam(model, x, y, layer="relu")          # the ReLU's output: different
+    relu_cam = gradients.grad_cam(model, x, y, layer="relu")  # the ReLU's output: different
     assert not torch.allclose(got, relu_cam, rtol=1e-3)
 
 
 def test_check_activations_finds_what_hooks_cannot_see():
-    check_activations(_tiny(nn.ReLU()), "m")                            # nothing to refuse
-    check_activations(_Functional(F.relu), "m", rules=True)             # LRP handles F.relu
+    check_activations(_tiny(nn.ReLU()), "m")  # nothing to refuse
+    check_activations(_Functional(F.relu), "m", rules=True)  # LRP handles F.relu
     with pytest.raises(ValueError, match="convert_relus"):
-        check_activations(_Functional(F.relu), "m")                     # hooks do not
+        check_activations(_Functional(F.relu), "m")  # hooks do not
     with pytest.raises(ValueError, match=r"functional sigmoid\(\) call in `fn`"):
         check_activations(_Functional(Swish()), "m", rules=True)
 

@@ -7,6 +7,7 @@ The kernel runs in solutions mode (INTERP_LIB_SOLUTIONS=all in the server's envi
 Autosave is switched off in a throw-away settings folder, checkpoints go to a temporary
 folder, and the test checks that the lesson file is byte-for-byte unchanged afterwards. Screenshots go to tests/artifacts/.
 """
+
 import json
 import os
 import shutil
@@ -17,16 +18,20 @@ import time
 import urllib.request
 
 import pytest
-
 from helpers import stop_group
+
 from interp_lib.course import common
 from interp_lib.course.pytest_plugin import needs
 
 ROOT = common.ROOT
 ARTIFACTS = ROOT / "tests" / "artifacts"
 LESSON = "lessons/00_what_is_ai.ipynb"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
 # JupyterLab user settings for the test: no autosave (the lesson file must stay as it is),
 # every cell attached to the page, nothing fetched from the internet.
 SETTINGS = {
@@ -73,17 +78,39 @@ def lab(tmp_path):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(values))
     port = _free_port()
-    env = dict(os.environ, INTERP_LIB_SOLUTIONS="all", INTERP_LIB_THREADS="1", OMP_NUM_THREADS="1",
-               JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"), JUPYTER_CONFIG_DIR=str(tmp_path / "cfg"),
-               JUPYTERLAB_SETTINGS_DIR=str(settings),
-               JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "workspaces"),
-               PYDEVD_DISABLE_FILE_VALIDATION="1")
+    env = dict(
+        os.environ,
+        INTERP_LIB_SOLUTIONS="all",
+        INTERP_LIB_THREADS="1",
+        OMP_NUM_THREADS="1",
+        JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
+        JUPYTER_CONFIG_DIR=str(tmp_path / "cfg"),
+        JUPYTERLAB_SETTINGS_DIR=str(settings),
+        JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "workspaces"),
+        PYDEVD_DISABLE_FILE_VALIDATION="1",
+    )
     log = open(tmp_path / "lab.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "interp_lib", "lab", "--no-browser", "--port", str(port),
-         "--ServerApp.token=", "--ServerApp.password=", "--ServerApp.ip=127.0.0.1",
-         "--ServerApp.port_retries=0", f"--FileCheckpoints.root_dir={tmp_path / 'checkpoints'}"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "interp_lib",
+            "lab",
+            "--no-browser",
+            "--port",
+            str(port),
+            "--ServerApp.token=",
+            "--ServerApp.password=",
+            "--ServerApp.ip=127.0.0.1",
+            "--ServerApp.port_retries=0",
+            f"--FileCheckpoints.root_dir={tmp_path / 'checkpoints'}",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_for_lab(base, proc)
@@ -124,12 +151,14 @@ def test_lesson_runs_in_jupyterlab(chromium, lab):
             page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=60_000)
             page.wait_for_function(
                 "() => /Idle/.test(document.querySelector('#jp-main-statusbar')?.textContent || '')",
-                timeout=120_000)  # kernel started
+                timeout=120_000,
+            )  # kernel started
 
             _menu(page, "Edit", "Clear Outputs of All Cells")
-            outputs = notebook.locator(".jp-OutputArea-output")
-            page.wait_for_function("() => document.querySelectorAll('.jp-Notebook .jp-OutputArea-output').length === 0",
-                                   timeout=30_000)
+            page.wait_for_function(
+                "() => document.querySelectorAll('.jp-Notebook .jp-OutputArea-output').length === 0",
+                timeout=30_000,
+            )
             n_code = notebook.locator(".jp-CodeCell").count()
 
             start = time.perf_counter()
@@ -142,12 +171,19 @@ def test_lesson_runs_in_jupyterlab(chromium, lab):
                     const done = prompts.length === n && prompts.every(t => /^\\[\\d+\\]:$/.test(t));
                     const idle = /Idle/.test(document.querySelector('#jp-main-statusbar')?.textContent || '');
                     return done && idle;
-                }""", arg=n_code, timeout=300_000)
+                }""",
+                arg=n_code,
+                timeout=300_000,
+            )
             run_seconds = time.perf_counter() - start
             page.wait_for_timeout(500)  # let the last outputs paint
 
-            stderr = [t for t in notebook.locator(
-                '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]').all_inner_texts()]
+            stderr = [
+                t
+                for t in notebook.locator(
+                    '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'
+                ).all_inner_texts()
+            ]
             errors = [t for t in stderr if "Traceback" in t or "Error" in t]
             images = notebook.locator(".jp-OutputArea-output img")
             n_images = images.count()
@@ -156,29 +192,38 @@ def test_lesson_runs_in_jupyterlab(chromium, lab):
             radios = notebook.locator(".widget-radio-box input[type=radio]")
             n_radios = radios.count()
             n_widgets = notebook.locator(".jupyter-widgets").count()
-            widget_errors = notebook.locator(".jp-OutputArea-output", has_text="Error displaying widget").count()
+            widget_errors = notebook.locator(
+                ".jp-OutputArea-output", has_text="Error displaying widget"
+            ).count()
             images.nth(min(2, max(n_images - 1, 0))).scroll_into_view_if_needed()
             page.screenshot(path=str(ARTIFACTS / "lab_00_figures.png"))
 
             # answer the first quiz question: a wrong choice, then the right one
-            question = notebook.locator(".widget-vbox", has=page.locator(".widget-radio-box")).filter(
-                has_text="blind conversation").last
+            question = (
+                notebook.locator(".widget-vbox", has=page.locator(".widget-radio-box"))
+                .filter(has_text="blind conversation")
+                .last
+            )
             feedback = question.locator(".widget-html-content").last
             before = feedback.inner_text()
             question.locator("label", has_text="thinking humanly").click()
-            page.wait_for_function("(el) => /Not quite/.test(el.textContent)", arg=feedback.element_handle(),
-                                   timeout=30_000)
+            page.wait_for_function(
+                "(el) => /Not quite/.test(el.textContent)", arg=feedback.element_handle(), timeout=30_000
+            )
             wrong = feedback.inner_text()
             question.locator("label", has_text="acting humanly").first.click()
-            page.wait_for_function("(el) => /Right\\./.test(el.textContent)", arg=feedback.element_handle(),
-                                   timeout=30_000)
+            page.wait_for_function(
+                "(el) => /Right\\./.test(el.textContent)", arg=feedback.element_handle(), timeout=30_000
+            )
             right = feedback.inner_text()
             question.scroll_into_view_if_needed()
             page.screenshot(path=str(ARTIFACTS / "lab_00_quiz.png"))
         finally:
             browser.close()
-    print(f"run all: {run_seconds:.1f} s; {n_code} code cells, {n_images} figures, "
-          f"{n_radios} radio buttons, {n_widgets} widget elements")
+    print(
+        f"run all: {run_seconds:.1f} s; {n_code} code cells, {n_images} figures, "
+        f"{n_radios} radio buttons, {n_widgets} widget elements"
+    )
 
     assert not errors, f"error outputs after Run All: {errors}"
     assert n_images >= 3 and loaded == n_images, f"{n_images} figures in the outputs, {loaded} loaded"

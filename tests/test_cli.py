@@ -1,4 +1,5 @@
 """The command line: check's table, lab serving JupyterLab, lesson selection."""
+
 import os
 import socket
 import subprocess
@@ -7,22 +8,29 @@ import time
 import urllib.request
 
 import pytest
-
 from helpers import stop_group
+
 from interp_lib.course import common
 from interp_lib.exercises import load_all
 
 
 def _record(ex, outcome, message="", weight=1.0):
-    return {"nodeid": f"t::{ex}", "exercise": ex, "weight": weight, "hidden": False,
-            "outcome": outcome, "message": message}
+    return {
+        "nodeid": f"t::{ex}",
+        "exercise": ex,
+        "weight": weight,
+        "hidden": False,
+        "outcome": outcome,
+        "message": message,
+    }
 
 
 def test_summarise_statuses_and_partial_credit():
     reg = load_all()
     stub = "NotImplementedError: exercise {id} `{name}` (lesson {lesson}): write it in x"
     records = [
-        _record("00.1", "passed", weight=3), _record("00.1", "failed", "AssertionError: off by one", weight=1),
+        _record("00.1", "passed", weight=3),
+        _record("00.1", "failed", "AssertionError: off by one", weight=1),
         _record("01.1", "failed", stub.format(id="01.1", name="confident_thresholds", lesson="01")),
         _record("01.2", "failed", stub.format(id="01.1", name="confident_thresholds", lesson="01")),
         _record("01.3", "passed"),
@@ -41,8 +49,14 @@ def test_summarise_statuses_and_partial_credit():
 @pytest.mark.slow
 def test_check_reports_not_started_in_student_mode():
     env = {k: v for k, v in os.environ.items() if k != "INTERP_LIB_SOLUTIONS"}
-    proc = subprocess.run([sys.executable, "-m", "interp_lib", "check", "00"], cwd=common.ROOT,
-                          env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "interp_lib", "check", "00"],
+        cwd=common.ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "00.1" in proc.stdout and "not started" in proc.stdout
 
@@ -64,9 +78,24 @@ def test_lab_serves_jupyterlab(tmp_path):
     port = _free_port()
     env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path), JUPYTER_CONFIG_DIR=str(tmp_path / "cfg"))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "interp_lib", "lab", "--no-browser", "--port", str(port),
-         "--ServerApp.token=", "--ServerApp.password=", "--ServerApp.ip=127.0.0.1"],
-        cwd=common.ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "interp_lib",
+            "lab",
+            "--no-browser",
+            "--port",
+            str(port),
+            "--ServerApp.token=",
+            "--ServerApp.password=",
+            "--ServerApp.ip=127.0.0.1",
+        ],
+        cwd=common.ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.time() + 90
         status, body = None, ""

@@ -1,4 +1,5 @@
 """Offline data: digits, the procedural shapes generator, label flipping."""
+
 import numpy as np
 import pytest
 import torch
@@ -59,13 +60,21 @@ def test_shapes_visible_and_distinct():
     assert (centre_mass.flatten(1).float().mean(1) > 0.05).all()
 
 
-@pytest.mark.parametrize("kwargs, name", [
-    (dict(n=0), "n"), (dict(n=-3), "n"), (dict(n=2.5), "n"),
-    (dict(n=4, texture_rate=1.5), "texture_rate"), (dict(n=4, label_noise=-0.1), "label_noise"),
-    (dict(n=4, tag_rate=2), "tag_rate"), (dict(n=4, label_by="colour"), "label_by"),
-    (dict(n=4, size=8), "size"), (dict(n=4, shapes=("circle", "hexagon")), "shapes"),
-    (dict(n=4, textures=("dots", "plaid", "x", "y")), "textures"),
-])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(n=0), "n"),
+        (dict(n=-3), "n"),
+        (dict(n=2.5), "n"),
+        (dict(n=4, texture_rate=1.5), "texture_rate"),
+        (dict(n=4, label_noise=-0.1), "label_noise"),
+        (dict(n=4, tag_rate=2), "tag_rate"),
+        (dict(n=4, label_by="colour"), "label_by"),
+        (dict(n=4, size=8), "size"),
+        (dict(n=4, shapes=("circle", "hexagon")), "shapes"),
+        (dict(n=4, textures=("dots", "plaid", "x", "y")), "textures"),
+    ],
+)
 def test_shapes_rejects_nonsense(kwargs, name):
     with pytest.raises(ValueError, match=f"`{name}`"):
         data.make_shapes(**kwargs)

@@ -1,6 +1,8 @@
 """Packaging: environment.yml and pyproject.toml agree; the README's two commands."""
+
 import pathlib
 import re
+
 import tomllib
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent

@@ -1,4 +1,5 @@
 """The exercise mechanism: registry, switch, wrapper checks, model guard, and drift."""
+
 from __future__ import annotations
 
 import ast
@@ -14,9 +15,9 @@ import sys
 import numpy as np
 import pytest
 import torch
+from helpers import assert_unchanged, snapshot
 from torch import nn
 
-from helpers import assert_unchanged, snapshot
 from interp_lib import exercises
 from interp_lib.exercises import exercise, guard_model, load_all, solutions_selected, weights
 
@@ -25,11 +26,25 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 # --------------------------------------------------------------------------- switch
 
-@pytest.mark.parametrize("value, expected", [
-    ("", False), ("0", False), ("none", False), ("1", True), ("all", True), ("ALL", True),
-    ("02.1", True), ("input_gradient", True), ("02.2,fgsm", False), ("all,-02.1", False),
-    ("all, -input_gradient", False), ("all,-02.2", True), ("01.1 02.1", True),
-])
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("", False),
+        ("0", False),
+        ("none", False),
+        ("1", True),
+        ("all", True),
+        ("ALL", True),
+        ("02.1", True),
+        ("input_gradient", True),
+        ("02.2,fgsm", False),
+        ("all,-02.1", False),
+        ("all, -input_gradient", False),
+        ("all,-02.2", True),
+        ("01.1 02.1", True),
+    ],
+)
 def test_switch_values(value, expected):
     ex = exercises.get("02.1")
     assert solutions_selected(ex, value) is expected
@@ -59,6 +74,7 @@ def test_missing_solutions_package_is_a_clear_error(monkeypatch):
 
 
 # --------------------------------------------------------------------------- registry
+
 
 def test_registry_ids_points_and_weights():
     reg = load_all()
@@ -95,6 +111,7 @@ def test_bad_registrations_raise():
     with pytest.raises(ValueError, match="points"):
         exercise("99.1", points=0)
     with pytest.raises(ValueError, match="taken"):
+
         @exercise("00.1", points=1)
         def something_else(model, x):
             pass
@@ -102,15 +119,22 @@ def test_bad_registrations_raise():
 
 # --------------------------------------------------------------------------- wrapper checks
 
+
 @pytest.fixture
 def toy_exercise(monkeypatch):
     """A throw-away exercise whose 'solution' is the function passed in ``impl``."""
     calls = {}
     monkeypatch.setenv(exercises.ENV_VAR, "none")  # the stub body below is the method
 
-    @exercise("98.1", points=1, checks={"eps": exercises.nonnegative,
-                                       "steps": exercises.positive_int,
-                                       "method": exercises.one_of("a", "b")})
+    @exercise(
+        "98.1",
+        points=1,
+        checks={
+            "eps": exercises.nonnegative,
+            "steps": exercises.positive_int,
+            "method": exercises.one_of("a", "b"),
+        },
+    )
     def toy(model, x, target=None, eps=0.1, steps=3, method="a"):
         return calls["impl"](model, x, target)
 
@@ -139,12 +163,12 @@ def test_common_argument_checks(toy_exercise):
         (dict(steps=0), ValueError, "steps"),
         (dict(steps=2.5), TypeError, "steps"),
         (dict(method="c"), ValueError, "method"),
-        (dict(x=x.double()), TypeError, "x"),                    # not the model's dtype
-        (dict(x=x.to("meta")), ValueError, "x"),                 # not the model's device
-        (dict(x=torch.rand(2, 1, 3, 3)), ValueError, "x"),       # 9 values, Linear takes 4
+        (dict(x=x.double()), TypeError, "x"),  # not the model's dtype
+        (dict(x=x.to("meta")), ValueError, "x"),  # not the model's device
+        (dict(x=torch.rand(2, 1, 3, 3)), ValueError, "x"),  # 9 values, Linear takes 4
         (dict(target=np.array([0.0, 1.0])), TypeError, "target"),
         (dict(target=np.int64(3)), ValueError, "target"),
-        (dict(n_steps=3), TypeError, "steps"),                  # captum's name: the course's named
+        (dict(n_steps=3), TypeError, "steps"),  # captum's name: the course's named
     ]
     for kwargs, error, name in cases:
         args = dict(model=model, x=x, target=1) | kwargs
@@ -212,6 +236,7 @@ def test_guard_on_large_models_detects_in_place_changes(monkeypatch):
 
 # --------------------------------------------------------------------------- drift
 
+
 def _solution_module(ex):
     return importlib.import_module(f"solutions.{ex.module}")
 
@@ -221,7 +246,9 @@ def test_stub_and_solution_agree(ex_id):
     ex = load_all()[ex_id]
     solution = getattr(_solution_module(ex), ex.name, None)
     assert solution is not None, f"solutions/{ex.module}.py lacks {ex.name}"
-    assert solution.__doc__ is None, f"solutions.{ex.module}.{ex.name} has a docstring; the stub's is the spec"
+    assert solution.__doc__ is None, (
+        f"solutions.{ex.module}.{ex.name} has a docstring; the stub's is the spec"
+    )
     stub_sig = inspect.signature(ex.stub)
     sol_sig = inspect.signature(solution)
     assert list(stub_sig.parameters) == list(sol_sig.parameters), f"{ex_id}: parameters differ"
@@ -231,8 +258,10 @@ def test_stub_and_solution_agree(ex_id):
     assert ex.stub.__doc__ and len(ex.stub.__doc__) > 200, f"{ex_id}: the stub needs a full docstring"
     src = inspect.getsource(ex.stub)
     assert "# YOUR CODE HERE" in src
-    assert re.search(rf"raise NotImplementedError\(\s*\"exercise {re.escape(ex_id)} `{ex.name}` \(lesson {ex.lesson}\)", src), \
-        f"{ex_id}: the stub must raise NotImplementedError naming the exercise and lesson"
+    assert re.search(
+        rf"raise NotImplementedError\(\s*\"exercise {re.escape(ex_id)} `{ex.name}` \(lesson {ex.lesson}\)",
+        src,
+    ), f"{ex_id}: the stub must raise NotImplementedError naming the exercise and lesson"
 
 
 def _tested_ids() -> set[str]:
@@ -271,6 +300,7 @@ def test_solutions_only_call_other_exercises_through_interp_lib():
 
 # --------------------------------------------------------------------------- stubs fail
 
+
 @pytest.mark.slow
 def test_every_exercise_test_fails_on_its_stub(tmp_path):
     """Run every exercise test with its own stub (all other exercises: reference bodies).
@@ -281,10 +311,30 @@ def test_every_exercise_test_fails_on_its_stub(tmp_path):
     out = tmp_path / "results.json"
     env = {k: v for k, v in os.environ.items() if k != exercises.ENV_VAR}
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:nbval",
-         "-p", "no:xdist", "-o", "addopts=", "-m", "exercise", "--stub-check",
-         f"--results-json={out}", "tests"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:nbval",
+            "-p",
+            "no:xdist",
+            "-o",
+            "addopts=",
+            "-m",
+            "exercise",
+            "--stub-check",
+            f"--results-json={out}",
+            "tests",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
     )
     records = [r for r in json.loads(out.read_text()) if r["exercise"]]
     assert records, proc.stdout[-2000:]

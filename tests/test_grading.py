@@ -6,6 +6,7 @@ body. A fixture must give a clean 0 to the exercise it breaks and full marks to 
 rest: never a crash, never a false pass. Only 00.1 and 01.1 are graded, without the
 reference-library cross-checks, to keep this file fast.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,10 +14,10 @@ import pathlib
 import zipfile
 
 import pytest
+from grading_helpers import make_submission, schema_validate
 
 from interp_lib.course import grading
 from interp_lib.exercises import load_all, weights
-from grading_helpers import make_submission, schema_validate
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 GRADED = ["00.1", "01.1"]
@@ -24,20 +25,41 @@ GRADED = ["00.1", "01.1"]
 
 # (fixture for 00.1, fixture for 01.1) -> expected (status of 00.1, status of 01.1, words in messages)
 CASES = {
-    "loop+exception": ("infinite_loop", "exception",
-                       {"00.1": ("failing", "time limit"), "01.1": ("failing", "ZeroDivisionError")}),
-    "os_exit+sys_exit": ("os_exit", "sys_exit",
-                         {"00.1": ("failing", "ended its own process"), "01.1": ("failing", "sys.exit")}),
-    "captum+big_print": ("imports_captum", "big_print",
-                         {"00.1": ("rejected", "captum"), "01.1": ("passing", "")}),
-    "stub+fake_results": ("stub", "fake_results",
-                          {"00.1": ("not started", "basics.py"), "01.1": ("failing", "")}),
-    "switch+hidden_switch": ("switch", "switch_hidden",
-                             {"00.1": ("rejected", "INTERP_LIB_SOLUTIONS"), "01.1": ("failing", "")}),
-    "memory+monkeypatch": ("memory_bomb", "monkeypatch",
-                           {"00.1": ("failing", "memory"), "01.1": ("failing", "")}),
-    "correct+imports_solutions": ("correct", "imports_solutions",
-                                  {"00.1": ("passing", ""), "01.1": ("rejected", "solutions")}),
+    "loop+exception": (
+        "infinite_loop",
+        "exception",
+        {"00.1": ("failing", "time limit"), "01.1": ("failing", "ZeroDivisionError")},
+    ),
+    "os_exit+sys_exit": (
+        "os_exit",
+        "sys_exit",
+        {"00.1": ("failing", "ended its own process"), "01.1": ("failing", "sys.exit")},
+    ),
+    "captum+big_print": (
+        "imports_captum",
+        "big_print",
+        {"00.1": ("rejected", "captum"), "01.1": ("passing", "")},
+    ),
+    "stub+fake_results": (
+        "stub",
+        "fake_results",
+        {"00.1": ("not started", "basics.py"), "01.1": ("failing", "")},
+    ),
+    "switch+hidden_switch": (
+        "switch",
+        "switch_hidden",
+        {"00.1": ("rejected", "INTERP_LIB_SOLUTIONS"), "01.1": ("failing", "")},
+    ),
+    "memory+monkeypatch": (
+        "memory_bomb",
+        "monkeypatch",
+        {"00.1": ("failing", "memory"), "01.1": ("failing", "")},
+    ),
+    "correct+imports_solutions": (
+        "correct",
+        "imports_solutions",
+        {"00.1": ("passing", ""), "01.1": ("rejected", "solutions")},
+    ),
 }
 
 
@@ -49,19 +71,33 @@ def graded(tmp_path_factory):
     out = {}
     tmp = tmp_path_factory.mktemp("grading")
     old = os.environ.get("TMPDIR")
-    os.environ["TMPDIR"] = str(tmp)   # forged results.json files stay in here
+    os.environ["TMPDIR"] = str(tmp)  # forged results.json files stay in here
     import tempfile
+
     tempfile.tempdir = None
     try:
+
         def one(name):
             a, b, _expected = CASES[name]
             sub = make_submission(tmp / name, a, b)
             path = tmp / name / "results.json"
-            return name, (grading.grade(sub, GRADED, path, time_floor=2.0, time_factor=20,
-                                        memory_mb=1500, quiet=True, skip_reference=True), path)
+            return name, (
+                grading.grade(
+                    sub,
+                    GRADED,
+                    path,
+                    time_floor=2.0,
+                    time_factor=20,
+                    memory_mb=1500,
+                    quiet=True,
+                    skip_reference=True,
+                ),
+                path,
+            )
 
         # two submissions at a time, as `grade --batch` does
         from concurrent.futures import ThreadPoolExecutor
+
         with ThreadPoolExecutor(max_workers=2) as pool:
             out.update(pool.map(one, CASES))
     finally:
@@ -89,7 +125,7 @@ def test_hostile_submission_scores(graded, case):
     assert on_disk["score"] == results["score"] <= sum(points[i] for i in GRADED) + 1e-9
     assert "forged" not in path.read_text()
     schema_validate(on_disk)
-    assert not results.get("output"), results.get("output")   # no grader problem
+    assert not results.get("output"), results.get("output")  # no grader problem
 
 
 def test_time_limit_message_says_why(graded):
@@ -109,8 +145,9 @@ def test_gradescope_entries(graded):
 
 # --------------------------------------------------------------------------- static check
 
+
 def test_static_check_follows_helpers_and_spares_the_rest():
-    src = '''
+    src = """
 import numpy as np
 import captum.attr as ca
 from interp_lib.exercises import exercise
@@ -133,7 +170,7 @@ def clean(x):
 def dynamic(x):
     import importlib
     return importlib.import_module("cleanlab")
-'''
+"""
     out = grading.static_check(src, {"09.1": "uses_helper", "09.2": "clean", "09.3": "dynamic"})
     assert set(out) == {"09.1", "09.3"}
     assert "captum" in out["09.1"] and "_helper" in out["09.1"]
@@ -156,6 +193,7 @@ def test_only_exercise_modules_are_taken(tmp_path):
 
 # --------------------------------------------------------------------------- submit
 
+
 def test_submit_packs_exercise_modules_only(tmp_path, capsys):
     out = grading.submit(tmp_path / "hand-in.zip", run_check=False)
     modules = sorted({ex.module for ex in load_all().values()})
@@ -170,15 +208,18 @@ def test_submit_packs_exercise_modules_only(tmp_path, capsys):
 
 # --------------------------------------------------------------------------- at class scale
 
+
 def test_batch_grades_every_submission(tmp_path):
     folder = tmp_path / "subs"
     make_submission(folder / "good")
     (folder / "garbage.zip").write_bytes(b"this is not a zip file")
     (folder / "syntax" / "interp_lib").mkdir(parents=True)
     (folder / "syntax" / "interp_lib" / "basics.py").write_text("def predict(:\n")
-    csv_path = grading.grade_batch(folder, tmp_path / "out", exercises=["00.1"],
-                                   skip_reference=True, time_floor=2.0)
+    csv_path = grading.grade_batch(
+        folder, tmp_path / "out", exercises=["00.1"], skip_reference=True, time_floor=2.0
+    )
     import csv
+
     rows = {r["submission"]: r for r in csv.DictReader(csv_path.open())}
     assert set(rows) == {"good", "garbage", "syntax"}
     assert float(rows["good"]["score"]) == pytest.approx(weights()["00.1"], abs=1e-3)
@@ -201,13 +242,16 @@ def test_gradescope_bundle_runs_like_in_a_container(tmp_path):
         assert {"setup.sh", "run_autograder", "requirements.txt"} <= set(names)
         assert not any("answers" in n or "fixtures" in n for n in names)
         zf.extractall(root / "source")
-    make_submission(root / "submission", "exception")   # 01.1 raises; 00.1 correct
+    make_submission(root / "submission", "exception")  # 01.1 raises; 00.1 correct
     (root / "results").mkdir()
     run = root / "source" / "run_autograder"
     run.chmod(0o755)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INTERP_", "PYTEST_"))}
-    env.update(AUTOGRADER_ROOT=str(root), AUTOGRADER_PYTHON=sys.executable,
-               GRADE_ARGS="--exercises 00.1,01.1 --skip-reference")
+    env.update(
+        AUTOGRADER_ROOT=str(root),
+        AUTOGRADER_PYTHON=sys.executable,
+        GRADE_ARGS="--exercises 00.1,01.1 --skip-reference",
+    )
     proc = subprocess.run([str(run)], env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     results = json.loads((root / "results" / "results.json").read_text())
@@ -215,7 +259,7 @@ def test_gradescope_bundle_runs_like_in_a_container(tmp_path):
     summary = results["extra_data"]["summary"]
     assert summary["00.1"]["status"] == "passing" and summary["01.1"]["status"] == "failing"
     assert results["extra_data"]["isolation"]["level"] in ("sandbox", "separate user", "process only")
-    assert "isolation:" in proc.stdout            # the level is said out loud in the log too
+    assert "isolation:" in proc.stdout  # the level is said out loud in the log too
     setup = (root / "source" / "setup.sh").read_text()
     assert "bubblewrap" in setup and "useradd" in setup
     assert results["score"] == pytest.approx(weights()["00.1"], abs=1e-3)

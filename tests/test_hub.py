@@ -7,6 +7,7 @@ The hub test needs configurable-http-proxy (npm; .ci/run installs it): it skips 
 laptop without it and fails in CI (marker ``npm``). Its measurements go to
 tests/artifacts/hub.json (the figures in docs/DEPLOY.md come from there).
 """
+
 from __future__ import annotations
 
 import json
@@ -37,14 +38,18 @@ REFERENCE_LIBS = {"captum", "zennit", "torchattacks", "cleanlab"}
 # in the image, not in a student's laptop environment (jupyterhub-singleuser: to pin the
 # hub's major version when it is not the one repo2docker's base environment ships)
 HUB_ONLY = {"nbgitpuller", "jupyterhub-singleuser"}
-TARGET = "interp-course"            # the folder nbgitpuller pulls into (binder/start knows it)
+TARGET = "interp-course"  # the folder nbgitpuller pulls into (binder/start knows it)
 LESSON = "lessons/00_what_is_ai.ipynb"
 STUDENTS = [f"student{i}" for i in range(1, 6)]
 HOSTILE = "hostile"
-SANITIZE = [(re.compile(r"\d+%\|[^\n]*\|[^\n]*"), "PROGRESS"), (re.compile(r"at 0x[0-9a-f]+>"), "at 0xADDRESS>")]
+SANITIZE = [
+    (re.compile(r"\d+%\|[^\n]*\|[^\n]*"), "PROGRESS"),
+    (re.compile(r"at 0x[0-9a-f]+>"), "at 0xADDRESS>"),
+]
 
 
 # --------------------------------------------------------------------------- release, recipe
+
 
 @pytest.fixture(scope="module")
 def student_release(tmp_path_factory) -> pathlib.Path:
@@ -62,7 +67,7 @@ def _env_deps(path: pathlib.Path) -> tuple[dict[str, str], list]:
             in_pip = False
             name = re.match(r"[A-Za-z0-9_.\-]+", m.group(1)).group(0).lower()
             if name != "pip":
-                deps[name] = m.group(1)[len(name):].replace(" ", "")
+                deps[name] = m.group(1)[len(name) :].replace(" ", "")
         elif re.match(r"^  - pip:\s*$", line):
             in_pip = True
         elif in_pip and re.match(r"^      - ", line):
@@ -77,19 +82,26 @@ def test_binder_environment_is_the_runtime_environment():
     assert binder_pip == [], "binder/environment.yml: the course is installed by postBuild, not here"
     top_python, binder_python = top.pop("python"), binder.pop("python")
     assert top_python == ">=3.10"
-    m = re.fullmatch(r"=(3)\.(\d+)", binder_python)   # repo2docker reads only python=X.Y
+    m = re.fullmatch(r"=(3)\.(\d+)", binder_python)  # repo2docker reads only python=X.Y
     assert m and int(m.group(2)) >= 10, f"binder/environment.yml: python{binder_python}"
     extra = {name: binder.pop(name) for name in set(binder) - set(top)}
     assert set(extra) <= HUB_ONLY, f"binder/environment.yml adds {sorted(extra)}"
     assert binder == top, "binder/environment.yml must list environment.yml's runtime dependencies"
-    assert not (REFERENCE_LIBS & set(re.findall(r"[a-z]+", (ROOT / "binder" / "environment.yml").read_text())))
+    assert not (
+        REFERENCE_LIBS & set(re.findall(r"[a-z]+", (ROOT / "binder" / "environment.yml").read_text()))
+    )
 
 
 def _recipe(repo: pathlib.Path) -> str:
     """The Dockerfile repo2docker would build, printed without building (no docker)."""
-    env = dict(os.environ, DOCKER_HOST="unix:///nonexistent/docker.sock")   # proves no daemon is used
-    proc = subprocess.run([str(BIN / "jupyter-repo2docker"), "--no-build", "--no-run", str(repo)],
-                          capture_output=True, text=True, env=env, timeout=120)
+    env = dict(os.environ, DOCKER_HOST="unix:///nonexistent/docker.sock")  # proves no daemon is used
+    proc = subprocess.run(
+        [str(BIN / "jupyter-repo2docker"), "--no-build", "--no-run", str(repo)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
 
@@ -105,10 +117,14 @@ def test_repo2docker_recipe_installs_the_course(which, student_release):
     env_update = text.index('env update -p ${NB_PYTHON_PREFIX} --file "binder/environment.yml"')
     copy_repo = text.index("COPY --chown=0:0 src/ ${REPO_DIR}/")
     post_build = text.index("RUN ./binder/postBuild")
-    assert env_update < copy_repo < post_build   # dependencies cached in a layer; course installed after the copy
+    assert (
+        env_update < copy_repo < post_build
+    )  # dependencies cached in a layer; course installed after the copy
     assert 'ENV R2D_ENTRYPOINT="${REPO_DIR}/binder/start"' in text
     script = (repo / "binder" / "postBuild").read_text()
-    assert re.search(r"^python -m pip install [^\n]*-e \.$", script, re.M), "postBuild must install the course"
+    assert re.search(r"^python -m pip install [^\n]*-e \.$", script, re.M), (
+        "postBuild must install the course"
+    )
     assert "ipykernel install --sys-prefix --name python3" in script
     if which == "release":
         assert not (repo / "solutions").exists()
@@ -118,28 +134,43 @@ def test_postbuild_checks_hold_in_the_course_environment():
     """postBuild's extension checks (a failed one fails the image build) pass in an
     environment that has the course's packages."""
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
-    checks = [line for line in (ROOT / "binder" / "postBuild").read_text().splitlines()
-              if line.startswith("jupyter ")]
+    checks = [
+        line
+        for line in (ROOT / "binder" / "postBuild").read_text().splitlines()
+        if line.startswith("jupyter ")
+    ]
     assert len(checks) == 2
     for line in checks:
-        proc = subprocess.run(["bash", "-o", "pipefail", "-c", line], env=env, capture_output=True, text=True,
-                              timeout=120)
+        proc = subprocess.run(
+            ["bash", "-o", "pipefail", "-c", line], env=env, capture_output=True, text=True, timeout=120
+        )
         assert proc.returncode == 0, f"{line}\n{proc.stdout}{proc.stderr}"
 
 
 def test_start_puts_the_students_copy_first(tmp_path):
     code = "import os, sys; print(os.environ['PYTHONPATH']); print(os.environ['OMP_NUM_THREADS']); print(sys.argv[1])"
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "REPO_DIR": "/srv/course", "PYTHONPATH": "/x"}
-    out = subprocess.run([str(ROOT / "binder" / "start"), sys.executable, "-c", code, "arg"], env=env,
-                         capture_output=True, text=True, check=True).stdout.splitlines()
+    out = subprocess.run(
+        [str(ROOT / "binder" / "start"), sys.executable, "-c", code, "arg"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
     assert out == [f"{tmp_path}/{TARGET}:/srv/course:/x", "1", "arg"]
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "OMP_NUM_THREADS": "2"}
-    out = subprocess.run([str(ROOT / "binder" / "start"), sys.executable, "-c", code, "arg"], env=env,
-                         capture_output=True, text=True, check=True).stdout.splitlines()
-    assert out == [f"{tmp_path}/{TARGET}", "2", "arg"]   # no empty entry (the cwd) in the path
+    out = subprocess.run(
+        [str(ROOT / "binder" / "start"), sys.executable, "-c", code, "arg"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    assert out == [f"{tmp_path}/{TARGET}", "2", "arg"]  # no empty entry (the cwd) in the path
 
 
 # --------------------------------------------------------------------------- processes
+
 
 def _peak_mb(pid: int) -> float | None:
     """Peak resident memory of a live process (VmHWM), MB."""
@@ -182,7 +213,7 @@ def _marked(marker: bytes) -> set[int]:
 def _kill_all(marker: bytes, hub: subprocess.Popen | None) -> set[int]:
     """Stop the hub gracefully, then kill every marked process group; returns survivors."""
     if hub is not None and hub.poll() is None:
-        hub.send_signal(signal.SIGTERM)          # the hub stops the servers and the proxy itself
+        hub.send_signal(signal.SIGTERM)  # the hub stops the servers and the proxy itself
         try:
             hub.wait(15)
         except subprocess.TimeoutExpired:
@@ -258,21 +289,52 @@ def hub(tmp_path):
     release.build_release(release_dir)
     (tmp_path / "hub").mkdir()
     config = tmp_path / "hub" / "jupyterhub_config.py"
-    config.write_text(HUB_CONFIG.format(
-        proxy_port=proxy_port, hub_port=hub_port, api_port=api_port,
-        chp=shutil.which("configurable-http-proxy"), pid_file=str(tmp_path / "hub" / "proxy.pid"),
-        tmp=tmp_path / "hub", cookie=str(tmp_path / "hub" / "cookie_secret"), homes=str(homes),
-        start=str(release_dir / "binder" / "start"), singleuser=str(BIN / "jupyterhub-singleuser"),
-        marker=marker, admin_token=admin_token))
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("INTERP_LIB_", "PYTEST_", "JUPYTER", "IPYTHON")) and k not in ("PYTHONPATH", "CI")}
-    env.update(PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", INTERP_HUB_TEST=marker,
-               CONFIGPROXY_AUTH_TOKEN=secrets.token_hex(32))
+    config.write_text(
+        HUB_CONFIG.format(
+            proxy_port=proxy_port,
+            hub_port=hub_port,
+            api_port=api_port,
+            chp=shutil.which("configurable-http-proxy"),
+            pid_file=str(tmp_path / "hub" / "proxy.pid"),
+            tmp=tmp_path / "hub",
+            cookie=str(tmp_path / "hub" / "cookie_secret"),
+            homes=str(homes),
+            start=str(release_dir / "binder" / "start"),
+            singleuser=str(BIN / "jupyterhub-singleuser"),
+            marker=marker,
+            admin_token=admin_token,
+        )
+    )
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("INTERP_LIB_", "PYTEST_", "JUPYTER", "IPYTHON"))
+        and k not in ("PYTHONPATH", "CI")
+    }
+    env.update(
+        PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        INTERP_HUB_TEST=marker,
+        CONFIGPROXY_AUTH_TOKEN=secrets.token_hex(32),
+    )
     log = open(tmp_path / "hub" / "hub.log", "wb")
-    proc = subprocess.Popen([str(BIN / "jupyterhub"), "-f", str(config)], cwd=tmp_path / "hub", env=env,
-                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    info = {"url": f"http://127.0.0.1:{proxy_port}", "admin_token": admin_token, "homes": homes,
-            "release": release_dir, "tmp": tmp_path, "log": tmp_path / "hub" / "hub.log", "proc": proc}
+    proc = subprocess.Popen(
+        [str(BIN / "jupyterhub"), "-f", str(config)],
+        cwd=tmp_path / "hub",
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    info = {
+        "url": f"http://127.0.0.1:{proxy_port}",
+        "admin_token": admin_token,
+        "homes": homes,
+        "release": release_dir,
+        "tmp": tmp_path,
+        "log": tmp_path / "hub" / "hub.log",
+        "proc": proc,
+    }
     survivors: set[int] = set()
     try:
         deadline = time.monotonic() + 90
@@ -285,7 +347,9 @@ def hub(tmp_path):
             except requests.RequestException:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail("the hub did not answer in 90 s:\n" + info["log"].read_text(errors="replace")[-4000:])
+                pytest.fail(
+                    "the hub did not answer in 90 s:\n" + info["log"].read_text(errors="replace")[-4000:]
+                )
             time.sleep(0.5)
         yield info
     finally:
@@ -296,33 +360,57 @@ def hub(tmp_path):
 
 # --------------------------------------------------------------------------- one student
 
+
 class Kernel:
     """A kernel driven over the Jupyter server's websocket, as JupyterLab drives it."""
 
     def __init__(self, base: str, token: str, kernel_id: str):
         import websocket
 
-        url = base.replace("http://", "ws://") + f"/api/kernels/{kernel_id}/channels?session_id={uuid.uuid4().hex}"
+        url = (
+            base.replace("http://", "ws://")
+            + f"/api/kernels/{kernel_id}/channels?session_id={uuid.uuid4().hex}"
+        )
         self.ws = websocket.create_connection(url, header=[f"Authorization: token {token}"], timeout=30)
         self.session = uuid.uuid4().hex
 
     def send(self, code: str) -> str:
         msg_id = uuid.uuid4().hex
-        self.ws.send(json.dumps({
-            "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "student",
-                       "session": self.session, "version": "5.3", "date": ""},
-            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-            "content": {"code": code, "silent": False, "store_history": True, "user_expressions": {},
-                        "allow_stdin": False, "stop_on_error": True}}))
+        self.ws.send(
+            json.dumps(
+                {
+                    "header": {
+                        "msg_id": msg_id,
+                        "msg_type": "execute_request",
+                        "username": "student",
+                        "session": self.session,
+                        "version": "5.3",
+                        "date": "",
+                    },
+                    "parent_header": {},
+                    "metadata": {},
+                    "channel": "shell",
+                    "buffers": [],
+                    "content": {
+                        "code": code,
+                        "silent": False,
+                        "store_history": True,
+                        "user_expressions": {},
+                        "allow_stdin": False,
+                        "stop_on_error": True,
+                    },
+                }
+            )
+        )
         return msg_id
 
     def recv(self, timeout: float) -> dict:
         self.ws.settimeout(timeout)
         data = self.ws.recv()
-        if isinstance(data, bytes):   # legacy binary frame: offsets, then the JSON message, then buffers
+        if isinstance(data, bytes):  # legacy binary frame: offsets, then the JSON message, then buffers
             n = int.from_bytes(data[:4], "big")
-            offsets = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(n)]
-            data = data[offsets[0]:offsets[1] if n > 1 else None].decode()
+            offsets = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(n)]
+            data = data[offsets[0] : offsets[1] if n > 1 else None].decode()
         return json.loads(data)
 
     def execute(self, code: str, timeout: float = 300, on_output=None) -> tuple[dict, list[dict]]:
@@ -365,8 +453,11 @@ print(_json.dumps({"kernel_peak_mb": _hwm(_os.getpid()), "server_peak_mb": _hwm(
 
 def _texts(outputs: list[dict]) -> tuple[str, list[str]]:
     """A cell's stdout (sanitised as nbval is) and the kinds of its other outputs."""
-    text = "".join(o["text"] if isinstance(o["text"], str) else "".join(o["text"])
-                   for o in outputs if o["output_type"] == "stream" and o.get("name") == "stdout")
+    text = "".join(
+        o["text"] if isinstance(o["text"], str) else "".join(o["text"])
+        for o in outputs
+        if o["output_type"] == "stream" and o.get("name") == "stdout"
+    )
     for rx, rep in SANITIZE:
         text = rx.sub(rep, text)
     return text, [o["output_type"] for o in outputs if o["output_type"] != "stream"]
@@ -387,15 +478,21 @@ class Student:
         self.times.setdefault(what, round(time.monotonic() - self.t0, 2))
 
     def api(self, method: str, path: str, expect=(200, 201, 202, 204), **kw):
-        r = self.http.request(method, path if path.startswith("http") else self.hub["url"] + path, timeout=120, **kw)
+        r = self.http.request(
+            method, path if path.startswith("http") else self.hub["url"] + path, timeout=120, **kw
+        )
         assert r.status_code in expect, f"{method} {path}: {r.status_code} {r.text[:500]}"
         return r
 
     def log_in(self) -> None:
         """Through the hub's REST API: the user, a token of theirs, their server."""
         self.api("POST", f"/hub/api/users/{self.name}", headers=self.admin)
-        token = self.api("POST", f"/hub/api/users/{self.name}/tokens", headers=self.admin,
-                         json={"note": "hub test", "expires_in": 3600}).json()["token"]
+        token = self.api(
+            "POST",
+            f"/hub/api/users/{self.name}/tokens",
+            headers=self.admin,
+            json={"note": "hub test", "expires_in": 3600},
+        ).json()["token"]
         self.http.headers["Authorization"] = f"token {token}"
         self.token = token
         self.api("POST", f"/hub/api/users/{self.name}/server")
@@ -411,8 +508,12 @@ class Student:
 
     def pull(self) -> None:
         """Open the nbgitpuller link, then do what its page does: stream the sync API."""
-        query = {"repo": self.repo_url, "branch": "main", "targetpath": TARGET,
-                 "urlpath": f"lab/tree/{TARGET}/{LESSON}"}
+        query = {
+            "repo": self.repo_url,
+            "branch": "main",
+            "targetpath": TARGET,
+            "urlpath": f"lab/tree/{TARGET}/{LESSON}",
+        }
         page = self.api("GET", f"{self.base}/git-pull?{urllib.parse.urlencode(query)}")
         assert "git-pull" in page.text
         del query["urlpath"]
@@ -424,12 +525,14 @@ class Student:
                     if events[-1].get("phase") in ("finished", "error"):
                         break
         assert events and events[-1].get("phase") == "finished", f"{self.name}: pull failed: {events[-3:]}"
-        self.api("GET", f"{self.base}/lab/tree/{TARGET}/{LESSON}")   # where the link lands
+        self.api("GET", f"{self.base}/lab/tree/{TARGET}/{LESSON}")  # where the link lands
         self.mark("pulled")
 
     def write_predict(self) -> None:
         path = f"{self.base}/api/contents/{TARGET}/interp_lib/basics.py"
-        stub = self.api("GET", path, params={"content": 1, "type": "file", "format": "text"}).json()["content"]
+        stub = self.api("GET", path, params={"content": 1, "type": "file", "format": "text"}).json()[
+            "content"
+        ]
         assert "raise NotImplementedError" in stub
         answer = release.fill_bodies(stub, (ROOT / "solutions" / "basics.py").read_text())
         self.api("PUT", path, json={"type": "file", "format": "text", "content": answer})
@@ -439,9 +542,16 @@ class Student:
         if path is None:
             kid = self.api("POST", f"{self.base}/api/kernels", json={"name": "python3"}).json()["id"]
         else:
-            kid = self.api("POST", f"{self.base}/api/sessions", json={
-                "path": path, "type": "notebook", "name": pathlib.PurePath(path).name,
-                "kernel": {"name": "python3"}}).json()["kernel"]["id"]
+            kid = self.api(
+                "POST",
+                f"{self.base}/api/sessions",
+                json={
+                    "path": path,
+                    "type": "notebook",
+                    "name": pathlib.PurePath(path).name,
+                    "kernel": {"name": "python3"},
+                },
+            ).json()["kernel"]["id"]
         return Kernel(self.base, self.token, kid), kid
 
     def run_lesson(self) -> dict:
@@ -458,7 +568,9 @@ class Student:
                     continue
                 reply, outputs = kernel.execute(cell.source, on_output=lambda: first.append(time.monotonic()))
                 if reply.get("status") != "ok":
-                    raise AssertionError(f"{self.name}: cell {i} failed: {reply.get('ename')}: {reply.get('evalue')}")
+                    raise AssertionError(
+                        f"{self.name}: cell {i} failed: {reply.get('ename')}: {reply.get('evalue')}"
+                    )
                 expected = _texts([dict(o) for o in cell.outputs])
                 if _texts(outputs) != expected:
                     mismatches.append((i, _texts(outputs), expected))
@@ -468,9 +580,12 @@ class Student:
         finally:
             kernel.close()
         assert not mismatches, f"{self.name}: outputs differ from the stored ones: {mismatches[:2]}"
-        return {"time_to_first_output_s": round(first[0] - started, 2),
-                "login_to_first_output_s": round(first[0] - self.t0, 2),
-                "lesson_s": round(time.monotonic() - started, 2), **probe}
+        return {
+            "time_to_first_output_s": round(first[0] - started, 2),
+            "login_to_first_output_s": round(first[0] - self.t0, 2),
+            "lesson_s": round(time.monotonic() - started, 2),
+            **probe,
+        }
 
 
 def _student(hub: dict, name: str, repo_url: str, results: dict, go: threading.Event) -> None:
@@ -481,14 +596,16 @@ def _student(hub: dict, name: str, repo_url: str, results: dict, go: threading.E
         s.pull()
         s.write_predict()
         results[name] = {"ok": True, **s.run_lesson(), "times": s.times}
-    except BaseException as e:   # noqa: BLE001 - reported and counted as a failure
+    except BaseException as e:  # noqa: BLE001 - reported and counted as a failure
         results[name] = {"ok": False, "error": f"{type(e).__name__}: {e}"[:2000], "times": s.times}
     finally:
         s.mark("done")
         results[name]["done_s"] = s.times["done"]
 
 
-def _hostile(hub: dict, repo_url: str, results: dict, go: threading.Event, five_done: threading.Event) -> None:
+def _hostile(
+    hub: dict, repo_url: str, results: dict, go: threading.Event, five_done: threading.Event
+) -> None:
     """Pulls the release, starts an infinite loop in one kernel, checks in another that its
     kernels import its own copy (the stub: 00.1 is not written, and solutions are off), then
     crashes that one with os._exit, all while the five work; afterwards the loop is still
@@ -508,7 +625,8 @@ def _hostile(hub: dict, repo_url: str, results: dict, go: threading.Event, five_
         reply, outputs = crash.execute(
             "import os, torch\nfrom interp_lib import basics\nprint(os.getpid(), basics.__file__)\n"
             "try:\n    basics.predict(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2)),"
-            " torch.zeros(1, 1, 2, 2))\nexcept NotImplementedError as e:\n    print('stub:', e)\n")
+            " torch.zeros(1, 1, 2, 2))\nexcept NotImplementedError as e:\n    print('stub:', e)\n"
+        )
         assert reply["status"] == "ok", reply
         pid_text, file_text = _texts(outputs)[0].splitlines()[0].split(" ", 1)
         assert file_text.startswith(str(hub["homes"] / HOSTILE / TARGET)), file_text
@@ -516,8 +634,9 @@ def _hostile(hub: dict, repo_url: str, results: dict, go: threading.Event, five_
         crash.send("import os; os._exit(1)")
         crash.close()
         five_done.wait(600)
-        out["loop_running_when_five_done"] = s.api("GET", f"{s.base}/api/kernels/{loop_id}").json()[
-            "execution_state"] == "busy"
+        out["loop_running_when_five_done"] = (
+            s.api("GET", f"{s.base}/api/kernels/{loop_id}").json()["execution_state"] == "busy"
+        )
         s.api("POST", f"{s.base}/api/kernels/{loop_id}/interrupt")
         loop.ws.settimeout(60)
         deadline = time.monotonic() + 60
@@ -527,12 +646,21 @@ def _hostile(hub: dict, repo_url: str, results: dict, go: threading.Event, five_
             recovered = msg["header"]["msg_type"] == "execute_reply" and msg["content"]["status"] == "error"
         out["loop_interrupted"] = recovered
         loop.close()
-        out["crashed_kernel_pid_gone"] = not pathlib.Path(f"/proc/{pid_text}").exists() or \
-            "zombie" in pathlib.Path(f"/proc/{pid_text}/status").read_text().lower()
+        out["crashed_kernel_pid_gone"] = (
+            not pathlib.Path(f"/proc/{pid_text}").exists()
+            or "zombie" in pathlib.Path(f"/proc/{pid_text}/status").read_text().lower()
+        )
         out["server_alive"] = s.api("GET", f"{s.base}/api/status").ok
-        out["ok"] = all(out[k] for k in ("loop_running_when_five_done", "loop_interrupted",
-                                         "crashed_kernel_pid_gone", "server_alive"))
-    except BaseException as e:   # noqa: BLE001
+        out["ok"] = all(
+            out[k]
+            for k in (
+                "loop_running_when_five_done",
+                "loop_interrupted",
+                "crashed_kernel_pid_gone",
+                "server_alive",
+            )
+        )
+    except BaseException as e:  # noqa: BLE001
         out["error"] = f"{type(e).__name__}: {e}"[:2000]
 
 
@@ -550,8 +678,9 @@ def test_five_students_one_hub(hub):
 
     results: dict[str, dict] = {}
     go, five_done = threading.Event(), threading.Event()
-    threads = [threading.Thread(target=_student, args=(hub, n, repo_url, results, go), daemon=True)
-               for n in STUDENTS]
+    threads = [
+        threading.Thread(target=_student, args=(hub, n, repo_url, results, go), daemon=True) for n in STUDENTS
+    ]
     hostile = threading.Thread(target=_hostile, args=(hub, repo_url, results, go, five_done), daemon=True)
     for t in threads + [hostile]:
         t.start()
@@ -573,9 +702,13 @@ def test_five_students_one_hub(hub):
     students = [results.get(n, {"ok": False, "error": "did not finish"}) for n in STUDENTS]
     ok = [r for r in students if r["ok"]]
     summary = {
-        "students": len(STUDENTS), "failures": len(STUDENTS) - len(ok), "wall_s_all_five": round(wall, 1),
-        "cores": os.cpu_count(), "load_average_1min_at_start": round(load_start, 1),
-        "load_average_1min_at_end": round(load, 1), "hub_and_proxy_peak_mb": hub_peak,
+        "students": len(STUDENTS),
+        "failures": len(STUDENTS) - len(ok),
+        "wall_s_all_five": round(wall, 1),
+        "cores": os.cpu_count(),
+        "load_average_1min_at_start": round(load_start, 1),
+        "load_average_1min_at_end": round(load, 1),
+        "hub_and_proxy_peak_mb": hub_peak,
         "time_to_first_output_s": [r.get("time_to_first_output_s") for r in students],
         "login_to_first_output_s": [r.get("login_to_first_output_s") for r in students],
         "lesson_s": [r.get("lesson_s") for r in students],
@@ -591,7 +724,9 @@ def test_five_students_one_hub(hub):
     errors = {n: r.get("error") for n, r in zip(STUDENTS, students) if not r["ok"]}
     assert not errors, f"{len(errors)} of 5 students failed: {errors}"
     for name, r in zip(STUDENTS, students):
-        assert r["interp_lib"].startswith(str(hub["homes"] / name / TARGET)), r["interp_lib"]  # their own copy
+        assert r["interp_lib"].startswith(str(hub["homes"] / name / TARGET)), r[
+            "interp_lib"
+        ]  # their own copy
         assert r["solutions"] is None
         assert r["cwd"] == str(hub["homes"] / name / TARGET / "lessons")
     bad = results[HOSTILE]

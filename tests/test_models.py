@@ -1,5 +1,4 @@
 """Shipped models: contract, weights, training records."""
-import json
 
 import pytest
 import torch

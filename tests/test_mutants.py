@@ -4,6 +4,7 @@ The full run (``python -m interp_lib mutants``, minutes) is for maintainers; her
 catalogue is well formed and applies to the current solutions/, and a small sample of
 mutants, plus the sanity mutant, goes through the tool and is caught.
 """
+
 import collections
 
 import pytest
@@ -12,8 +13,14 @@ from interp_lib.course import mutants as M
 from interp_lib.exercises import load_all
 
 # Fast ones (their lesson files collect and fail quickly), from six lessons.
-SAMPLE = ["03.1-mask-inverted", "05.1-reversed", "06.1-power-beta", "07.1-scatter-overwrite",
-          "09.1-step-sign", "10.2-sign"]
+SAMPLE = [
+    "03.1-mask-inverted",
+    "05.1-reversed",
+    "06.1-power-beta",
+    "07.1-scatter-overwrite",
+    "09.1-step-sign",
+    "10.2-sign",
+]
 
 
 @pytest.fixture(scope="module")

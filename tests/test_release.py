@@ -1,5 +1,6 @@
 """The student release: clean of solutions, its `make test` works, and filled with the
 reference bodies it gets full marks from the grader."""
+
 from __future__ import annotations
 
 import json
@@ -31,13 +32,14 @@ def test_release_has_no_solution_text(built):
     assert not (out / "solutions").exists() and not (out / ".git").exists()
     assert not list(out.rglob("*.pyc")) and not list(out.rglob("__pycache__"))
     tests = sorted(p.name for p in (out / "tests").glob("test_*.py"))
-    assert tests and all(name[5:7].isdigit() for name in tests)   # lesson tests only
-    assert sorted(p.name for p in (out / "lessons").glob("*.ipynb")) == \
-        sorted(p.name for p in (ROOT / "lessons").glob("*.ipynb"))
+    assert tests and all(name[5:7].isdigit() for name in tests)  # lesson tests only
+    assert sorted(p.name for p in (out / "lessons").glob("*.ipynb")) == sorted(
+        p.name for p in (ROOT / "lessons").glob("*.ipynb")
+    )
     makefile = (out / "Makefile").read_text()
     assert "--solutions" not in makefile and "pytest" in makefile
     assert "student copy" in (out / "README.md").read_text()
-    for ex in load_all().values():                                # stubs only
+    for ex in load_all().values():  # stubs only
         assert f'raise NotImplementedError("exercise {ex.id} `{ex.name}`' in (out / ex.path).read_text()
     print(f"release: {info['files']} files, {info['bytes'] / 2**20:.1f} MiB")
 
@@ -47,8 +49,9 @@ def test_leak_detection_catches_a_planted_solution(built, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(out / "interp_lib", copy / "interp_lib")
     shutil.copyfile(ROOT / "solutions" / "labels.py", copy / "interp_lib" / "helpers_extra.py")
-    filled = release.fill_bodies((out / "interp_lib" / "basics.py").read_text(),
-                                 (ROOT / "solutions" / "basics.py").read_text())
+    filled = release.fill_bodies(
+        (out / "interp_lib" / "basics.py").read_text(), (ROOT / "solutions" / "basics.py").read_text()
+    )
     (copy / "interp_lib" / "basics.py").write_text(filled)
     problems = release.find_solution_text(copy)
     assert any("helpers_extra.py" in p and "confident_joint" in p for p in problems), problems
@@ -56,7 +59,7 @@ def test_leak_detection_catches_a_planted_solution(built, tmp_path):
 
 
 def test_hidden_tests_are_stripped():
-    src = '''import pytest
+    src = """import pytest
 
 
 @pytest.mark.exercise("00.1", weight=1)
@@ -68,7 +71,7 @@ def test_visible():
 @pytest.mark.exercise("00.1", weight=3)
 def test_secret():
     assert "secret-check" == "secret-check"
-'''
+"""
     out, removed = release.strip_hidden_tests(src)
     assert removed == ["test_secret"]
     assert "secret-check" not in out and "test_visible" in out
@@ -80,14 +83,25 @@ def test_release_make_test_then_full_marks(built, tmp_path):
     results = tmp_path / "records.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INTERP_", "PYTEST_"))}
     proc = subprocess.run(
-        ["make", "-s", "test", f"PY={sys.executable}", "VENV_DEPS=",
-         f"PYTEST_ARGS=-p no:xdist tests/test_00_basics.py --results-json={results}"],
-        cwd=out, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode != 0            # the stubs fail their tests ...
+        [
+            "make",
+            "-s",
+            "test",
+            f"PY={sys.executable}",
+            "VENV_DEPS=",
+            f"PYTEST_ARGS=-p no:xdist tests/test_00_basics.py --results-json={results}",
+        ],
+        cwd=out,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode != 0  # the stubs fail their tests ...
     records = json.loads(results.read_text())
     summary = summarise(records)
     assert summary["00.1"]["status"] == "not started", summary["00.1"]
-    for r in records:                       # ... and nothing else goes wrong
+    for r in records:  # ... and nothing else goes wrong
         if r["exercise"] is None:
             assert r["outcome"] in ("passed", "skipped"), r
         elif r["outcome"] == "failed":
@@ -96,7 +110,9 @@ def test_release_make_test_then_full_marks(built, tmp_path):
     ids = ["00.1", "01.1"]
     for module in sorted({load_all()[i].module for i in ids}):
         path = out / "interp_lib" / f"{module}.py"
-        path.write_text(release.fill_bodies(path.read_text(), (ROOT / "solutions" / f"{module}.py").read_text()))
+        path.write_text(
+            release.fill_bodies(path.read_text(), (ROOT / "solutions" / f"{module}.py").read_text())
+        )
     res = grading.grade(out, ids, tmp_path / "results.json", quiet=True, skip_reference=True)
     points = weights()
     assert res["score"] == pytest.approx(sum(points[i] for i in ids), abs=1e-3)

@@ -7,6 +7,7 @@ and nothing may change the grader, the checkout or a later submission's grade.
 A level that this machine cannot provide is skipped on a laptop and fails in CI
 (``.ci/run`` installs bubblewrap and creates the sandbox user).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -20,8 +21,8 @@ import uuid
 import zipfile
 
 import pytest
-
 from grading_helpers import ROOT, make_submission, schema_validate
+
 from interp_lib.course import grading
 from interp_lib.course import sandbox as S
 from interp_lib.exercises import weights
@@ -30,17 +31,27 @@ GRADED = ["00.1", "01.1"]
 
 # attack class -> variants (fixture folder under tests/fixtures/attacks, attacked exercise)
 ATTACKS = {
-    "code in the trusted process": [("trusted_module", "01.1"), ("trusted_exception", "01.1"),
-                                    ("trusted_pickle", "01.1")],
+    "code in the trusted process": [
+        ("trusted_module", "01.1"),
+        ("trusted_exception", "01.1"),
+        ("trusted_pickle", "01.1"),
+    ],
     "forged results": [("forged_proc", "01.1"), ("forged_fds", "01.1"), ("forged_kill", "01.1")],
     "tampering that outlives the submission": [("tamper_conftest", "01.1"), ("tamper_checkout", "01.1")],
     "reading the reference": [("read_editable", "01.1"), ("read_walk", "01.1"), ("read_root", "01.1")],
-    "a reference library by a computed name": [("import_computed", "01.1"), ("import_chr", "01.1"),
-                                               ("import_syspath", "01.1")],
+    "a reference library by a computed name": [
+        ("import_computed", "01.1"),
+        ("import_chr", "01.1"),
+        ("import_syspath", "01.1"),
+    ],
     "a daemon": [("daemon_fork", "01.1"), ("daemon_popen", "01.1"), ("daemon_thread", "01.1")],
     "in-place mutation": [("inplace_numpy", "01.1"), ("inplace_input", "00.1"), ("inplace_kill", "00.1")],
 }
-EXPECTED_WORDS = {"inplace_numpy": "in place", "inplace_input": "`x` in place", "inplace_kill": "ended its own process"}
+EXPECTED_WORDS = {
+    "inplace_numpy": "in place",
+    "inplace_input": "`x` in place",
+    "inplace_kill": "ended its own process",
+}
 REFERENCE_LIBRARIES = ("captum", "zennit", "torchattacks", "cleanlab")
 # The separate-user level grades one at a time (slower): the first variant of each class,
 # and the variants its set-up (_locked_down) is there for.
@@ -71,6 +82,7 @@ def _locked_down(iso: S.Isolation):
         yield
         return
     import importlib.util
+
     paths = [ROOT / "solutions", ROOT / "tests" / "hidden"]
     for name in REFERENCE_LIBRARIES:
         spec = importlib.util.find_spec(name)
@@ -128,16 +140,29 @@ def attacked(request, tmp_path_factory):
     alone = make_submission(tmp / "honest_alone", "attacks/honest_wrong")
     before = _fingerprint()
     with _locked_down(iso):
-        baseline = grading.grade(alone, GRADED, quiet=True, skip_reference=True, isolation=iso, time_floor=2.0)
-        csv_path = grading.grade_batch(subs, tmp / "out", exercises=GRADED, workers=2, skip_reference=True,
-                                       isolation=iso, time_floor=2.0)
+        baseline = grading.grade(
+            alone, GRADED, quiet=True, skip_reference=True, isolation=iso, time_floor=2.0
+        )
+        csv_path = grading.grade_batch(
+            subs, tmp / "out", exercises=GRADED, workers=2, skip_reference=True, isolation=iso, time_floor=2.0
+        )
     returned = time.monotonic()
     results = {p.parent.name: json.loads(p.read_text()) for p in (tmp / "out").glob("*/results.json")}
     written = {name: (tmp / "out" / name / "results.json").read_bytes() for name in results}
-    time.sleep(max(0.0, 2.5 - (time.monotonic() - returned)))   # a daemon's moment to strike
-    return {"iso": iso, "results": results, "written": written, "baseline": baseline, "out": tmp / "out",
-            "before": before, "after": _fingerprint(), "mark": mark, "token": token,
-            "survivors": _processes_with(token), "csv": csv_path}
+    time.sleep(max(0.0, 2.5 - (time.monotonic() - returned)))  # a daemon's moment to strike
+    return {
+        "iso": iso,
+        "results": results,
+        "written": written,
+        "baseline": baseline,
+        "out": tmp / "out",
+        "before": before,
+        "after": _fingerprint(),
+        "mark": mark,
+        "token": token,
+        "survivors": _processes_with(token),
+        "csv": csv_path,
+    }
 
 
 def _check_variant(attacked, name: str, target: str) -> dict:
@@ -147,9 +172,10 @@ def _check_variant(attacked, name: str, target: str) -> dict:
     points = weights()
     other = next(e for e in GRADED if e != target)
     assert summary[target]["score"] == 0, (name, summary[target])
-    assert summary[other]["status"] == "passing" and summary[other]["score"] == pytest.approx(points[other], abs=1e-3), \
-        (name, summary[other])
-    assert not res.get("output"), (name, res.get("output"))     # no grader problem, no partial records
+    assert summary[other]["status"] == "passing" and summary[other]["score"] == pytest.approx(
+        points[other], abs=1e-3
+    ), (name, summary[other])
+    assert not res.get("output"), (name, res.get("output"))  # no grader problem, no partial records
     assert res["score"] == pytest.approx(points[other], abs=1e-3)
     assert res["extra_data"]["isolation"]["level"] == attacked["iso"].level
     return summary[target]
@@ -181,7 +207,9 @@ def test_checkout_is_untouched_and_later_grades_are_honest(attacked):
 def test_nothing_outlives_the_grader(attacked):
     assert attacked["survivors"] == [], "a process started by student code is still running"
     for name, data in attacked["written"].items():
-        assert (attacked["out"] / name / "results.json").read_bytes() == data, f"{name}: results.json rewritten"
+        assert (attacked["out"] / name / "results.json").read_bytes() == data, (
+            f"{name}: results.json rewritten"
+        )
     assert not (attacked["mark"] / "daemon-alive").exists()
 
 
@@ -200,8 +228,9 @@ def test_fixtures_do_not_share_state_between_exercises(tmp_path):
     if iso.level == S.PROCESS_ONLY:
         pytest.skip(iso.reason)
     sub = make_submission(tmp_path / "sub", "attacks/inplace_model", modules=("basics", "labels", "attacks"))
-    res = grading.grade(sub, ["00.1", "02.1"], quiet=True, skip_reference=True, isolation=iso, time_floor=2.0,
-                        jobs=1)
+    res = grading.grade(
+        sub, ["00.1", "02.1"], quiet=True, skip_reference=True, isolation=iso, time_floor=2.0, jobs=1
+    )
     summary = res["extra_data"]["summary"]
     assert summary["02.1"]["status"] == "passing", summary["02.1"]
     assert summary["00.1"]["score"] < weights()["00.1"]
@@ -209,13 +238,14 @@ def test_fixtures_do_not_share_state_between_exercises(tmp_path):
 
 # --------------------------------------------------------------------------- intake
 
+
 def _zip(path: pathlib.Path, entries: dict[str, bytes], links: dict[str, str] | None = None) -> pathlib.Path:
     with zipfile.ZipFile(path, "w") as zf:
         for name, data in entries.items():
             zf.writestr(name, data)
         for name, target in (links or {}).items():
             info = zipfile.ZipInfo(name)
-            info.external_attr = (0o120777 << 16)
+            info.external_attr = 0o120777 << 16
             zf.writestr(info, target)
     return path
 
@@ -235,8 +265,14 @@ def test_intake_refuses_links_unsafe_paths_and_says_what_is_wrong(tmp_path):
     # the submission itself a link
     (tmp_path / "whole").symlink_to(good)
     cases["whole"] = (tmp_path / "whole", "symbolic link")
-    cases["zip-link"] = (_zip(tmp_path / "l.zip", {"interp_lib/basics.py": b"x = 1\n"},
-                              {"interp_lib/labels.py": str(ROOT / "solutions" / "labels.py")}), "symbolic link")
+    cases["zip-link"] = (
+        _zip(
+            tmp_path / "l.zip",
+            {"interp_lib/basics.py": b"x = 1\n"},
+            {"interp_lib/labels.py": str(ROOT / "solutions" / "labels.py")},
+        ),
+        "symbolic link",
+    )
     cases["zip-dotdot"] = (_zip(tmp_path / "d.zip", {"interp_lib/../../labels.py": module}), "'..'")
     cases["zip-absolute"] = (_zip(tmp_path / "a.zip", {"/tmp/interp_lib/labels.py": module}), "absolute path")
     truncated = _zip(tmp_path / "t.zip", {"interp_lib/labels.py": module * 20}).read_bytes()
@@ -252,22 +288,26 @@ def test_intake_refuses_links_unsafe_paths_and_says_what_is_wrong(tmp_path):
         res = grading.grade(path, GRADED, quiet=True, skip_reference=True)
         assert res["score"] == 0, name
         assert words in res.get("output", ""), (name, res.get("output"))
-        assert all(s["status"] == "not graded" and words in s["message"]
-                   for s in res["extra_data"]["summary"].values()), (name, res["extra_data"]["summary"])
+        assert all(
+            s["status"] == "not graded" and words in s["message"]
+            for s in res["extra_data"]["summary"].values()
+        ), (name, res["extra_data"]["summary"])
         schema_validate(res)
 
 
 def test_require_isolation_refuses_the_process_level(tmp_path):
     sub = make_submission(tmp_path / "sub")
     with pytest.raises(SystemExit, match="refusing to grade"):
-        grading.grade(sub, ["00.1"], quiet=True, isolation=S.Isolation(S.PROCESS_ONLY, "test"),
-                      require_isolation=True)
+        grading.grade(
+            sub, ["00.1"], quiet=True, isolation=S.Isolation(S.PROCESS_ONLY, "test"), require_isolation=True
+        )
 
 
 def test_process_level_says_it_is_not_safe(tmp_path, capsys):
     sub = make_submission(tmp_path / "sub")
-    res = grading.grade(sub, ["00.1"], skip_reference=True, isolation=S.Isolation(S.PROCESS_ONLY, "test"),
-                        time_floor=2.0)
+    res = grading.grade(
+        sub, ["00.1"], skip_reference=True, isolation=S.Isolation(S.PROCESS_ONLY, "test"), time_floor=2.0
+    )
     assert res["extra_data"]["isolation"]["level"] == S.PROCESS_ONLY
     assert "not safe against hostile code" in capsys.readouterr().out
     assert res["extra_data"]["summary"]["00.1"]["status"] == "passing"
@@ -279,18 +319,24 @@ def test_sandbox_view_has_no_secrets():
     assert iso.level == S.SANDBOX
     import subprocess
     import sys
+
     view = pathlib.Path(S.private_dir("view-test-"))
     try:
         (view / "course").mkdir()
-        code = ("import importlib.util, os, sys\n"
-                f"sys.path[:] = {S.student_sys_path(sorted({p.parent for p in S.student_site_entries()}))!r}\n"
-                "names = ['captum', 'zennit', 'torchattacks', 'cleanlab', 'solutions', 'interp_lib']\n"
-                "print(sorted(n for n in names if importlib.util.find_spec(n)))\n"
-                "print(os.getuid(), os.getpid(), len([p for p in os.listdir('/proc') if p.isdigit()]))\n"
-                f"print(any(os.path.exists(os.path.join({str(ROOT)!r}, n)) for n in ('solutions', 'tests', 'interp_lib')))\n")
-        out = subprocess.run(S.bwrap_command([sys._base_executable, "-I", "-S", "-c", code],
-                                             [(view / "course", "/course")]),
-                             capture_output=True, text=True, timeout=60)
+        code = (
+            "import importlib.util, os, sys\n"
+            f"sys.path[:] = {S.student_sys_path(sorted({p.parent for p in S.student_site_entries()}))!r}\n"
+            "names = ['captum', 'zennit', 'torchattacks', 'cleanlab', 'solutions', 'interp_lib']\n"
+            "print(sorted(n for n in names if importlib.util.find_spec(n)))\n"
+            "print(os.getuid(), os.getpid(), len([p for p in os.listdir('/proc') if p.isdigit()]))\n"
+            f"print(any(os.path.exists(os.path.join({str(ROOT)!r}, n)) for n in ('solutions', 'tests', 'interp_lib')))\n"
+        )
+        out = subprocess.run(
+            S.bwrap_command([sys._base_executable, "-I", "-S", "-c", code], [(view / "course", "/course")]),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         lines = out.stdout.split("\n")
         assert lines[0] == "[]", out.stdout + out.stderr
         uid, pid, count = lines[1].split()
@@ -304,7 +350,16 @@ def test_an_abnormal_trusted_run_is_retried_then_reported(monkeypatch, tmp_path)
     """Records of a trusted pytest that ended abnormally never count: its exercises are
     graded again in a new process, and a second abnormal end is a grader problem (0)."""
     calls = []
-    good = [{"nodeid": "t::a", "exercise": "00.1", "weight": 1, "hidden": False, "outcome": "passed", "message": ""}]
+    good = [
+        {
+            "nodeid": "t::a",
+            "exercise": "00.1",
+            "weight": 1,
+            "hidden": False,
+            "outcome": "passed",
+            "message": "",
+        }
+    ]
 
     def flaky(base, copies, ids, iso, **options):
         calls.append(list(ids))
@@ -318,5 +373,6 @@ def test_an_abnormal_trusted_run_is_retried_then_reported(monkeypatch, tmp_path)
     records, error = grading._run_trusted(tmp_path, {}, ["00.1", "01.1"], S.Isolation(S.PROCESS_ONLY), jobs=2)
     assert records == [] and "tried twice" in error
     from interp_lib.exercises import load_all
+
     res = grading.build_results(["00.1"], records, {}, weights(), load_all(), error)
     assert res["score"] == 0 and res["output"].startswith("Grader problem (not your code)")

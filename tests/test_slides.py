@@ -1,9 +1,9 @@
 """Lecture slides: every lesson carries slide metadata, decks refer only to local assets,
 and a rendered deck shows its slides and typeset math in headless Chromium, offline."""
+
 import functools
 import http.server
 import json
-import pathlib
 import re
 import shutil
 import threading
@@ -17,8 +17,12 @@ from interp_lib.course.pytest_plugin import needs
 ROOT = common.ROOT
 ARTIFACTS = ROOT / "tests" / "artifacts"
 SLIDE_TYPES = {"slide", "subslide", "fragment", "skip", "notes", "-"}
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
 
 
 @pytest.mark.parametrize("path", common.lesson_paths(), ids=lambda p: p.name[:2])
@@ -116,8 +120,11 @@ def test_deck_renders_slides_and_math_offline(chromium, deck_dir, scheme):
 
                 page.route("**/*", guard)
                 page.goto(url)
-                page.wait_for_function("window.interpDeckReady === true && window.MathJax"
-                                       " && MathJax.startup && MathJax.startup.promise", timeout=60_000)
+                page.wait_for_function(
+                    "window.interpDeckReady === true && window.MathJax"
+                    " && MathJax.startup && MathJax.startup.promise",
+                    timeout=60_000,
+                )
                 page.evaluate("MathJax.startup.promise")
                 top = page.locator(".reveal .slides > section").count()
                 total = page.locator(".reveal .slides section").count()

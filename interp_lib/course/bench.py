@@ -9,6 +9,7 @@ Two kinds of measurement, written to ``bench/results.json`` and printed as a tab
   (or the physical limit, e.g. the forward and backward passes a method must make) on
   the same work. Both are timed interleaved, ``--runs`` times (median), in one process.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -16,15 +17,15 @@ import datetime
 import importlib.util
 import json
 import os
-import pathlib
 import platform
 import statistics
 import subprocess
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from .common import ROOT
+
 BENCH_DIR = ROOT / "bench"
 RESULTS = BENCH_DIR / "results.json"
 
@@ -34,14 +35,15 @@ __all__ = ["Row", "time_call", "run_rows", "run_lessons", "main"]
 @dataclasses.dataclass
 class Row:
     """One comparison: ``ours()`` against ``reference()`` on the same work."""
-    name: str                    # e.g. "label issues (digits, 1797 x 10)"
+
+    name: str  # e.g. "label issues (digits, 1797 x 10)"
     ours: Callable[[], object]
     reference: Callable[[], object]
-    against: str                 # e.g. "cleanlab 2.9" or "limit: 64 forward+backward"
-    goal: float | None = None    # the ratio ours/reference we aim at (<=)
+    against: str  # e.g. "cleanlab 2.9" or "limit: 64 forward+backward"
+    goal: float | None = None  # the ratio ours/reference we aim at (<=)
     lesson: str = ""
-    runs: int | None = None      # repetitions for this row (default: --runs); long rows use 1
-    warmup: bool = True          # run both once before timing
+    runs: int | None = None  # repetitions for this row (default: --runs); long rows use 1
+    warmup: bool = True  # run both once before timing
 
 
 def time_call(fn: Callable[[], object]) -> float:
@@ -77,12 +79,22 @@ def run_rows(runs: int = 5, only: list[str] | None = None) -> list[dict]:
             ours.append(time_call(row.ours))
             ref.append(time_call(row.reference))
         t_ours, t_ref = statistics.median(ours), statistics.median(ref)
-        result = {"name": row.name, "lesson": row.lesson, "against": row.against,
-                  "ours_s": round(t_ours, 5), "reference_s": round(t_ref, 5),
-                  "ratio": round(t_ours / t_ref, 3), "goal": row.goal, "runs": n_runs}
+        result = {
+            "name": row.name,
+            "lesson": row.lesson,
+            "against": row.against,
+            "ours_s": round(t_ours, 5),
+            "reference_s": round(t_ref, 5),
+            "ratio": round(t_ours / t_ref, 3),
+            "goal": row.goal,
+            "runs": n_runs,
+        }
         result["met"] = None if row.goal is None else result["ratio"] <= row.goal
-        print(f"  {row.name:52} {t_ours * 1e3:9.1f} ms vs {t_ref * 1e3:9.1f} ms  "
-              f"x{result['ratio']:.2f}  ({row.against})", flush=True)
+        print(
+            f"  {row.name:52} {t_ours * 1e3:9.1f} ms vs {t_ref * 1e3:9.1f} ms  "
+            f"x{result['ratio']:.2f}  ({row.against})",
+            flush=True,
+        )
         out.append(result)
     return out
 
@@ -109,15 +121,21 @@ def run_lessons(numbers: list[str] | None = None) -> list[dict]:
 
     out = []
     for path in lesson_paths(numbers):
-        proc = subprocess.run([sys.executable, "-c", _LESSON_RUNNER, str(path)], cwd=ROOT,
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-c", _LESSON_RUNNER, str(path)], cwd=ROOT, capture_output=True, text=True
+        )
         if proc.returncode != 0:
             print(f"  {path.name}: FAILED\n{proc.stderr[-2000:]}")
             out.append({"lesson": path.name, "error": proc.stderr[-2000:]})
             continue
         data = json.loads(proc.stdout.strip().splitlines()[-1])
-        row = {"lesson": path.name, "seconds": round(data["seconds"], 2),
-               "peak_mb": round(data["peak_mb"], 1), "goal_s": 30, "met": data["seconds"] < 30}
+        row = {
+            "lesson": path.name,
+            "seconds": round(data["seconds"], 2),
+            "peak_mb": round(data["peak_mb"], 1),
+            "goal_s": 30,
+            "met": data["seconds"] < 30,
+        }
         print(f"  {path.name:40} {row['seconds']:7.1f} s  {row['peak_mb']:7.0f} MB peak", flush=True)
         out.append(row)
     return out
@@ -126,9 +144,14 @@ def run_lessons(numbers: list[str] | None = None) -> list[dict]:
 def machine() -> dict:
     import torch
 
-    return {"date": datetime.date.today().isoformat(), "python": platform.python_version(),
-            "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
-            "cores": os.cpu_count(), "threads": 1}
+    return {
+        "date": datetime.date.today().isoformat(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "threads": 1,
+    }
 
 
 README = ROOT / "README.md"
@@ -138,11 +161,15 @@ _BEGIN, _END = "<!-- performance:begin -->", "<!-- performance:end -->"
 def readme_section(result: dict) -> str:
     """The README's "Performance" section, generated from a results dict."""
     m = result["machine"]
-    lines = [_BEGIN, "",
-             f"Measured by `python -m interp_lib bench` on {m['date']}: {m['cores']} CPU cores "
-             f"({m['cpu']}), one torch thread, Python {m['python']}, torch {m['torch']}. "
-             "Ratios are medians of repeated runs, ours divided by the reference on the same work "
-             "(below 1: we are faster).", ""]
+    lines = [
+        _BEGIN,
+        "",
+        f"Measured by `python -m interp_lib bench` on {m['date']}: {m['cores']} CPU cores "
+        f"({m['cpu']}), one torch thread, Python {m['python']}, torch {m['torch']}. "
+        "Ratios are medians of repeated runs, ours divided by the reference on the same work "
+        "(below 1: we are faster).",
+        "",
+    ]
     if result.get("lessons"):
         lines += ["| lesson | seconds | peak memory (MB) |", "|---|---:|---:|"]
         for row in result["lessons"]:
@@ -154,11 +181,16 @@ def readme_section(result: dict) -> str:
             lines.append(f"| **whole course** | **{result['course_seconds']:.1f}** | |")
         lines.append("")
     if result.get("methods"):
-        lines += ["| method | against | ours (ms) | reference (ms) | ratio | goal |", "|---|---|---:|---:|---:|---:|"]
+        lines += [
+            "| method | against | ours (ms) | reference (ms) | ratio | goal |",
+            "|---|---|---:|---:|---:|---:|",
+        ]
         for row in result["methods"]:
             goal = "" if row["goal"] is None else f"≤ {row['goal']}" + (" ✓" if row["met"] else " ✗")
-            lines.append(f"| {row['name']} | {row['against']} | {row['ours_s'] * 1e3:.1f} | "
-                         f"{row['reference_s'] * 1e3:.1f} | {row['ratio']:.2f} | {goal} |")
+            lines.append(
+                f"| {row['name']} | {row['against']} | {row['ours_s'] * 1e3:.1f} | "
+                f"{row['reference_s'] * 1e3:.1f} | {row['ratio']:.2f} | {goal} |"
+            )
         lines.append("")
     lines.append(_END)
     return "\n".join(lines)
@@ -169,7 +201,7 @@ def update_readme(result: dict) -> None:
     text = README.read_text()
     section = readme_section(result)
     if _BEGIN in text and _END in text:
-        text = text[:text.index(_BEGIN)] + section + text[text.index(_END) + len(_END):]
+        text = text[: text.index(_BEGIN)] + section + text[text.index(_END) + len(_END) :]
     else:
         text = text.rstrip() + "\n\n## Performance\n\n" + section + "\n"
     README.write_text(text)
@@ -201,7 +233,9 @@ def main(args) -> int:
         by_name = {row["name"]: row for row in fresh}
         old = previous.get("methods", [])
         old_names = {row["name"] for row in old}
-        fresh = [by_name.get(row["name"], row) for row in old] + [r for r in fresh if r["name"] not in old_names]
+        fresh = [by_name.get(row["name"], row) for row in old] + [
+            r for r in fresh if r["name"] not in old_names
+        ]
     result["methods"] = fresh
     BENCH_DIR.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=1) + "\n")

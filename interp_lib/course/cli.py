@@ -1,16 +1,17 @@
 """``python -m interp_lib <command>``: the course's command line.
 
-    lab        open the course in JupyterLab (the lessons/ folder)
-    check      your progress, exercise by exercise
-    execute    re-execute lessons in solutions mode and store their outputs (maintainers)
-    train      reproduce the shipped model weights
-    bench      benchmark lessons and methods against the reference libraries (maintainers)
-    grade      grade a submission or a folder of them (instructors; interp_lib/course/grading.py)
-    submit     zip your exercise modules for hand-in
-    release    build the student copy of the course (instructors; interp_lib/course/release.py)
-    slides     reveal.js lecture slides that work offline (interp_lib/course/slides.py)
-    mutants    do the tests catch plausible student bugs? (maintainers; interp_lib/course/mutants.py)
+lab        open the course in JupyterLab (the lessons/ folder)
+check      your progress, exercise by exercise
+execute    re-execute lessons in solutions mode and store their outputs (maintainers)
+train      reproduce the shipped model weights
+bench      benchmark lessons and methods against the reference libraries (maintainers)
+grade      grade a submission or a folder of them (instructors; interp_lib/course/grading.py)
+submit     zip your exercise modules for hand-in
+release    build the student copy of the course (instructors; interp_lib/course/release.py)
+slides     reveal.js lecture slides that work offline (interp_lib/course/slides.py)
+mutants    do the tests catch plausible student bugs? (maintainers; interp_lib/course/mutants.py)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,13 +21,18 @@ import sys
 
 from .common import ROOT, execute_notebook, format_table, lesson_paths, run_tests, summarise
 
-
 # --------------------------------------------------------------------------- lab
+
 
 def cmd_lab(args: argparse.Namespace) -> int:
     """Serve JupyterLab from the repository root, opening the lessons."""
-    cmd = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={ROOT}",
-           "--LabApp.default_url=/lab/tree/lessons"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        f"--ServerApp.root_dir={ROOT}",
+        "--LabApp.default_url=/lab/tree/lessons",
+    ]
     if args.port:
         cmd.append(f"--port={args.port}")
     if args.no_browser:
@@ -39,6 +45,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- check
+
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Run the exercise tests on your code and print a progress table."""
@@ -54,9 +61,13 @@ def cmd_check(args: argparse.Namespace) -> int:
         wanted = {n.zfill(2) for n in args.lesson}
         ids = [e.id for e in reg.values() if e.lesson in wanted]
         if not ids:
-            raise SystemExit(f"no exercises in lesson(s) {', '.join(sorted(wanted))}"
-                             + (" could be loaded: fix the error above first" if broken else ""))
-        files = sorted(str(p.relative_to(ROOT)) for n in wanted for p in (ROOT / "tests").glob(f"test_{n}_*.py"))
+            raise SystemExit(
+                f"no exercises in lesson(s) {', '.join(sorted(wanted))}"
+                + (" could be loaded: fix the error above first" if broken else "")
+            )
+        files = sorted(
+            str(p.relative_to(ROOT)) for n in wanted for p in (ROOT / "tests").glob(f"test_{n}_*.py")
+        )
         selection = [*(files or ["tests"]), "-m", "exercise", f"--exercises={','.join(ids)}"]
     print("Running the exercise tests on your code ...", flush=True)
     summary = summarise(run_tests(selection, solutions=None))
@@ -68,6 +79,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- execute
 
+
 def cmd_execute(args: argparse.Namespace) -> int:
     for path in lesson_paths(args.lessons):
         seconds = execute_notebook(path)
@@ -76,6 +88,7 @@ def cmd_execute(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- train / bench
+
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .train import train
@@ -92,9 +105,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- main
 
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m interp_lib", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m interp_lib", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("lab", help="open the course in JupyterLab")
     p.add_argument("--port", type=int, default=None)
@@ -116,11 +131,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--readme", action="store_true", help="also rewrite README.md's Performance section")
     p.set_defaults(func=cmd_bench)
     from . import grading, release  # grade, submit (interp_lib/course/grading.py); release
+
     grading.add_commands(sub)
     release.add_commands(sub)
     from . import slides  # lecture slides (interp_lib/course/slides.py)
+
     slides.add_command(sub)
     from . import mutants  # plausible student bugs vs the tests (interp_lib/course/mutants.py)
+
     mutants.add_command(sub)
     return parser
 

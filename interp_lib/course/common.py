@@ -3,6 +3,7 @@
 This module sits below every command: it imports none of them, so each command imports
 what it needs from here and nothing imports back up.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,24 +27,40 @@ def lesson_paths(numbers: list[str] | None = None) -> list[pathlib.Path]:
     chosen = [p for p in paths if p.name[:2] in wanted]
     missing = wanted - {p.name[:2] for p in chosen}
     if missing:
-        raise SystemExit(f"no lesson numbered {', '.join(sorted(missing))}; have: "
-                         f"{', '.join(p.name[:2] for p in paths)}")
+        raise SystemExit(
+            f"no lesson numbered {', '.join(sorted(missing))}; have: {', '.join(p.name[:2] for p in paths)}"
+        )
     return chosen
 
 
-def run_tests(selection: list[str], solutions: str | None, extra: list[str] | None = None,
-              timeout: float | None = None) -> list[dict]:
+def run_tests(
+    selection: list[str], solutions: str | None, extra: list[str] | None = None, timeout: float | None = None
+) -> list[dict]:
     """Run pytest on ``selection`` in a child process and return its per-test records."""
     with tempfile.TemporaryDirectory() as tmp:
         out = pathlib.Path(tmp) / "results.json"
         env = dict(os.environ)
         env.pop("INTERP_LIB_SOLUTIONS", None)
-        cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:nbval",
-               f"--results-json={out}", "-o", "addopts=", *selection, *(extra or [])]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:nbval",
+            f"--results-json={out}",
+            "-o",
+            "addopts=",
+            *selection,
+            *(extra or []),
+        ]
         if solutions is not None:
             cmd.append(f"--solutions={solutions}")
-        subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, timeout=timeout)
+        subprocess.run(
+            cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=timeout
+        )
         return json.loads(out.read_text()) if out.exists() else []
 
 
@@ -62,8 +79,14 @@ def exercise_status(ex, records: list[dict]) -> tuple[str, str]:
     if any(own in r["message"] for r in stub_stops) and len(failed) == len(records):
         return "not started", f"write it in {ex.path}"
     if len(stub_stops) == len(failed):
-        needed = sorted({m.group(0) for r in stub_stops
-                         for m in [re.search(r"exercise \d\d\.\d+ `\w+`", r["message"])] if m})
+        needed = sorted(
+            {
+                m.group(0)
+                for r in stub_stops
+                for m in [re.search(r"exercise \d\d\.\d+ `\w+`", r["message"])]
+                if m
+            }
+        )
         return "blocked", "needs " + ", ".join(needed) + " first"
     return "failing", failed[0]["message"]
 
@@ -79,31 +102,45 @@ def summarise(records: list[dict]) -> dict[str, dict]:
         mine = [r for r in records if r["exercise"] == ex_id and r["outcome"] != "skipped"]
         total = sum(r["weight"] for r in mine)
         passed = sum(r["weight"] for r in mine if r["outcome"] == "passed")
-        failed = [r for r in mine if r["outcome"] == "failed"]
         status, message = ("no tests", "") if not mine else exercise_status(ex, mine)
         summary[ex_id] = {
-            "name": ex.name, "lesson": ex.lesson, "stretch": ex.stretch,
-            "points": points[ex_id], "score": points[ex_id] * (passed / total if total else 0.0),
-            "status": status, "message": message,
+            "name": ex.name,
+            "lesson": ex.lesson,
+            "stretch": ex.stretch,
+            "points": points[ex_id],
+            "score": points[ex_id] * (passed / total if total else 0.0),
+            "status": status,
+            "message": message,
         }
     return summary
 
 
 def format_table(summary: dict[str, dict]) -> str:
-    marks = {"passing": "ok", "failing": "FAIL", "not started": "--", "blocked": "wait", "no tests": "?",
-             "rejected": "NO", "not graded": "?"}
+    marks = {
+        "passing": "ok",
+        "failing": "FAIL",
+        "not started": "--",
+        "blocked": "wait",
+        "no tests": "?",
+        "rejected": "NO",
+        "not graded": "?",
+    }
     rows = [f"{'id':6} {'exercise':30} {'status':12} {'points':>13}  note"]
     core = bonus = core_max = bonus_max = 0.0
     for ex_id, s in summary.items():
         name = s["name"] + (" (stretch)" if s["stretch"] else "")
-        rows.append(f"{ex_id:6} {name:30} {marks.get(s['status'], '') + ' ' + s['status']:12} "
-                    f"{s['score']:6.1f}/{s['points']:5.1f}  {s['message'][:90]}")
+        rows.append(
+            f"{ex_id:6} {name:30} {marks.get(s['status'], '') + ' ' + s['status']:12} "
+            f"{s['score']:6.1f}/{s['points']:5.1f}  {s['message'][:90]}"
+        )
         if s["stretch"]:
             bonus, bonus_max = bonus + s["score"], bonus_max + s["points"]
         else:
             core, core_max = core + s["score"], core_max + s["points"]
-    rows.append(f"total {core:.1f}/{core_max:.1f} points (the whole course is worth 100)"
-                + (f" + bonus {bonus:.1f}/{bonus_max:.1f}" if bonus_max else ""))
+    rows.append(
+        f"total {core:.1f}/{core_max:.1f} points (the whole course is worth 100)"
+        + (f" + bonus {bonus:.1f}/{bonus_max:.1f}" if bonus_max else "")
+    )
     return "\n".join(rows)
 
 
@@ -132,12 +169,20 @@ def execute_notebook(path: pathlib.Path, timeout: int = 600) -> float:
 
     nb = nbformat.read(path, as_version=4)
     env_backup = dict(os.environ)
-    os.environ.update({"INTERP_LIB_SOLUTIONS": "all", "INTERP_LIB_THREADS": "1",
-                       "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1"})
+    os.environ.update(
+        {
+            "INTERP_LIB_SOLUTIONS": "all",
+            "INTERP_LIB_THREADS": "1",
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+        }
+    )
     start = time.perf_counter()
     try:
         ExecutePreprocessor(timeout=timeout, kernel_name="python3").preprocess(
-            nb, {"metadata": {"path": str(path.parent)}})
+            nb, {"metadata": {"path": str(path.parent)}}
+        )
     finally:
         os.environ.clear()
         os.environ.update(env_backup)

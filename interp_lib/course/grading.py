@@ -20,6 +20,7 @@ Grading a submission (a folder or a zip holding ``interp_lib/<topic>.py`` files)
 Writes a Gradescope ``results.json`` and prints a table. See docs/GRADING.md for the
 threat model.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,7 +34,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import zipfile
 
@@ -61,6 +61,7 @@ NOT_TRANSFERABLE = "GraderCannotTransfer"
 
 # --------------------------------------------------------------------------- static check
 
+
 def _forbidden_in(node: ast.AST) -> str | None:
     """Why ``node`` (one statement or expression) is not allowed, or None."""
     for sub in ast.walk(node):
@@ -68,18 +69,22 @@ def _forbidden_in(node: ast.AST) -> str | None:
         if isinstance(sub, ast.Import):
             names = [a.name for a in sub.names]
         elif isinstance(sub, ast.ImportFrom):
-            if sub.level == 0:                       # from captum.attr import Saliency
+            if sub.level == 0:  # from captum.attr import Saliency
                 names = [sub.module or ""]
-            elif sub.module is None:                 # from .. import solutions
+            elif sub.module is None:  # from .. import solutions
                 names = [a.name for a in sub.names]
-            elif sub.level >= 2:                     # from ..solutions.labels import x
+            elif sub.level >= 2:  # from ..solutions.labels import x
                 names = [sub.module]
             # from .labels import x: a course module, allowed
         elif isinstance(sub, ast.Call):
             func = sub.func
             fname = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-            if fname in ("__import__", "import_module", "find_spec", "run_module", "spec_from_file_location") \
-                    and sub.args and isinstance(sub.args[0], ast.Constant) and isinstance(sub.args[0].value, str):
+            if (
+                fname in ("__import__", "import_module", "find_spec", "run_module", "spec_from_file_location")
+                and sub.args
+                and isinstance(sub.args[0], ast.Constant)
+                and isinstance(sub.args[0].value, str)
+            ):
                 names = [sub.args[0].value]
         elif isinstance(sub, ast.Constant) and isinstance(sub.value, str):
             if ENV_VAR in sub.value:
@@ -123,7 +128,7 @@ def static_check(source: str, names: dict[str, str], filename: str = "<submissio
     except SyntaxError as err:
         msg = f"{filename} has a syntax error (line {err.lineno}): {err.msg}"
         return {ex_id: msg for ex_id in names}
-    tainted: dict[str, str] = {}        # bound name -> reason
+    tainted: dict[str, str] = {}  # bound name -> reason
     global_reason = None
     stmts = list(tree.body)
     for stmt in stmts:
@@ -137,7 +142,7 @@ def static_check(source: str, names: dict[str, str], filename: str = "<submissio
         else:
             global_reason = reason
     changed = True
-    while changed:                       # propagate through helpers and variables
+    while changed:  # propagate through helpers and variables
         changed = False
         for stmt in stmts:
             bound = _bound_names(stmt)
@@ -160,6 +165,7 @@ def static_check(source: str, names: dict[str, str], filename: str = "<submissio
 
 
 # --------------------------------------------------------------------------- submission
+
 
 class SubmissionError(Exception):
     """A submission that cannot be taken in (corrupt, empty, links, unsafe paths)."""
@@ -206,8 +212,11 @@ def collect_submission(source: pathlib.Path, dest: pathlib.Path) -> list[str]:
                     raise SubmissionError("empty submission: the zip holds no files")
                 for m in modules:
                     for candidate in (f"interp_lib/{m}.py", f"{m}.py"):
-                        hits = [i for p, i in files.items()
-                                if str(p) == candidate or str(p).endswith("/" + candidate)]
+                        hits = [
+                            i
+                            for p, i in files.items()
+                            if str(p) == candidate or str(p).endswith("/" + candidate)
+                        ]
                         if hits:
                             info = sorted(hits, key=lambda i: len(i.filename))[0]
                             if info.file_size > MAX_MODULE_BYTES:
@@ -218,15 +227,18 @@ def collect_submission(source: pathlib.Path, dest: pathlib.Path) -> list[str]:
         except zipfile.BadZipFile as err:
             raise SubmissionError(f"corrupt zip: {err}") from None
         if not found:
-            raise SubmissionError("empty submission: the zip holds no exercise module "
-                                  "(interp_lib/<topic>.py, as `submit` packs them)")
+            raise SubmissionError(
+                "empty submission: the zip holds no exercise module "
+                "(interp_lib/<topic>.py, as `submit` packs them)"
+            )
         return found
     if not source.is_dir():
         raise SubmissionError(f"{source} is neither a folder nor a zip file")
     for path in [source, *source.rglob("*")]:
         if path.is_symlink():
-            raise SubmissionError(f"the submission holds a symbolic link, {path.relative_to(source)}; "
-                                  "hand in plain files")
+            raise SubmissionError(
+                f"the submission holds a symbolic link, {path.relative_to(source)}; hand in plain files"
+            )
     base = source / "interp_lib" if (source / "interp_lib").is_dir() else source
     for m in modules:
         path = base / f"{m}.py"
@@ -240,11 +252,14 @@ def collect_submission(source: pathlib.Path, dest: pathlib.Path) -> list[str]:
 
 # --------------------------------------------------------------------------- grading
 
+
 def test_files(root: pathlib.Path = ROOT, lessons: set[str] | None = None) -> list[str]:
     """The exercise test files of ``lessons`` (all when None): ``tests/test_LL_*.py`` and
     instructors' hidden tests in ``tests/hidden/test_LL_*.py``."""
-    paths = [*sorted((root / "tests").glob("test_[0-9][0-9]_*.py")),
-             *sorted((root / "tests" / "hidden").glob("test_[0-9][0-9]_*.py"))]
+    paths = [
+        *sorted((root / "tests").glob("test_[0-9][0-9]_*.py")),
+        *sorted((root / "tests" / "hidden").glob("test_[0-9][0-9]_*.py")),
+    ]
     return [str(p.relative_to(root)) for p in paths if lessons is None or p.name[5:7] in lessons]
 
 
@@ -261,8 +276,11 @@ def build_copies(base: pathlib.Path, isolation: S.Isolation, root: pathlib.Path 
     shutil.copytree(root / "tests", trusted / "tests", ignore=junk)
     shutil.copyfile(root / "pyproject.toml", trusted / "pyproject.toml")
     course = view / "course"
-    shutil.copytree(root / "interp_lib", course / "interp_lib",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "course"))
+    shutil.copytree(
+        root / "interp_lib",
+        course / "interp_lib",
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "course"),
+    )
     (course / "tests").mkdir()
     for path in (root / "tests").glob("*.py"):
         shutil.copyfile(path, course / "tests" / path.name)
@@ -279,12 +297,22 @@ def build_copies(base: pathlib.Path, isolation: S.Isolation, root: pathlib.Path 
     return {"trusted": trusted, "view": view}
 
 
-def grade(submission: pathlib.Path | str | None = None, exercises: list[str] | None = None,
-          results_json: pathlib.Path | str | None = None, *, time_factor: float = 20.0,
-          time_floor: float = 3.0, memory_mb: float = 2048.0, timeout: float = 1800.0,
-          root: pathlib.Path = ROOT, quiet: bool = False, skip_reference: bool = False,
-          isolation: S.Isolation | str | None = None, require_isolation: bool = False,
-          jobs: int = 2) -> dict:
+def grade(
+    submission: pathlib.Path | str | None = None,
+    exercises: list[str] | None = None,
+    results_json: pathlib.Path | str | None = None,
+    *,
+    time_factor: float = 20.0,
+    time_floor: float = 3.0,
+    memory_mb: float = 2048.0,
+    timeout: float = 1800.0,
+    root: pathlib.Path = ROOT,
+    quiet: bool = False,
+    skip_reference: bool = False,
+    isolation: S.Isolation | str | None = None,
+    require_isolation: bool = False,
+    jobs: int = 2,
+) -> dict:
     """Grade one submission; returns the Gradescope results dict (and writes it).
 
     ``skip_reference`` leaves out the cross-checks against reference libraries
@@ -301,11 +329,13 @@ def grade(submission: pathlib.Path | str | None = None, exercises: list[str] | N
         raise SystemExit(f"unknown exercise(s): {', '.join(sorted(unknown))}")
     iso = isolation if isinstance(isolation, S.Isolation) else S.detect(isolation)
     if iso.level == S.SEPARATE_USER:
-        jobs = 1      # every process of the sandbox user is killed after each exercise
+        jobs = 1  # every process of the sandbox user is killed after each exercise
     if require_isolation and iso.level == S.PROCESS_ONLY:
-        raise SystemExit(f"refusing to grade: the best isolation here is {iso.description}; "
-                         "install bubblewrap, or run the grader as root with a user "
-                         f"{S.SANDBOX_USER!r} (see docs/GRADING.md)")
+        raise SystemExit(
+            f"refusing to grade: the best isolation here is {iso.description}; "
+            "install bubblewrap, or run the grader as root with a user "
+            f"{S.SANDBOX_USER!r} (see docs/GRADING.md)"
+        )
     warnings = S.exposure_warnings(iso, root)
     submission = pathlib.Path(submission) if submission else root
     base = S.private_dir("interp-submission-")
@@ -327,17 +357,30 @@ def grade(submission: pathlib.Path | str | None = None, exercises: list[str] | N
         to_run = [i for i in wanted if i not in rejected and reg[i].module in found]
         if to_run:
             copies = build_copies(base, iso, root)
-            records, error = _run_trusted(base, copies, to_run, iso, jobs=jobs, time_factor=time_factor,
-                                          time_floor=time_floor, memory_mb=memory_mb, timeout=timeout,
-                                          skip_reference=skip_reference)
+            records, error = _run_trusted(
+                base,
+                copies,
+                to_run,
+                iso,
+                jobs=jobs,
+                time_factor=time_factor,
+                time_floor=time_floor,
+                memory_mb=memory_mb,
+                timeout=timeout,
+                skip_reference=skip_reference,
+            )
     finally:
         shutil.rmtree(base, ignore_errors=True)
     missing = [i for i in wanted if reg[i].module not in found]
-    results = build_results(wanted, records, rejected, points, reg, error or intake, missing=missing,
-                            intake=intake)
+    results = build_results(
+        wanted, records, rejected, points, reg, error or intake, missing=missing, intake=intake
+    )
     results["execution_time"] = round(time.perf_counter() - start, 2)
-    results["extra_data"]["isolation"] = {"level": iso.level, "description": iso.description,
-                                          "warnings": warnings}
+    results["extra_data"]["isolation"] = {
+        "level": iso.level,
+        "description": iso.description,
+        "warnings": warnings,
+    }
     if results_json:
         path = pathlib.Path(results_json)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -352,8 +395,19 @@ def grade(submission: pathlib.Path | str | None = None, exercises: list[str] | N
 
 # Seconds the exercise tests of each lesson take with the reference bodies (pytest
 # --durations on a quiet machine): only a scheduling hint for splitting lessons over jobs.
-LESSON_COST = {"00": 4, "01": 9, "02": 12, "03": 3, "04": 9, "05": 18, "06": 6, "07": 12, "08": 21,
-               "09": 1, "10": 6}
+LESSON_COST = {
+    "00": 4,
+    "01": 9,
+    "02": 12,
+    "03": 3,
+    "04": 9,
+    "05": 18,
+    "06": 6,
+    "07": 12,
+    "08": 21,
+    "09": 1,
+    "10": 6,
+}
 
 
 def _split(ids: list[str], jobs: int) -> list[list[str]]:
@@ -370,8 +424,9 @@ def _split(ids: list[str], jobs: int) -> list[list[str]]:
     return [sorted(g) for _, g in groups if g]
 
 
-def _run_trusted(base: pathlib.Path, copies: dict, ids: list[str], iso: S.Isolation, *, jobs: int,
-                 **options) -> tuple[list[dict], str]:
+def _run_trusted(
+    base: pathlib.Path, copies: dict, ids: list[str], iso: S.Isolation, *, jobs: int, **options
+) -> tuple[list[dict], str]:
     """Run the trusted tests of ``ids`` in ``jobs`` processes; a run that ends abnormally
     is retried once, then its exercises are reported as a grader problem (no records)."""
     from concurrent.futures import ThreadPoolExecutor
@@ -387,29 +442,64 @@ def _run_trusted(base: pathlib.Path, copies: dict, ids: list[str], iso: S.Isolat
     return [r for recs, _ in outcomes for r in recs], "; ".join(e for _, e in outcomes if e)
 
 
-def _run_trusted_pytest(base: pathlib.Path, copies: dict, ids: list[str], iso: S.Isolation, *,
-                        time_factor: float, time_floor: float, memory_mb: float,
-                        timeout: float, skip_reference: bool = False) -> tuple[list[dict], str]:
+def _run_trusted_pytest(
+    base: pathlib.Path,
+    copies: dict,
+    ids: list[str],
+    iso: S.Isolation,
+    *,
+    time_factor: float,
+    time_floor: float,
+    memory_mb: float,
+    timeout: float,
+    skip_reference: bool = False,
+) -> tuple[list[dict], str]:
     """Run the course's exercise tests of ``ids`` in a trusted pytest process (in the
     submission's fresh ``trusted`` copy); its per-test records come back through a pipe
     that no child process inherits, and count only when pytest ended normally."""
     read_fd, write_fd = os.pipe()
     trusted = copies["trusted"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INTERP_", "PYTEST_"))}
-    env.update({
-        "INTERP_GRADE_SUBMISSION": str(base / "modules"), "INTERP_GRADE_EXERCISES": ",".join(ids),
-        "INTERP_GRADE_VIEW": str(copies["view"]), "INTERP_GRADE_ISOLATION": iso.level,
-        "INTERP_GRADE_TIME_FACTOR": str(time_factor), "INTERP_GRADE_TIME_FLOOR": str(time_floor),
-        "INTERP_GRADE_MEMORY_MB": str(memory_mb), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-        "PYTHONDONTWRITEBYTECODE": "1",
-    })
-    cmd = [sys.executable, "-m", "pytest", "-q", "--continue-on-collection-errors",
-           "-c", str(trusted / "pyproject.toml"), "--rootdir", str(trusted),
-           "-p", "no:cacheprovider", "-p", "no:nbval",
-           "-p", "no:xdist", "-p", "interp_lib.course.grading_remote", "-o", "addopts=",
-           "--solutions=all", f"--results-json=/dev/fd/{write_fd}",
-           "-m", "exercise and not reference" if skip_reference else "exercise",
-           *test_files(trusted, {i.split(".")[0] for i in ids})]
+    env.update(
+        {
+            "INTERP_GRADE_SUBMISSION": str(base / "modules"),
+            "INTERP_GRADE_EXERCISES": ",".join(ids),
+            "INTERP_GRADE_VIEW": str(copies["view"]),
+            "INTERP_GRADE_ISOLATION": iso.level,
+            "INTERP_GRADE_TIME_FACTOR": str(time_factor),
+            "INTERP_GRADE_TIME_FLOOR": str(time_floor),
+            "INTERP_GRADE_MEMORY_MB": str(memory_mb),
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "--continue-on-collection-errors",
+        "-c",
+        str(trusted / "pyproject.toml"),
+        "--rootdir",
+        str(trusted),
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:nbval",
+        "-p",
+        "no:xdist",
+        "-p",
+        "interp_lib.course.grading_remote",
+        "-o",
+        "addopts=",
+        "--solutions=all",
+        f"--results-json=/dev/fd/{write_fd}",
+        "-m",
+        "exercise and not reference" if skip_reference else "exercise",
+        *test_files(trusted, {i.split(".")[0] for i in ids}),
+    ]
     chunks: list[bytes] = []
     import threading
 
@@ -424,13 +514,20 @@ def _run_trusted_pytest(base: pathlib.Path, copies: dict, ids: list[str], iso: S
     reader = threading.Thread(target=drain, daemon=True)
     reader.start()
     error = ""
-    proc = subprocess.Popen(cmd, cwd=trusted, env=env, pass_fds=[write_fd], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=trusted,
+        env=env,
+        pass_fds=[write_fd],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     os.close(write_fd)
     try:
         out, _ = proc.communicate(timeout=timeout)
         tail = out.decode("utf-8", "replace")[-2000:]
-        if proc.returncode not in (0, 1, 5):    # 5: no tests collected
+        if proc.returncode not in (0, 1, 5):  # 5: no tests collected
             error = f"the grader's test run ended with code {proc.returncode}: {tail[-600:]}"
     except subprocess.TimeoutExpired:
         error = f"the grader's test run took longer than {timeout:.0f} s"
@@ -450,9 +547,16 @@ def _run_trusted_pytest(base: pathlib.Path, copies: dict, ids: list[str], iso: S
     return records, ""
 
 
-def build_results(ids: list[str], records: list[dict], rejected: dict[str, str],
-                  points: dict[str, float], reg: dict, error: str = "",
-                  missing: list[str] | None = None, intake: str = "") -> dict:
+def build_results(
+    ids: list[str],
+    records: list[dict],
+    rejected: dict[str, str],
+    points: dict[str, float],
+    reg: dict,
+    error: str = "",
+    missing: list[str] | None = None,
+    intake: str = "",
+) -> dict:
     """The Gradescope results dict: per exercise one visible entry and, when the
     exercise has hidden tests, one entry shown only after the due date."""
     tests = []
@@ -481,45 +585,67 @@ def build_results(ids: list[str], records: list[dict], rejected: dict[str, str],
                 visible = [r for r in failed if not r.get("hidden")]
                 message = visible[0]["message"] if visible else "a hidden test failed"
         pts = points[ex_id]
-        parts = [("visible", [r for r in mine if not r.get("hidden")]),
-                 ("hidden", [r for r in mine if r.get("hidden")])]
+        parts = [
+            ("visible", [r for r in mine if not r.get("hidden")]),
+            ("hidden", [r for r in mine if r.get("hidden")]),
+        ]
         ex_score = 0.0
         for kind, rs in parts:
             if kind == "hidden" and not rs:
                 continue
             w = sum(r["weight"] for r in rs)
             share = pts * (w / weight_all) if weight_all else (pts if kind == "visible" else 0.0)
-            got = 0.0 if ex_id in rejected or not weight_all else \
-                pts * sum(r["weight"] for r in rs if r["outcome"] == "passed") / weight_all
+            got = (
+                0.0
+                if ex_id in rejected or not weight_all
+                else pts * sum(r["weight"] for r in rs if r["outcome"] == "passed") / weight_all
+            )
             ex_score += got
             lines = []
             if ex_id in rejected:
                 lines.append(rejected[ex_id])
             for r in rs:
                 name = r["nodeid"].split("::")[-1]
-                lines.append(f"{'PASS' if r['outcome'] == 'passed' else 'FAIL'} {name} (weight {r['weight']:g})"
-                             + ("" if r["outcome"] == "passed" else f": {r['message']}"))
+                lines.append(
+                    f"{'PASS' if r['outcome'] == 'passed' else 'FAIL'} {name} (weight {r['weight']:g})"
+                    + ("" if r["outcome"] == "passed" else f": {r['message']}")
+                )
             if kind == "visible":
                 for r in excluded:
                     lines.append(f"NOT COUNTED {r['nodeid'].split('::')[-1]}: {r['message']}")
                 if status in ("not graded", "not started") and message and not rs:
                     lines.append(message)
             entry = {
-                "name": f"{ex_id} {ex.name}" + (" (hidden tests)" if kind == "hidden" else "")
-                        + (" (bonus)" if ex.stretch else ""),
+                "name": f"{ex_id} {ex.name}"
+                + (" (hidden tests)" if kind == "hidden" else "")
+                + (" (bonus)" if ex.stretch else ""),
                 "number": ex_id + (".h" if kind == "hidden" else ""),
                 "score": round(got, 4),
                 "max_score": 0.0 if ex.stretch else round(share, 4),
-                "status": "passed" if rs and all(r["outcome"] == "passed" for r in rs) and ex_id not in rejected else "failed",
+                "status": "passed"
+                if rs and all(r["outcome"] == "passed" for r in rs) and ex_id not in rejected
+                else "failed",
                 "output": "\n".join(lines)[:20000],
                 "visibility": "after_due_date" if kind == "hidden" else "visible",
             }
             tests.append(entry)
         total += ex_score
-        summary[ex_id] = {"name": ex.name, "lesson": ex.lesson, "stretch": ex.stretch, "points": pts,
-                          "score": ex_score, "status": status, "message": message}
-    out = {"score": round(total, 4), "tests": tests, "visibility": "visible",
-           "stdout_visibility": "hidden", "extra_data": {"summary": summary}}
+        summary[ex_id] = {
+            "name": ex.name,
+            "lesson": ex.lesson,
+            "stretch": ex.stretch,
+            "points": pts,
+            "score": ex_score,
+            "status": status,
+            "message": message,
+        }
+    out = {
+        "score": round(total, 4),
+        "tests": tests,
+        "visibility": "visible",
+        "stdout_visibility": "hidden",
+        "extra_data": {"summary": summary},
+    }
     if intake:
         out["output"] = f"Submission refused: {intake}"
     elif error:
@@ -534,8 +660,14 @@ def format_results(results: dict) -> str:
 
 # --------------------------------------------------------------------------- batch
 
-def grade_batch(folder: pathlib.Path, out_dir: pathlib.Path | None = None,
-                exercises: list[str] | None = None, workers: int = 2, **options) -> pathlib.Path:
+
+def grade_batch(
+    folder: pathlib.Path,
+    out_dir: pathlib.Path | None = None,
+    exercises: list[str] | None = None,
+    workers: int = 2,
+    **options,
+) -> pathlib.Path:
     """Grade every submission (sub-folder or zip) in ``folder`` into ``grades.csv`` plus
     one results.json each; a broken submission never stops the batch."""
     from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -544,12 +676,15 @@ def grade_batch(folder: pathlib.Path, out_dir: pathlib.Path | None = None,
     iso = options.pop("isolation", None)
     options["isolation"] = iso = iso if isinstance(iso, S.Isolation) else S.detect(iso)
     if iso.level == S.SEPARATE_USER:
-        workers = 1   # every process of the sandbox user is killed after each exercise
+        workers = 1  # every process of the sandbox user is killed after each exercise
     options.setdefault("jobs", 1 if workers > 1 or iso.level == S.SEPARATE_USER else 2)
     out_dir = pathlib.Path(out_dir or folder / "graded")
     out_dir.mkdir(parents=True, exist_ok=True)
-    subs = sorted(p for p in folder.iterdir()
-                  if (p.is_dir() and p.resolve() != out_dir.resolve()) or p.suffix == ".zip" or p.is_symlink())
+    subs = sorted(
+        p
+        for p in folder.iterdir()
+        if (p.is_dir() and p.resolve() != out_dir.resolve()) or p.suffix == ".zip" or p.is_symlink()
+    )
     rows: dict[str, dict] = {}
 
     def one(path: pathlib.Path) -> tuple[str, dict]:
@@ -627,16 +762,27 @@ while [ "$d" != / ]; do chmod o+x "$d"; d=$(dirname "$d"); done
 """
 
 # Dev extras that the trusted grader does not need (browser, hub and build tooling).
-NOT_FOR_GRADING = {"pytest-xdist", "playwright", "jupyterhub", "nbgitpuller", "jupyter-repo2docker",
-                   "requests", "websocket-client", "ruff"}
+NOT_FOR_GRADING = {
+    "pytest-xdist",
+    "playwright",
+    "jupyterhub",
+    "nbgitpuller",
+    "jupyter-repo2docker",
+    "requests",
+    "websocket-client",
+    "ruff",
+}
 
 
 def _pinned_requirements() -> list[str]:
     import importlib.metadata as md
+
     import tomllib
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    names = list(project.get("dependencies", [])) + list(project.get("optional-dependencies", {}).get("dev", []))
+    names = list(project.get("dependencies", [])) + list(
+        project.get("optional-dependencies", {}).get("dev", [])
+    )
     out = []
     for spec in names:
         name = spec.split(";")[0].split("[")[0]
@@ -686,7 +832,10 @@ def build_gradescope_bundle(out: pathlib.Path | str, root: pathlib.Path = ROOT) 
 
 # --------------------------------------------------------------------------- submit
 
-def submit(out: pathlib.Path | str | None = None, run_check: bool = True, root: pathlib.Path = ROOT) -> pathlib.Path:
+
+def submit(
+    out: pathlib.Path | str | None = None, run_check: bool = True, root: pathlib.Path = ROOT
+) -> pathlib.Path:
     """Zip the student's exercise modules (and nothing else) with a manifest."""
     import hashlib
 
@@ -700,8 +849,10 @@ def submit(out: pathlib.Path | str | None = None, run_check: bool = True, root: 
         summary = summarise(run_tests(["tests", "-m", "exercise"], solutions=None))
     out = pathlib.Path(out) if out else root / "submission.zip"
     manifest = {
-        "course": "interp-course", "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "python": sys.version.split()[0], "files": {},
+        "course": "interp-course",
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "python": sys.version.split()[0],
+        "files": {},
         "check": {k: v["status"] for k, v in summary.items()} if summary else None,
     }
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -710,11 +861,14 @@ def submit(out: pathlib.Path | str | None = None, run_check: bool = True, root: 
             data = path.read_bytes()
             zf.writestr(f"interp_lib/{m}.py", data)
             manifest["files"][f"interp_lib/{m}.py"] = {
-                "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
-                "exercises": [f"{e.id} {e.name}" for e in reg.values() if e.module == m]}
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "bytes": len(data),
+                "exercises": [f"{e.id} {e.name}" for e in reg.values() if e.module == m],
+            }
         zf.writestr("MANIFEST.json", json.dumps(manifest, indent=1))
     if summary:
         from .common import format_table
+
         print(format_table(summary))
     print(f"Packed {len(modules)} exercise modules into {out}:")
     for f, info in manifest["files"].items():
@@ -726,6 +880,7 @@ def submit(out: pathlib.Path | str | None = None, run_check: bool = True, root: 
 
 # --------------------------------------------------------------------------- CLI
 
+
 def add_commands(sub) -> None:
     p = sub.add_parser("grade", help="grade a submission (instructors): results.json + table")
     p.add_argument("--submission", default=None, help="folder or zip (default: this checkout)")
@@ -735,14 +890,26 @@ def add_commands(sub) -> None:
     p.add_argument("--workers", type=int, default=2, help="parallel submissions with --batch")
     p.add_argument("--time-factor", type=float, default=20.0, help="time limit: x reference time")
     p.add_argument("--memory-mb", type=float, default=2048.0, help="resident memory limit per child")
-    p.add_argument("--gradescope-bundle", default=None, metavar="OUT.zip",
-                   help="build a Gradescope autograder zip instead of grading")
-    p.add_argument("--skip-reference", action="store_true",
-                   help="leave out the cross-checks against reference libraries (quicker)")
-    p.add_argument("--isolation", choices=["sandbox", "separate-user", "process"], default=None,
-                   help="isolation level for student code (default: the best available)")
-    p.add_argument("--require-isolation", action="store_true",
-                   help="refuse to grade below the separate-user level")
+    p.add_argument(
+        "--gradescope-bundle",
+        default=None,
+        metavar="OUT.zip",
+        help="build a Gradescope autograder zip instead of grading",
+    )
+    p.add_argument(
+        "--skip-reference",
+        action="store_true",
+        help="leave out the cross-checks against reference libraries (quicker)",
+    )
+    p.add_argument(
+        "--isolation",
+        choices=["sandbox", "separate-user", "process"],
+        default=None,
+        help="isolation level for student code (default: the best available)",
+    )
+    p.add_argument(
+        "--require-isolation", action="store_true", help="refuse to grade below the separate-user level"
+    )
     p.add_argument("--jobs", type=int, default=2, help="trusted test processes per submission")
     p.set_defaults(func=cmd_grade)
     p = sub.add_parser("submit", help="zip your exercise modules for hand-in")
@@ -755,16 +922,24 @@ def cmd_grade(args: argparse.Namespace) -> int:
     ids = [t.strip() for t in args.exercises.split(",") if t.strip()] if args.exercises else None
     if args.gradescope_bundle:
         path = build_gradescope_bundle(args.gradescope_bundle)
-        print(f"wrote the Gradescope autograder {path} ({path.stat().st_size / 2**20:.1f} MiB): "
-              "upload it as the assignment's autograder (zip file)")
+        print(
+            f"wrote the Gradescope autograder {path} ({path.stat().st_size / 2**20:.1f} MiB): "
+            "upload it as the assignment's autograder (zip file)"
+        )
         return 0
     level = {"sandbox": S.SANDBOX, "separate-user": S.SEPARATE_USER, "process": S.PROCESS_ONLY}.get(
-        args.isolation or "")
+        args.isolation or ""
+    )
     iso = S.detect(level)
     if args.isolation and iso.level != level:
         raise SystemExit(f"--isolation {args.isolation} is not available here: {iso.reason}")
-    options = dict(time_factor=args.time_factor, memory_mb=args.memory_mb, skip_reference=args.skip_reference,
-                   isolation=iso, require_isolation=args.require_isolation)
+    options = dict(
+        time_factor=args.time_factor,
+        memory_mb=args.memory_mb,
+        skip_reference=args.skip_reference,
+        isolation=iso,
+        require_isolation=args.require_isolation,
+    )
     if args.batch:
         path = grade_batch(pathlib.Path(args.batch), exercises=ids, workers=args.workers, **options)
         print(f"wrote {path}")

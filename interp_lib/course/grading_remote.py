@@ -21,11 +21,11 @@ a ``torch.Generator``'s state; an argument the child changed in place fails the 
 a message naming it. Other exercises the student's code calls are *up-calls*: this
 process runs their reference bodies on the decoded arguments.
 """
+
 from __future__ import annotations
 
 import builtins
 import ctypes
-import dataclasses
 import json
 import os
 import pathlib
@@ -78,6 +78,7 @@ def _no_dumping() -> None:
 
 # --------------------------------------------------------------------------- allowlists
 
+
 def _course_dataclasses() -> dict[str, type]:
     """Dataclasses an exercise may return: the course's own, imported here by the grader."""
     from .. import evaluation, featvis
@@ -91,8 +92,10 @@ def _module_classes(test_dir: pathlib.Path) -> dict[str, type]:
     out = {}
     for name, mod in list(sys.modules.items()):
         path = str(getattr(mod, "__file__", "") or "")
-        trusted = (name.startswith(("torch.nn.", "torchvision.models", "interp_lib."))
-                   and not name.startswith("interp_lib.course")) or path.startswith(str(test_dir))
+        trusted = (
+            name.startswith(("torch.nn.", "torchvision.models", "interp_lib."))
+            and not name.startswith("interp_lib.course")
+        ) or path.startswith(str(test_dir))
         if not trusted:
             continue
         for value in list(vars(mod).values()):
@@ -109,9 +112,14 @@ def _exception_class(module: str, qualname: str, test_dir: pathlib.Path):
     else:
         mod = sys.modules.get(module)
         path = str(getattr(mod, "__file__", "") or "")
-        if mod is None or "." in qualname or not (
+        if (
+            mod is None
+            or "." in qualname
+            or not (
                 (module.startswith("interp_lib.") and not module.startswith("interp_lib.course"))
-                or path.startswith(str(test_dir))):
+                or path.startswith(str(test_dir))
+            )
+        ):
             return None
         cls = getattr(mod, qualname, None)
     return cls if isinstance(cls, type) and issubclass(cls, Exception) else None
@@ -119,22 +127,38 @@ def _exception_class(module: str, qualname: str, test_dir: pathlib.Path):
 
 # --------------------------------------------------------------------------- a child
 
+
 class SandboxServer:
     """The sandbox level: one bubblewrap sandbox per trusted test process, holding a fork
     server (torch imported once) that forks one child per graded exercise and kills every
     other process in the sandbox before each child and on :meth:`reset`."""
 
-    def __init__(self, session: "GradingSession") -> None:
+    def __init__(self, session: GradingSession) -> None:
         import socket
 
         self.sock, theirs = socket.socketpair()
-        config = {"mode": "server", "sock": theirs.fileno(),
-                  "sys_path": S.student_sys_path(session.site_dirs) + ["/course", "/course/tests"]}
+        config = {
+            "mode": "server",
+            "sock": theirs.fileno(),
+            "sys_path": S.student_sys_path(session.site_dirs) + ["/course", "/course/tests"],
+        }
         argv = [sys._base_executable, "-I", "-S", "/grader/worker.py", json.dumps(config)]  # type: ignore[attr-defined]
-        cmd = S.bwrap_command(argv, [(session.view / "course", "/course"), (session.submission, "/submission"),
-                                     (pathlib.Path(W.__file__).resolve(), "/grader/worker.py")])
-        self.proc = subprocess.Popen(cmd, pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        cmd = S.bwrap_command(
+            argv,
+            [
+                (session.view / "course", "/course"),
+                (session.submission, "/submission"),
+                (pathlib.Path(W.__file__).resolve(), "/grader/worker.py"),
+            ],
+        )
+        self.proc = subprocess.Popen(
+            cmd,
+            pass_fds=[theirs.fileno()],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         theirs.close()
         self._buffer = b""
         self.sock.settimeout(session.import_limit * 4 + 30)
@@ -186,28 +210,42 @@ class Child:
     """One exercise's student code, in the session's isolation: forked by the sandbox's
     server, or (separate user, process only) a process of its own."""
 
-    def __init__(self, session: "GradingSession", ex: exercises.Exercise) -> None:
+    def __init__(self, session: GradingSession, ex: exercises.Exercise) -> None:
         self.session, self.ex = session, ex
         req_r, self.fd_w = os.pipe()
         self.fd_r, rep_w = os.pipe()
         level = session.isolation
-        config = {"module": ex.module, "name": ex.name, "exercise": ex.id, "switch": f"all,-{ex.id}",
-                  "memory_mb": session.memory_mb}
+        config = {
+            "module": ex.module,
+            "name": ex.name,
+            "exercise": ex.id,
+            "switch": f"all,-{ex.id}",
+            "memory_mb": session.memory_mb,
+        }
         self.uid = None
         self.proc = None
         try:
             if level == S.SANDBOX:
                 server = session.sandbox_server()
                 self.root = server.proc.pid
-                config.update(log=f"/tmp/output-{ex.id}.log", cwd="/tmp", student_file=f"/submission/{ex.module}.py",
-                              sys_path=S.student_sys_path(session.site_dirs) + ["/course", "/course/tests"])
+                config.update(
+                    log=f"/tmp/output-{ex.id}.log",
+                    cwd="/tmp",
+                    student_file=f"/submission/{ex.module}.py",
+                    sys_path=S.student_sys_path(session.site_dirs) + ["/course", "/course/tests"],
+                )
                 server.spawn(config, [req_r, rep_w])
             else:
                 work = pathlib.Path(tempfile.mkdtemp(prefix=f"child-{ex.id}-", dir=session.tmp))
                 course = session.view / "course"
-                config.update(fd_in=req_r, fd_out=rep_w, log=str(work / "output.log"), cwd=str(work),
-                              student_file=str(session.submission / f"{ex.module}.py"),
-                              sys_path=S.student_sys_path([session.site_link]) + [str(course), str(course / "tests")])
+                config.update(
+                    fd_in=req_r,
+                    fd_out=rep_w,
+                    log=str(work / "output.log"),
+                    cwd=str(work),
+                    student_file=str(session.submission / f"{ex.module}.py"),
+                    sys_path=S.student_sys_path([session.site_link]) + [str(course), str(course / "tests")],
+                )
                 cmd = [sys._base_executable, "-I", "-S", str(session.view / "worker.py"), json.dumps(config)]  # type: ignore[attr-defined]
                 kwargs = {"env": session.child_env(work), "cwd": str(work)}
                 if level == S.SEPARATE_USER:
@@ -216,9 +254,15 @@ class Child:
                     work.chmod(0o700)
                     self.uid = user.pw_uid
                     kwargs.update(user=user.pw_uid, group=user.pw_gid, extra_groups=[], umask=0o077)
-                self.proc = subprocess.Popen(cmd, pass_fds=[req_r, rep_w], stdin=subprocess.DEVNULL,
-                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                             start_new_session=True, **kwargs)
+                self.proc = subprocess.Popen(
+                    cmd,
+                    pass_fds=[req_r, rep_w],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,
+                    **kwargs,
+                )
                 self.root = self.proc.pid
         finally:
             os.close(req_r)
@@ -235,7 +279,7 @@ class Child:
             except OSError:
                 pass
         self.fd_w = self.fd_r = -1
-        if self.proc is None:                 # forked in the sandbox: the server clears it
+        if self.proc is None:  # forked in the sandbox: the server clears it
             self.session.reset_sandbox()
             return
         S.kill_tree(self.proc.pid, self.uid)
@@ -243,36 +287,41 @@ class Child:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             pass
-        if self.uid is not None:           # a daemon of this user that left the tree
+        if self.uid is not None:  # a daemon of this user that left the tree
             S.kill_tree(self.proc.pid, self.uid)
 
 
 # --------------------------------------------------------------------------- remote body
 
+
 class Remote:
     """The graded exercise's body: each call runs in the exercise's child."""
 
-    def __init__(self, session: "GradingSession", ex: exercises.Exercise) -> None:
+    def __init__(self, session: GradingSession, ex: exercises.Exercise) -> None:
         self.session, self.ex = session, ex
         self.reference = _ORIGINAL_SOLUTION(ex)
         self.child: Child | None = None
-        self.broken: str | None = None      # set when the module cannot even be imported
+        self.broken: str | None = None  # set when the module cannot even be imported
         self.timeouts = 0
         self.calls = 0
         self.limit = session.time_floor
         self.memory = session.memory_mb
         self.graphs: dict[int, tuple] = {}  # up-call id -> (output, inputs), for the child's backward
-        self.baseline = 0.0                 # the child's resident memory once it is ready (MiB)
+        self.baseline = 0.0  # the child's resident memory once it is ready (MiB)
 
     # child lifecycle
     def _start(self) -> None:
         self.child = Child(self.session, self.ex)
-        reply = self._wait(self.session.import_limit, what="importing your module", memory=self.session.memory_mb)
-        self.baseline = self.child.usage()[1]   # the limit is on top of what importing torch takes
+        reply = self._wait(
+            self.session.import_limit, what="importing your module", memory=self.session.memory_mb
+        )
+        self.baseline = self.child.usage()[1]  # the limit is on top of what importing torch takes
         if reply.get("status") != "ready":
             self.stop()
-            self.broken = (f"your interp_lib/{self.ex.module}.py failed to import: "
-                           f"{reply.get('type')}: {reply.get('message')}")
+            self.broken = (
+                f"your interp_lib/{self.ex.module}.py failed to import: "
+                f"{reply.get('type')}: {reply.get('message')}"
+            )
             raise ExerciseError(self.broken)
 
     def stop(self) -> None:
@@ -288,7 +337,8 @@ class Remote:
             self.stop()
             raise ExerciseExited(
                 f"exercise {self.ex.id} `{self.ex.name}` ended its own process (os._exit, a "
-                "signal or a crash); an exercise must return its result") from None
+                "signal or a crash); an exercise must return its result"
+            ) from None
         except ValueError as err:
             self.stop()
             raise ExerciseError(f"the reply of exercise {self.ex.id} was refused: {err}") from None
@@ -296,8 +346,10 @@ class Remote:
             reply = W.loads(data)
         except Exception as err:  # noqa: BLE001 - anything the child could have sent
             self.stop()
-            raise ExerciseError(f"the reply of exercise {self.ex.id} could not be read safely "
-                                f"({type(err).__name__}); return tensors, arrays or numbers") from None
+            raise ExerciseError(
+                f"the reply of exercise {self.ex.id} could not be read safely "
+                f"({type(err).__name__}); return tensors, arrays or numbers"
+            ) from None
         if not isinstance(reply, dict) or "status" not in reply:
             self.stop()
             raise ExerciseError("malformed reply")
@@ -322,7 +374,8 @@ class Remote:
                 raise ExerciseMemoryError(
                     f"exercise {self.ex.id} `{self.ex.name}` used more than "
                     f"{memory:.0f} MiB of memory ({rss:.0f} MiB) and was "
-                    "stopped: process the data in batches, free intermediate results")
+                    "stopped: process the data in batches, free intermediate results"
+                )
             if calibrate is not None and (used > limit or time.monotonic() > wall_deadline):
                 started = time.monotonic()
                 limit, calibrate = calibrate(), None
@@ -335,7 +388,8 @@ class Remote:
                     f"{limit:.1f} s of CPU time while {what} ({self.session.time_factor:g}x the reference "
                     "solution's time plus a margin): look for an endless loop, or vectorise "
                     "the Python loop over images/pixels/classes with tensor operations"
-                    + ("" if used > limit else f"; it also stopped answering for {4 * limit + 30:.0f} s"))
+                    + ("" if used > limit else f"; it also stopped answering for {4 * limit + 30:.0f} s")
+                )
             ready, _, _ = select.select([self.child.fd_r], [], [], 0.05)
             if not ready:
                 continue
@@ -366,8 +420,11 @@ class Remote:
             else:
                 reply = self._run_upcall(request)
         except Exception as err:  # noqa: BLE001 - reported to the student's code as an exception
-            reply = {"status": "raise", "type": type(err).__name__ if type(err).__module__ == "builtins"
-                     else "RuntimeError", "message": f"{err}"[:2000]}
+            reply = {
+                "status": "raise",
+                "type": type(err).__name__ if type(err).__module__ == "builtins" else "RuntimeError",
+                "message": f"{err}"[:2000],
+            }
         W.write_message(self.child.fd_w, pickle.dumps(("upcall-reply", k, reply)))
 
     def _run_upcall(self, request: dict) -> dict:
@@ -386,9 +443,14 @@ class Remote:
                 value = reg[ex_id].wrapper(*args, **kwargs)
         finally:
             self.session.serving -= 1
-        reply = {"status": "ok", "value": value, "generators": {
-            **{i: a.get_state() for i, a in enumerate(args) if isinstance(a, torch.Generator)},
-            **{n: v.get_state() for n, v in kwargs.items() if isinstance(v, torch.Generator)}}}
+        reply = {
+            "status": "ok",
+            "value": value,
+            "generators": {
+                **{i: a.get_state() for i, a in enumerate(args) if isinstance(a, torch.Generator)},
+                **{n: v.get_state() for n, v in kwargs.items() if isinstance(v, torch.Generator)},
+            },
+        }
         inputs = [a for a in [*args, *kwargs.values()] if isinstance(a, torch.Tensor) and a.requires_grad]
         if isinstance(value, torch.Tensor) and value.grad_fn is not None and inputs:
             self.graphs[request["id"]] = (value, inputs)
@@ -400,13 +462,17 @@ class Remote:
     # the call
     def __call__(self, *args, **kwargs):
         if self.session.serving:
-            raise ExerciseError(f"exercise {self.ex.id} `{self.ex.name}` is being graded: another "
-                                "exercise's reference body that your code called cannot use it")
+            raise ExerciseError(
+                f"exercise {self.ex.id} `{self.ex.name}` is being graded: another "
+                "exercise's reference body that your code called cannot use it"
+            )
         if self.broken:
             raise ExerciseError(self.broken)
         if self.timeouts >= self.session.max_timeouts:
-            raise ExerciseTimeout(f"exercise {self.ex.id} `{self.ex.name}` was not run again: it "
-                                  f"ran over its time limit {self.timeouts} times already")
+            raise ExerciseTimeout(
+                f"exercise {self.ex.id} `{self.ex.name}` was not run again: it "
+                f"ran over its time limit {self.timeouts} times already"
+            )
         self.calls += 1
         call_id = self.calls
         try:
@@ -414,13 +480,14 @@ class Remote:
         except Exception as err:  # noqa: BLE001
             raise GraderCannotTransfer(
                 f"this test passes an argument the grader cannot send to a separate process "
-                f"({type(err).__name__}: {err})") from None
+                f"({type(err).__name__}: {err})"
+            ) from None
 
         def calibrate() -> float:
             """The call's limit: the reference body's CPU time on the same arguments, times
             the factor, plus the floor. Only measured for calls that outlast the floor."""
             _, _, ref_args, ref_kwargs, _ = pickle.loads(payload)
-            start = time.process_time()       # CPU time, like the child's limit
+            start = time.process_time()  # CPU time, like the child's limit
             try:
                 self.reference(*ref_args, **ref_kwargs)
             except Exception:  # noqa: BLE001 - the reference may raise on bad input, by design
@@ -431,6 +498,7 @@ class Remote:
         if self.child is None:
             self._start()
         import inspect
+
         try:
             self.args_by_name = dict(inspect.signature(self.ex.stub).bind_partial(*args, **kwargs).arguments)
         except TypeError:
@@ -439,21 +507,24 @@ class Remote:
             W.write_message(self.child.fd_w, payload)
         except (BrokenPipeError, OSError):
             self.stop()
-            raise ExerciseExited(f"exercise {self.ex.id} `{self.ex.name}`: its process ended "
-                                 "before the call") from None
+            raise ExerciseExited(
+                f"exercise {self.ex.id} `{self.ex.name}`: its process ended before the call"
+            ) from None
         try:
             # the limit is on top of what the call's arguments take (a VGG-16 is 550 MB)
             self.memory = self.baseline + self.session.memory_mb + 2 * len(payload) / 2**20
-            reply = self._wait(self.session.time_floor, what="running a test's call", memory=self.memory,
-                               calibrate=calibrate)
+            reply = self._wait(
+                self.session.time_floor, what="running a test's call", memory=self.memory, calibrate=calibrate
+            )
         except ExerciseTimeout:
             self.timeouts += 1
             raise
         note = ""
         if reply.get("output_bytes", 0) > W.OUTPUT_CHARS:
             note = f" (it printed {reply['output_bytes']} bytes; output truncated)"
-        self.session.output[self.ex.id] = (self.session.output.get(self.ex.id, "") +
-                                           str(reply.get("output", ""))[:W.OUTPUT_CHARS])[:W.OUTPUT_CHARS]
+        self.session.output[self.ex.id] = (
+            self.session.output.get(self.ex.id, "") + str(reply.get("output", ""))[: W.OUTPUT_CHARS]
+        )[: W.OUTPUT_CHARS]
         if reply["status"] != "ok":
             return self._raise(reply, note)
         try:
@@ -461,17 +532,20 @@ class Remote:
             changed = [str(n) for n in reply.get("changed", [])]
             states = W.decode(reply.get("generators", {"__dict__": []}))
         except Exception as err:  # noqa: BLE001
-            raise ExerciseError(f"the result of exercise {self.ex.id} could not be read: {err}" + note) from None
+            raise ExerciseError(
+                f"the result of exercise {self.ex.id} could not be read: {err}" + note
+            ) from None
         if changed:
             raise ExerciseError(
                 f"exercise {self.ex.id} `{self.ex.name}` changed its argument "
                 f"{', '.join(f'`{n}`' for n in changed)} in place; a method must leave its inputs "
-                "as they were (work on a copy, e.g. x = x.clone())")
+                "as they were (work on a copy, e.g. x = x.clone())"
+            )
         for name, state in (states or {}).items():
             target = self.args_by_name.get(name)
             if isinstance(target, torch.Generator) and isinstance(state, torch.Generator):
                 if state.get_state().shape == target.get_state().shape:
-                    target.set_state(state.get_state())   # the one thing copied back: where the stream is
+                    target.set_state(state.get_state())  # the one thing copied back: where the stream is
         inputs = [a for a in [*args, *kwargs.values()] if isinstance(a, torch.Tensor) and a.requires_grad]
         if reply.get("graph") and isinstance(value, torch.Tensor) and inputs and torch.is_grad_enabled():
             # gradients flow back through the child: backward asks it for them
@@ -494,8 +568,10 @@ class Remote:
         if name == "GraderCannotTransfer":
             raise ExerciseError(f"{message} (at {where})")
         if name in ("SystemExit", "KeyboardInterrupt", "GeneratorExit"):
-            raise ExerciseExited(f"exercise {self.ex.id} `{self.ex.name}` called sys.exit/raised "
-                                 f"{name} ({message}) at {where}; an exercise must return its result")
+            raise ExerciseExited(
+                f"exercise {self.ex.id} `{self.ex.name}` called sys.exit/raised "
+                f"{name} ({message}) at {where}; an exercise must return its result"
+            )
         exc_type = _exception_class(str(reply.get("module", "")), name, self.session.test_dir)
         if exc_type is not None:
             try:
@@ -505,7 +581,7 @@ class Remote:
         raise ExerciseError(f"{name}: {message}{note} (at {where})")
 
 
-_RemoteGraph = W.graph_function()   # a child's result connected to the grader's inputs
+_RemoteGraph = W.graph_function()  # a child's result connected to the grader's inputs
 
 
 # --------------------------------------------------------------------------- session
@@ -559,15 +635,22 @@ class GradingSession:
             self.server = None
 
     def child_env(self, work: pathlib.Path) -> dict:
-        env = {"HOME": str(work), "TMPDIR": str(work), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1",
-               "MKL_NUM_THREADS": "1", "MPLBACKEND": "Agg", "MPLCONFIGDIR": str(work),
-               "PYTHONDONTWRITEBYTECODE": "1"}
+        env = {
+            "HOME": str(work),
+            "TMPDIR": str(work),
+            "PATH": "/usr/bin:/bin",
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "MPLBACKEND": "Agg",
+            "MPLCONFIGDIR": str(work),
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
         env.update({k: v for k, v in os.environ.items() if k.startswith("OPENBLAS_")})
         return env
 
     def remote(self, ex: exercises.Exercise) -> Remote:
         if ex.id not in self.remotes:
-            for other in self.remotes.values():   # one exercise's child alive at a time
+            for other in self.remotes.values():  # one exercise's child alive at a time
                 other.stop()
             self.remotes[ex.id] = Remote(self, ex)
         return self.remotes[ex.id]
@@ -611,20 +694,20 @@ def pytest_collection_modifyitems(config, items):
     keep.sort(key=lambda it: first[(str(it.fspath), str(it.get_closest_marker("exercise").args[0]))])
     items[:] = keep
     if _SESSION.isolation == S.SANDBOX and keep:
-        _SESSION.sandbox_server()      # the sandbox starts while the first fixtures are set up
+        _SESSION.sandbox_server()  # the sandbox starts while the first fixtures are set up
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     mark = item.get_closest_marker("exercise")
     _SESSION.current = str(mark.args[0]) if mark is not None else None
-    os.environ[exercises.ENV_VAR] = "all"   # the switch of this process, whatever a test did
+    os.environ[exercises.ENV_VAR] = "all"  # the switch of this process, whatever a test did
     try:
         yield
     finally:
         nxt = nextitem.get_closest_marker("exercise") if nextitem is not None else None
         if _SESSION.current in _SESSION.remotes and (nxt is None or str(nxt.args[0]) != _SESSION.current):
-            _SESSION.remotes[_SESSION.current].stop()     # the exercise is done: tear its sandbox down
+            _SESSION.remotes[_SESSION.current].stop()  # the exercise is done: tear its sandbox down
         _SESSION.current = None
 
 

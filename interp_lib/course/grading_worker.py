@@ -28,6 +28,7 @@ A tensor or array argument that the call changed in place is reported by name.
 This file must not import ``interp_lib`` at module level: it runs before the course copy
 is on the path, as a script.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -39,14 +40,15 @@ import struct
 import sys
 import traceback
 
-MAX_MESSAGE = 1 << 29          # 512 MiB: larger replies are refused
-MAX_REQUEST = 1 << 34          # requests come from the grader (VGG-16 is 550 MB pickled)
-OUTPUT_CHARS = 4000            # printed output kept per call
-LOG_LIMIT = 64 << 20           # bytes a child may print in total
+MAX_MESSAGE = 1 << 29  # 512 MiB: larger replies are refused
+MAX_REQUEST = 1 << 34  # requests come from the grader (VGG-16 is 550 MB pickled)
+OUTPUT_CHARS = 4000  # printed output kept per call
+LOG_LIMIT = 64 << 20  # bytes a child may print in total
 MAX_DEPTH = 50
 
 
 # --------------------------------------------------------------------------- framing
+
 
 def write_message(fd: int, payload: bytes) -> None:
     data = struct.pack("<Q", len(payload)) + payload
@@ -60,7 +62,7 @@ def read_exact(fd: int, n: int) -> bytearray:
     buf = bytearray(n)
     view, got = memoryview(buf), 0
     while got < n:
-        k = os.readv(fd, [view[got:got + (1 << 24)]])
+        k = os.readv(fd, [view[got : got + (1 << 24)]])
         if not k:
             raise EOFError("pipe closed")
         got += k
@@ -104,9 +106,12 @@ def encode(value, handles: dict | None = None, depth: int = 0):
     if isinstance(value, torch.Tensor):
         plain = value.detach().as_subclass(torch.Tensor).contiguous()
         if plain.untyped_storage().nbytes() != plain.numel() * plain.element_size():
-            plain = plain.clone()   # a view: torch.save would write its whole storage
-        return {"__tensor__": plain, "requires_grad": bool(value.requires_grad),
-                "grad_fn": value.grad_fn is not None}
+            plain = plain.clone()  # a view: torch.save would write its whole storage
+        return {
+            "__tensor__": plain,
+            "requires_grad": bool(value.requires_grad),
+            "grad_fn": value.grad_fn is not None,
+        }
     if isinstance(value, np.ndarray):
         if value.dtype.hasobject:
             raise TypeError("object arrays cannot be sent; use a numeric dtype")
@@ -123,8 +128,11 @@ def encode(value, handles: dict | None = None, depth: int = 0):
     if isinstance(value, list):
         return [encode(v, handles, depth + 1) for v in value]
     if isinstance(value, dict):
-        return {"__dict__": [[encode(k, handles, depth + 1), encode(v, handles, depth + 1)]
-                             for k, v in value.items()]}
+        return {
+            "__dict__": [
+                [encode(k, handles, depth + 1), encode(v, handles, depth + 1)] for k, v in value.items()
+            ]
+        }
     if isinstance(value, (set, frozenset)):
         return {"__set__": [encode(v, handles, depth + 1) for v in value]}
     if isinstance(value, torch.nn.Module):
@@ -134,37 +142,55 @@ def encode(value, handles: dict | None = None, depth: int = 0):
         if original is not None:
             # a copy of a module the grader sent (e.g. a model with some layers re-initialised):
             # the grader copies its own module and loads these tensors into it
-            return {"__copy_of__": original, "training": bool(value.training),
-                    "state": {k: encode(v, None, depth + 1) for k, v in value.state_dict(keep_vars=True).items()}}
+            return {
+                "__copy_of__": original,
+                "training": bool(value.training),
+                "state": {k: encode(v, None, depth + 1) for k, v in value.state_dict(keep_vars=True).items()},
+            }
         cls = type(value)
         attrs = {}
         for k, v in vars(value).items():
             if k in _MODULE_SKIP or "hook" in k:
                 continue
             if not _plain(v):
-                raise TypeError(f"a {cls.__name__} with attribute {k!r} of type {type(v).__name__} "
-                                "cannot be passed to another exercise")
+                raise TypeError(
+                    f"a {cls.__name__} with attribute {k!r} of type {type(v).__name__} "
+                    "cannot be passed to another exercise"
+                )
             attrs[k] = encode(v, handles, depth + 1)
-        return {"__nnmodule__": f"{cls.__module__}:{cls.__qualname__}", "training": bool(value.training),
-                "attrs": attrs,
-                "params": {k: None if p is None else encode(p, handles, depth + 1)
-                           for k, p in value._parameters.items()},
-                "buffers": {k: None if b is None else encode(b, handles, depth + 1)
-                            for k, b in value._buffers.items()},
-                "children": {k: None if m is None else encode(m, handles, depth + 1)
-                             for k, m in value._modules.items()}}
+        return {
+            "__nnmodule__": f"{cls.__module__}:{cls.__qualname__}",
+            "training": bool(value.training),
+            "attrs": attrs,
+            "params": {
+                k: None if p is None else encode(p, handles, depth + 1) for k, p in value._parameters.items()
+            },
+            "buffers": {
+                k: None if b is None else encode(b, handles, depth + 1) for k, b in value._buffers.items()
+            },
+            "children": {
+                k: None if m is None else encode(m, handles, depth + 1) for k, m in value._modules.items()
+            },
+        }
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         cls = type(value)
-        return {"__dataclass__": f"{cls.__module__}:{cls.__qualname__}",
-                "fields": {f.name: encode(getattr(value, f.name), handles, depth + 1)
-                           for f in dataclasses.fields(value)}}
-    raise TypeError(f"a value of type {type(value).__name__} cannot be sent between the grader and "
-                    "your code; return tensors, arrays, numbers or containers of them")
+        return {
+            "__dataclass__": f"{cls.__module__}:{cls.__qualname__}",
+            "fields": {
+                f.name: encode(getattr(value, f.name), handles, depth + 1) for f in dataclasses.fields(value)
+            },
+        }
+    raise TypeError(
+        f"a value of type {type(value).__name__} cannot be sent between the grader and "
+        "your code; return tensors, arrays, numbers or containers of them"
+    )
 
 
 def tree_signature(module) -> str:
     """A module's structure: the names and class names of all its sub-modules."""
-    return "|".join(f"{name}:{type(m).__module__}.{type(m).__qualname__}" for name, m in module.named_modules())
+    return "|".join(
+        f"{name}:{type(m).__module__}.{type(m).__qualname__}" for name, m in module.named_modules()
+    )
 
 
 def decode(tree, classes: dict | None = None, handles=None, depth: int = 0):
@@ -218,8 +244,10 @@ def decode(tree, classes: dict | None = None, handles=None, depth: int = 0):
     if "__set__" in tree:
         return {decode(v, classes, handles, depth + 1) for v in tree["__set__"]}
     if "__dict__" in tree:
-        return {decode(k, classes, handles, depth + 1): decode(v, classes, handles, depth + 1)
-                for k, v in tree["__dict__"]}
+        return {
+            decode(k, classes, handles, depth + 1): decode(v, classes, handles, depth + 1)
+            for k, v in tree["__dict__"]
+        }
     if "__handle__" in tree:
         if handles is None:
             raise ValueError("a module handle where none is expected")
@@ -232,11 +260,15 @@ def decode(tree, classes: dict | None = None, handles=None, depth: int = 0):
         module = copy.deepcopy(handles(tree["__copy_of__"]))
         state = {str(k): decode(v, classes, None, depth + 1) for k, v in tree["state"].items()}
         mine = module.state_dict()
-        if set(state) != set(mine) or any(not isinstance(v, torch.Tensor) or v.shape != mine[k].shape
-                                          or v.dtype != mine[k].dtype for k, v in state.items()):
+        if set(state) != set(mine) or any(
+            not isinstance(v, torch.Tensor) or v.shape != mine[k].shape or v.dtype != mine[k].dtype
+            for k, v in state.items()
+        ):
             raise ValueError("a module copy whose tensors do not match the module it copies")
         module.load_state_dict(state)
-        for (k, p), v in zip(module.named_parameters(), [tree["state"].get(k) for k, _ in module.named_parameters()]):
+        for (_, p), v in zip(
+            module.named_parameters(), [tree["state"].get(k) for k, _ in module.named_parameters()]
+        ):
             if isinstance(v, dict):
                 p.requires_grad_(bool(v.get("requires_grad")))
         module.train(bool(tree.get("training", False)))
@@ -244,8 +276,10 @@ def decode(tree, classes: dict | None = None, handles=None, depth: int = 0):
     if "__nnmodule__" in tree:
         cls = classes.get(str(tree["__nnmodule__"]))
         if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
-            raise ValueError(f"a module of class {tree['__nnmodule__']} cannot be passed to another "
-                             "exercise (only torch.nn layers, torchvision and course models)")
+            raise ValueError(
+                f"a module of class {tree['__nnmodule__']} cannot be passed to another "
+                "exercise (only torch.nn layers, torchvision and course models)"
+            )
         module = cls.__new__(cls)
         torch.nn.Module.__init__(module)
         for k, v in tree["attrs"].items():
@@ -255,8 +289,10 @@ def decode(tree, classes: dict | None = None, handles=None, depth: int = 0):
             object.__setattr__(module, k, v)
         for k, v in tree["params"].items():
             p = decode(v, classes, handles, depth + 1)
-            module.register_parameter(str(k), None if p is None else torch.nn.Parameter(
-                p.detach(), requires_grad=bool(v["requires_grad"])))
+            module.register_parameter(
+                str(k),
+                None if p is None else torch.nn.Parameter(p.detach(), requires_grad=bool(v["requires_grad"])),
+            )
         for k, v in tree["buffers"].items():
             module.register_buffer(str(k), decode(v, classes, handles, depth + 1))
         for k, v in tree["children"].items():
@@ -290,6 +326,7 @@ def loads(data: bytes):
 
 # --------------------------------------------------------------------------- child
 
+
 class _Child:
     """One exercise's student code, answering the grader's requests."""
 
@@ -297,9 +334,9 @@ class _Child:
         self.config = config
         self.fd_in, self.fd_out = int(config["fd_in"]), int(config["fd_out"])
         self.log = config["log"]
-        self.graphs: dict[int, tuple] = {}      # call id -> (output, inputs) for backward
+        self.graphs: dict[int, tuple] = {}  # call id -> (output, inputs) for backward
         self.upcalls = 0
-        self.handles: dict[int, str] = {}       # id(module) -> name, for the current call
+        self.handles: dict[int, str] = {}  # id(module) -> name, for the current call
 
     def send(self, obj) -> None:
         write_message(self.fd_out, dumps(obj))
@@ -315,9 +352,16 @@ class _Child:
         k = self.upcalls
         generators = {i: a for i, a in enumerate(args) if isinstance(a, torch.Generator)}
         generators.update({n: v for n, v in kwargs.items() if isinstance(v, torch.Generator)})
-        self.send({"status": "upcall", "id": k, "exercise": ex_id,
-                   "args": encode(list(args), self.handles), "kwargs": encode(kwargs, self.handles),
-                   "grad": torch.is_grad_enabled()})
+        self.send(
+            {
+                "status": "upcall",
+                "id": k,
+                "exercise": ex_id,
+                "args": encode(list(args), self.handles),
+                "kwargs": encode(kwargs, self.handles),
+                "grad": torch.is_grad_enabled(),
+            }
+        )
         kind, got, reply = self.receive()
         if kind != "upcall-reply" or got != k:
             raise RuntimeError("the grader's reply to an up-call is out of order")
@@ -341,7 +385,9 @@ class _Child:
         self.send({"status": "upcall-backward", "id": k, "grad_out": encode(grad_out)})
         kind, got, reply = self.receive()
         if kind != "upcall-reply" or got != k or reply["status"] != "ok":
-            raise RuntimeError(f"gradients through another exercise's result failed: {reply.get('message', '')}")
+            raise RuntimeError(
+                f"gradients through another exercise's result failed: {reply.get('message', '')}"
+            )
         return reply["value"]
 
     def output_since(self, start: int) -> tuple[str, int]:
@@ -358,8 +404,6 @@ class _Child:
         import importlib
         import inspect
 
-        import torch
-
         config = self.config
         try:
             exercises = importlib.import_module("interp_lib.exercises")
@@ -368,12 +412,15 @@ class _Child:
 
             def solution(ex):
                 if ex.id == graded:
-                    raise RuntimeError(f"exercise {graded} `{ex.name}` is the one being graded: "
-                                       "its reference body is not available")
+                    raise RuntimeError(
+                        f"exercise {graded} `{ex.name}` is the one being graded: "
+                        "its reference body is not available"
+                    )
                 body = ex.stub
 
                 def proxy(*args, **kwargs):
                     return child.upcall(ex.id, args, kwargs)
+
                 proxy.__name__ = proxy.__qualname__ = body.__name__
                 return proxy
 
@@ -382,8 +429,14 @@ class _Child:
             func = getattr(module, config["name"])
             signature = inspect.signature(func)
         except BaseException as exc:  # noqa: BLE001 - anything the student's module does
-            self.send({"status": "import-error", "type": type(exc).__name__, "message": str(exc)[:2000],
-                       "traceback": "".join(traceback.format_exception(exc))[-3000:]})
+            self.send(
+                {
+                    "status": "import-error",
+                    "type": type(exc).__name__,
+                    "message": str(exc)[:2000],
+                    "traceback": "".join(traceback.format_exception(exc))[-3000:],
+                }
+            )
             return
         self.send({"status": "ready"})
         while True:
@@ -400,9 +453,17 @@ class _Child:
             try:
                 self.send(out)
             except BaseException as exc:  # noqa: BLE001
-                self.send({"status": "raise", "type": "TypeError", "builtin": True,
-                           "message": f"the grader could not send the result back: {exc}"[:2000],
-                           "where": [], "output": out["output"], "output_bytes": out["output_bytes"]})
+                self.send(
+                    {
+                        "status": "raise",
+                        "type": "TypeError",
+                        "builtin": True,
+                        "message": f"the grader could not send the result back: {exc}"[:2000],
+                        "where": [],
+                        "output": out["output"],
+                        "output_bytes": out["output_bytes"],
+                    }
+                )
 
     def _backward(self, request) -> dict:
         import torch
@@ -413,8 +474,13 @@ class _Child:
             grads = torch.autograd.grad(output, inputs, grad_out, retain_graph=True, allow_unused=True)
             return {"status": "ok", "value": encode(list(grads))}
         except BaseException as exc:  # noqa: BLE001
-            return {"status": "raise", "type": type(exc).__name__, "builtin": type(exc).__module__ == "builtins",
-                    "message": f"backward through the exercise's result failed: {exc}"[:2000], "where": []}
+            return {
+                "status": "raise",
+                "type": type(exc).__name__,
+                "builtin": type(exc).__module__ == "builtins",
+                "message": f"backward through the exercise's result failed: {exc}"[:2000],
+                "where": [],
+            }
 
     def _call(self, request, func, signature) -> dict:
         import numpy as np
@@ -434,7 +500,10 @@ class _Child:
         before = {}
         for name, value in named.items():
             if isinstance(value, torch.Tensor):
-                before[name] = (value._version, value.detach().clone() if value.numel() <= 50_000_000 else None)
+                before[name] = (
+                    value._version,
+                    value.detach().clone() if value.numel() <= 50_000_000 else None,
+                )
             elif isinstance(value, np.ndarray):
                 before[name] = (None, value.copy())
         try:
@@ -444,18 +513,27 @@ class _Child:
             inputs = [a for a in [*args, *kwargs.values()] if isinstance(a, torch.Tensor) and a.requires_grad]
             if isinstance(result, torch.Tensor) and result.grad_fn is not None and inputs:
                 self.graphs[call_id] = (result, inputs)
-                for old in sorted(self.graphs)[:-4]:     # keep the last four graphs
+                for old in sorted(self.graphs)[:-4]:  # keep the last four graphs
                     del self.graphs[old]
                 out["graph"] = True
-            out["changed"] = [name for name, (version, copy) in before.items()
-                              if _changed(named[name], version, copy)]
-            out["generators"] = encode({name: v for name, v in named.items() if isinstance(v, torch.Generator)})
+            out["changed"] = [
+                name for name, (version, copy) in before.items() if _changed(named[name], version, copy)
+            ]
+            out["generators"] = encode(
+                {name: v for name, v in named.items() if isinstance(v, torch.Generator)}
+            )
             return out
         except BaseException as exc:  # noqa: BLE001 - SystemExit included
             tb = traceback.extract_tb(exc.__traceback__)
             where = [f"{fr.filename.rsplit('/', 1)[-1]}:{fr.lineno} in {fr.name}" for fr in tb[-3:]]
-            return {"status": "raise", "type": type(exc).__name__, "module": type(exc).__module__,
-                    "builtin": type(exc).__module__ == "builtins", "message": str(exc)[:2000], "where": where}
+            return {
+                "status": "raise",
+                "type": type(exc).__name__,
+                "module": type(exc).__module__,
+                "builtin": type(exc).__module__ == "builtins",
+                "message": str(exc)[:2000],
+                "where": where,
+            }
         finally:
             self.handles = {}
 
@@ -487,7 +565,7 @@ def graph_function():
         def backward(ctx, grad_out):
             grads = list(ctx.ask(grad_out))
             grads = grads + [None] * (ctx.n - len(grads))
-            return (None, None, *grads[:ctx.n])
+            return (None, None, *grads[: ctx.n])
 
     return Graph
 
@@ -508,7 +586,7 @@ def _limits(config: dict) -> None:
     os.close(devnull)
     sys.stdout = io.TextIOWrapper(os.fdopen(1, "wb", buffering=0), write_through=True)
     sys.stderr = io.TextIOWrapper(os.fdopen(2, "wb", buffering=0), write_through=True)
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # a runaway print raises OSError instead
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a runaway print raises OSError instead
     resource.setrlimit(resource.RLIMIT_FSIZE, (LOG_LIMIT, LOG_LIMIT))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
@@ -576,7 +654,7 @@ def serve(config: dict) -> None:
     import torch
 
     torch.set_num_threads(1)
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)      # children are reaped automatically
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped automatically
     sock = socket.socket(fileno=int(config["sock"]))
     sock.sendall(b'{"status": "up"}\n')
     while True:

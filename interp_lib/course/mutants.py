@@ -36,6 +36,7 @@ first: the run stops unless a test fails with that very marker.
 The full run writes ``tests/mutants/report.json`` (per mutant: id, exercise, status,
 caught, the test that caught it, seconds) and prints a table per exercise.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,9 +58,22 @@ CATALOGUE = ROOT / "tests" / "mutants" / "catalogue.py"
 REPORT = ROOT / "tests" / "mutants" / "report.json"
 SOLUTIONS = ROOT / "solutions"
 SANITY_MARKER = "interp-course mutants: sanity mutant ran"
-KINDS = ("outcome-only", "two-runs", "predicted-target", "loose-tolerance", "tie-edge",
-         "sign", "off-by-one", "axis", "detach", "in-place", "ignored-option",
-         "normalisation", "formula", "draw-order")
+KINDS = (
+    "outcome-only",
+    "two-runs",
+    "predicted-target",
+    "loose-tolerance",
+    "tie-edge",
+    "sign",
+    "off-by-one",
+    "axis",
+    "detach",
+    "in-place",
+    "ignored-option",
+    "normalisation",
+    "formula",
+    "draw-order",
+)
 
 # Put the temporary copy first and import `solutions` from it before pytest starts.
 _BOOTSTRAP = (
@@ -72,12 +86,12 @@ _BOOTSTRAP = (
 
 @dataclasses.dataclass(frozen=True)
 class Mutant:
-    exercise: str   # "02.3"
-    name: str       # "no-projection"
-    kind: str       # one of KINDS
-    old: str        # exact text in solutions/<module>.py (must occur exactly once)
+    exercise: str  # "02.3"
+    name: str  # "no-projection"
+    kind: str  # one of KINDS
+    old: str  # exact text in solutions/<module>.py (must occur exactly once)
     new: str
-    why: str = ""   # the student's reasoning that leads to the bug (optional)
+    why: str = ""  # the student's reasoning that leads to the bug (optional)
 
     @property
     def id(self) -> str:
@@ -109,8 +123,10 @@ def mutated_source(mutant: Mutant, root: pathlib.Path = SOLUTIONS) -> str:
     text = source_path(mutant, root).read_text(encoding="utf-8")
     count = text.count(mutant.old)
     if count != 1:
-        raise Stale(f"{mutant.id}: the old text occurs {count} times in "
-                    f"solutions/{source_path(mutant, root).name} (must be exactly once)")
+        raise Stale(
+            f"{mutant.id}: the old text occurs {count} times in "
+            f"solutions/{source_path(mutant, root).name} (must be exactly once)"
+        )
     return text.replace(mutant.old, mutant.new, 1)
 
 
@@ -139,24 +155,38 @@ def check_catalogue(mutants: list[Mutant], root: pathlib.Path = SOLUTIONS) -> li
 
 def sanity_mutant() -> Mutant:
     """A mutant every run must catch: ``predict`` raises a marker error (proves the copy ran)."""
-    return Mutant("00.1", "sanity-raises", "formula", "    with torch.no_grad():\n",
-                  f"    raise RuntimeError({SANITY_MARKER!r})\n    with torch.no_grad():\n")
+    return Mutant(
+        "00.1",
+        "sanity-raises",
+        "formula",
+        "    with torch.no_grad():\n",
+        f"    raise RuntimeError({SANITY_MARKER!r})\n    with torch.no_grad():\n",
+    )
 
 
 def test_files(exercise: str) -> list[str]:
     """The exercise's lesson test files (tests/test_LL_*.py and tests/hidden/test_LL_*.py)."""
     lesson = exercise.split(".")[0]
-    files = sorted((ROOT / "tests").glob(f"test_{lesson}_*.py")) + \
-        sorted((ROOT / "tests" / "hidden").glob(f"test_{lesson}_*.py"))
+    files = sorted((ROOT / "tests").glob(f"test_{lesson}_*.py")) + sorted(
+        (ROOT / "tests" / "hidden").glob(f"test_{lesson}_*.py")
+    )
     return [str(p.relative_to(ROOT)) for p in files]
 
 
 def run_mutant(mutant: Mutant, timeout: float = 600.0) -> dict:
     """Apply one mutant in a temporary copy of solutions/ and run its exercise's tests."""
     start = time.perf_counter()
-    record = {"id": mutant.id, "exercise": mutant.exercise, "name": mutant.name,
-              "kind": mutant.kind, "status": "error", "caught": False, "caught_by": None,
-              "message": "", "seconds": 0.0}
+    record = {
+        "id": mutant.id,
+        "exercise": mutant.exercise,
+        "name": mutant.name,
+        "kind": mutant.kind,
+        "status": "error",
+        "caught": False,
+        "caught_by": None,
+        "message": "",
+        "seconds": 0.0,
+    }
     try:
         text = mutated_source(mutant)
     except Stale as err:
@@ -175,21 +205,39 @@ def run_mutant(mutant: Mutant, timeout: float = 600.0) -> dict:
         env.pop("INTERP_TEST_SESSION", None)
         env["PYTHONPATH"] = os.pathsep.join([tmp, *filter(None, [env.get("PYTHONPATH")])])
         env["PYTHONDONTWRITEBYTECODE"] = "1"
-        cmd = [sys.executable, "-c", _BOOTSTRAP, tmp, "-q", "-x", "-p", "no:cacheprovider",
-               "-p", "no:nbval", "-o", "addopts=", f"--results-json={results}",
-               "-m", "exercise and not reference", "--solutions=all",
-               f"--exercises={mutant.exercise}", *test_files(mutant.exercise)]
+        cmd = [
+            sys.executable,
+            "-c",
+            _BOOTSTRAP,
+            tmp,
+            "-q",
+            "-x",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:nbval",
+            "-o",
+            "addopts=",
+            f"--results-json={results}",
+            "-m",
+            "exercise and not reference",
+            "--solutions=all",
+            f"--exercises={mutant.exercise}",
+            *test_files(mutant.exercise),
+        ]
         try:
             proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
-            record.update(message=f"timed out after {timeout:.0f} s",
-                          seconds=round(time.perf_counter() - start, 2))
+            record.update(
+                message=f"timed out after {timeout:.0f} s", seconds=round(time.perf_counter() - start, 2)
+            )
             return record
         records = json.loads(results.read_text()) if results.exists() else []
     failed = [r for r in records if r["outcome"] == "failed"]
     if proc.returncode == 1 and failed:
-        record.update(status="caught", caught=True, caught_by=failed[0]["nodeid"],
-                      message=failed[0]["message"][:300])
+        record.update(
+            status="caught", caught=True, caught_by=failed[0]["nodeid"], message=failed[0]["message"][:300]
+        )
     elif proc.returncode == 0 and records:
         record.update(status="survived", message=f"{len(records)} tests passed")
     else:
@@ -203,13 +251,14 @@ def check_sanity(timeout: float = 600.0) -> dict:
     """Run the sanity mutant; raise RuntimeError unless it was caught with its marker."""
     record = run_mutant(sanity_mutant(), timeout)
     if not (record["caught"] and SANITY_MARKER in record["message"]):
-        raise RuntimeError("the sanity mutant was not caught with its marker: the mutated copy of "
-                           f"solutions/ did not run ({record['status']}: {record['message']})")
+        raise RuntimeError(
+            "the sanity mutant was not caught with its marker: the mutated copy of "
+            f"solutions/ did not run ({record['status']}: {record['message']})"
+        )
     return record
 
 
-def run_mutants(mutants: list[Mutant], workers: int = 2, timeout: float = 600.0,
-                progress=None) -> list[dict]:
+def run_mutants(mutants: list[Mutant], workers: int = 2, timeout: float = 600.0, progress=None) -> list[dict]:
     """Run mutants on a small pool of worker threads (each drives one pytest process)."""
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         futures = [pool.submit(run_mutant, m, timeout) for m in mutants]
@@ -227,21 +276,30 @@ def summarise(records: list[dict]) -> dict[str, dict]:
         mine = [r for r in records if r["exercise"] == ex_id]
         if not mine:
             continue
-        out[ex_id] = {"name": ex.name, "mutants": len(mine),
-                      **{s: sum(r["status"] == s for r in mine) for s in ("caught", "survived", "stale", "error")},
-                      "survivors": [r["id"] for r in mine if r["status"] != "caught"]}
+        out[ex_id] = {
+            "name": ex.name,
+            "mutants": len(mine),
+            **{s: sum(r["status"] == s for r in mine) for s in ("caught", "survived", "stale", "error")},
+            "survivors": [r["id"] for r in mine if r["status"] != "caught"],
+        }
     return out
 
 
 def format_table(summary: dict[str, dict]) -> str:
-    rows = [f"{'id':6} {'exercise':26} {'mutants':>7} {'caught':>6} {'survived':>8} {'stale':>5} {'error':>5}  not caught"]
+    rows = [
+        f"{'id':6} {'exercise':26} {'mutants':>7} {'caught':>6} {'survived':>8} {'stale':>5} {'error':>5}  not caught"
+    ]
     for ex_id, s in summary.items():
-        rows.append(f"{ex_id:6} {s['name']:26} {s['mutants']:7d} {s['caught']:6d} {s['survived']:8d} "
-                    f"{s['stale']:5d} {s['error']:5d}  {', '.join(x.split('-', 1)[1] for x in s['survivors'])}")
+        rows.append(
+            f"{ex_id:6} {s['name']:26} {s['mutants']:7d} {s['caught']:6d} {s['survived']:8d} "
+            f"{s['stale']:5d} {s['error']:5d}  {', '.join(x.split('-', 1)[1] for x in s['survivors'])}"
+        )
     total = sum(s["mutants"] for s in summary.values())
     caught = sum(s["caught"] for s in summary.values())
-    rows.append(f"caught {caught}/{total} ({100 * caught / total if total else 0:.1f} %) without the "
-                "reference-library tests")
+    rows.append(
+        f"caught {caught}/{total} ({100 * caught / total if total else 0:.1f} %) without the "
+        "reference-library tests"
+    )
     return "\n".join(rows)
 
 
@@ -272,8 +330,10 @@ def cmd_mutants(args: argparse.Namespace) -> int:
     print(f"sanity mutant caught by {sanity['caught_by']} ({sanity['seconds']:.1f} s): the mutated copy runs")
 
     def progress(r):
-        print(f"  {r['status']:8} {r['id']:40} {r['seconds']:6.1f} s  {r['caught_by'] or r['message']}"[:160],
-              flush=True)
+        print(
+            f"  {r['status']:8} {r['id']:40} {r['seconds']:6.1f} s  {r['caught_by'] or r['message']}"[:160],
+            flush=True,
+        )
 
     records = run_mutants(mutants, workers=args.workers, timeout=args.timeout, progress=progress)
     seconds = time.perf_counter() - start
@@ -284,14 +344,24 @@ def cmd_mutants(args: argparse.Namespace) -> int:
         report = pathlib.Path(args.report)
         report.parent.mkdir(parents=True, exist_ok=True)
         caught = sum(r["caught"] for r in records)
-        report.write_text(json.dumps({
-            "command": "python -m interp_lib mutants " + " ".join(args.only),
-            "selection": '-m "exercise and not reference" --solutions=all --exercises=<id> -x',
-            "workers": args.workers, "seconds": round(seconds, 1),
-            "total": len(records), "caught": caught,
-            "caught_percent": round(100 * caught / len(records), 1) if records else 0.0,
-            "per_exercise": summary, "mutants": records,
-        }, indent=1) + "\n", encoding="utf-8")
+        report.write_text(
+            json.dumps(
+                {
+                    "command": "python -m interp_lib mutants " + " ".join(args.only),
+                    "selection": '-m "exercise and not reference" --solutions=all --exercises=<id> -x',
+                    "workers": args.workers,
+                    "seconds": round(seconds, 1),
+                    "total": len(records),
+                    "caught": caught,
+                    "caught_percent": round(100 * caught / len(records), 1) if records else 0.0,
+                    "per_exercise": summary,
+                    "mutants": records,
+                },
+                indent=1,
+            )
+            + "\n",
+            encoding="utf-8",
+        )
         print(f"report: {report}")
     return 0 if all(r["status"] != "stale" for r in records) else 1
 

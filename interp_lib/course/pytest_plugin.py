@@ -16,6 +16,7 @@ Markers: ``exercise(id, weight=1)`` ties a test to an exercise (partial credit b
 weight); ``browser`` and ``npm`` mark tests that need those tools: a skip there is a
 failure when ``CI=true``.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,13 +30,20 @@ from interp_lib import exercises
 
 def pytest_addoption(parser):
     group = parser.getgroup("interp-course")
-    group.addoption("--solutions", default=None,
-                    help="INTERP_LIB_SOLUTIONS for tests and notebook kernels (all | none | ids)")
-    group.addoption("--stub-check", action="store_true",
-                    help="run each exercise test against its own stub (all others: reference)")
+    group.addoption(
+        "--solutions",
+        default=None,
+        help="INTERP_LIB_SOLUTIONS for tests and notebook kernels (all | none | ids)",
+    )
+    group.addoption(
+        "--stub-check",
+        action="store_true",
+        help="run each exercise test against its own stub (all others: reference)",
+    )
     group.addoption("--results-json", default=None, help="write per-test results to this file")
-    group.addoption("--exercises", default=None,
-                    help="run only the tests of these exercises (comma-separated ids)")
+    group.addoption(
+        "--exercises", default=None, help="run only the tests of these exercises (comma-separated ids)"
+    )
 
 
 def pytest_configure(config):
@@ -83,8 +91,10 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     # A test that needs a tool skips on a laptop without it, but in CI a skip is a failure.
-    if report.skipped and os.environ.get("CI") == "true" and any(
-        item.get_closest_marker(m) for m in ("browser", "npm")
+    if (
+        report.skipped
+        and os.environ.get("CI") == "true"
+        and any(item.get_closest_marker(m) for m in ("browser", "npm"))
     ):
         report.outcome = "failed"
         report.longrepr = f"skipped in CI, where browser/npm tools must be installed: {report.longrepr}"
@@ -93,17 +103,23 @@ def pytest_runtest_makereport(item, call):
         message = ""
         if report.failed and call.excinfo is not None:
             exc = call.excinfo.value
-            message = f"{type(exc).__name__}: {exc}".strip().splitlines()[0][:500] if str(exc) else type(exc).__name__
+            message = (
+                f"{type(exc).__name__}: {exc}".strip().splitlines()[0][:500]
+                if str(exc)
+                else type(exc).__name__
+            )
         elif report.skipped:
             message = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
-        item.config._interp_results.append({
-            "nodeid": item.nodeid,
-            "exercise": marker[0] if marker else None,
-            "weight": marker[1] if marker else None,
-            "hidden": item.get_closest_marker("hidden") is not None,
-            "outcome": report.outcome,
-            "message": message,
-        })
+        item.config._interp_results.append(
+            {
+                "nodeid": item.nodeid,
+                "exercise": marker[0] if marker else None,
+                "weight": marker[1] if marker else None,
+                "hidden": item.get_closest_marker("hidden") is not None,
+                "outcome": report.outcome,
+                "message": message,
+            }
+        )
 
 
 def pytest_sessionfinish(session, exitstatus):

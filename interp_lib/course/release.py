@@ -7,6 +7,7 @@ It is built from the files of this checkout (no git history, no bytecode).
 Also here: :func:`fill_bodies`, which writes function bodies into a module's exercise
 stubs (the tests use it to turn the release's stubs into a correct submission).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,12 +26,14 @@ SOLUTION_MARKERS = ("solutions/answers", "model answer", "Model answer", "rubric
 
 # --------------------------------------------------------------------------- bodies
 
+
 def _exercise_functions(tree: ast.Module) -> dict[str, ast.FunctionDef]:
     out = {}
     for node in tree.body:
         if isinstance(node, ast.FunctionDef) and any(
-                isinstance(d, ast.Call) and getattr(d.func, "id", getattr(d.func, "attr", "")) == "exercise"
-                for d in node.decorator_list):
+            isinstance(d, ast.Call) and getattr(d.func, "id", getattr(d.func, "attr", "")) == "exercise"
+            for d in node.decorator_list
+        ):
             out[node.name] = node
     return out
 
@@ -50,20 +53,30 @@ def fill_bodies(stub_source: str, bodies_source: str) -> str:
     for node in body_tree.body:
         if isinstance(node, ast.FunctionDef) and node.name in stubs:
             stmts = node.body
-            if stmts and isinstance(stmts[0], ast.Expr) and isinstance(getattr(stmts[0], "value", None), ast.Constant) \
-                    and isinstance(stmts[0].value.value, str) and len(stmts) > 1:
+            if (
+                stmts
+                and isinstance(stmts[0], ast.Expr)
+                and isinstance(getattr(stmts[0], "value", None), ast.Constant)
+                and isinstance(stmts[0].value.value, str)
+                and len(stmts) > 1
+            ):
                 stmts = stmts[1:]
-            text = "\n".join(body_lines[stmts[0].lineno - 1:stmts[-1].end_lineno])
+            text = "\n".join(body_lines[stmts[0].lineno - 1 : stmts[-1].end_lineno])
             text = textwrap.dedent(text)
             stub = stubs[node.name]
-            first = stub.body[1] if (len(stub.body) > 1 and isinstance(stub.body[0], ast.Expr)) else stub.body[0]
+            first = (
+                stub.body[1] if (len(stub.body) > 1 and isinstance(stub.body[0], ast.Expr)) else stub.body[0]
+            )
             indent = " " * first.col_offset
             replacements.append((first.lineno, stub.end_lineno, textwrap.indent(text, indent).splitlines()))
         elif isinstance(node, ast.ImportFrom) and node.module == "__future__":
-            continue   # the stub module has its own; a second one would be a SyntaxError
+            continue  # the stub module has its own; a second one would be a SyntaxError
         else:
-            extra.append("\n".join(body_lines[node.lineno - 1 - len(getattr(node, "decorator_list", [])):
-                                              node.end_lineno]))
+            extra.append(
+                "\n".join(
+                    body_lines[node.lineno - 1 - len(getattr(node, "decorator_list", [])) : node.end_lineno]
+                )
+            )
     for start, end, new in sorted(replacements, reverse=True):
         # keep comment lines such as "# YOUR CODE HERE" out: replace the whole body
         lo = start - 1
@@ -78,15 +91,24 @@ def fill_bodies(stub_source: str, bodies_source: str) -> str:
 
 # --------------------------------------------------------------------------- checks
 
+
 def stub_problems(source: str, filename: str) -> list[str]:
     """Exercises of a module whose body is not exactly the stub (``raise NotImplementedError``)."""
     out = []
     for name, node in _exercise_functions(ast.parse(source)).items():
         body = node.body
-        if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant):
+        if (
+            body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(getattr(body[0], "value", None), ast.Constant)
+        ):
             body = body[1:]
-        ok = (len(body) == 1 and isinstance(body[0], ast.Raise) and isinstance(body[0].exc, ast.Call)
-              and getattr(body[0].exc.func, "id", "") == "NotImplementedError")
+        ok = (
+            len(body) == 1
+            and isinstance(body[0], ast.Raise)
+            and isinstance(body[0].exc, ast.Call)
+            and getattr(body[0].exc.func, "id", "") == "NotImplementedError"
+        )
         if not ok:
             out.append(f"{filename}: exercise `{name}` has a body, not the stub")
     return out
@@ -109,7 +131,7 @@ def strip_hidden_tests(source: str) -> tuple[str, list[str]]:
     lines = source.splitlines()
     for node in sorted((n for n in tree.body if hidden(n)), key=lambda n: n.lineno, reverse=True):
         first = min([node.lineno] + [d.lineno for d in node.decorator_list])
-        del lines[first - 1:node.end_lineno]
+        del lines[first - 1 : node.end_lineno]
     return "\n".join(lines).rstrip() + "\n", removed
 
 
@@ -153,13 +175,16 @@ def solution_fingerprints(root: pathlib.Path = ROOT) -> dict[str, set[str]]:
         lines = source.splitlines()
         for node in ast.parse(source).body:
             if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
-                body = {_norm(line) for line in lines[node.lineno:node.end_lineno]}
+                body = {_norm(line) for line in lines[node.lineno : node.end_lineno]}
                 prints[f"solutions/{path.name}:{node.name}"] = {
-                    line for line in body if len(line) >= 16 and line not in public
-                    and not line.startswith(("#", '"""'))}
+                    line
+                    for line in body
+                    if len(line) >= 16 and line not in public and not line.startswith(("#", '"""'))
+                }
     for path in sorted((root / "solutions" / "answers").glob("*.md")):
         prints[f"solutions/answers/{path.name}"] = {
-            line for line in _text_lines(path) if len(line) >= 40 and line not in public}
+            line for line in _text_lines(path) if len(line) >= 40 and line not in public
+        }
     return prints
 
 
@@ -313,8 +338,12 @@ def build_release(out: pathlib.Path | str, root: pathlib.Path = ROOT) -> dict:
     if problems:
         raise RuntimeError("the release is not clean:\n  " + "\n  ".join(problems))
     files = [p for p in out.rglob("*") if p.is_file()]
-    return {"out": str(out), "files": len(files), "bytes": sum(p.stat().st_size for p in files),
-            "hidden_removed": hidden_removed}
+    return {
+        "out": str(out),
+        "files": len(files),
+        "bytes": sum(p.stat().st_size for p in files),
+        "hidden_removed": hidden_removed,
+    }
 
 
 def add_commands(sub) -> None:
@@ -325,8 +354,10 @@ def add_commands(sub) -> None:
 
 def cmd_release(args: argparse.Namespace) -> int:
     info = build_release(args.out)
-    print(f"student release in {info['out']}: {info['files']} files, {info['bytes'] / 2**20:.1f} MiB; "
-          "no solutions/, no hidden tests, no answer keys, no bytecode or git history")
+    print(
+        f"student release in {info['out']}: {info['files']} files, {info['bytes'] / 2**20:.1f} MiB; "
+        "no solutions/, no hidden tests, no answer keys, no bytecode or git history"
+    )
     for name, tests in info["hidden_removed"].items():
         print(f"  hidden tests left out of {name}: {', '.join(tests)}")
     return 0

@@ -23,6 +23,7 @@ Three levels, the best this machine allows is chosen (``grade`` prints it and
 
 Every level also applies the rlimits and the memory watchdog of :mod:`.grading_remote`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -49,17 +50,26 @@ DESCRIPTION = {
 }
 SANDBOX_USER = os.environ.get("INTERP_GRADE_USER", "interp-sandbox")
 # What student code may import: the course's student environment (no dev extras).
-STUDENT_DISTRIBUTIONS = ("torch", "torchvision", "numpy", "scipy", "scikit-learn", "matplotlib",
-                         "tqdm", "pytest")
-INSIDE_UID = 65534                           # "nobody" inside the user namespace
+STUDENT_DISTRIBUTIONS = (
+    "torch",
+    "torchvision",
+    "numpy",
+    "scipy",
+    "scikit-learn",
+    "matplotlib",
+    "tqdm",
+    "pytest",
+)
+INSIDE_UID = 65534  # "nobody" inside the user namespace
 
 
 # --------------------------------------------------------------------------- detection
 
+
 @dataclasses.dataclass(frozen=True)
 class Isolation:
     level: str
-    reason: str = ""                         # why not a better level
+    reason: str = ""  # why not a better level
 
     @property
     def description(self) -> str:
@@ -70,12 +80,16 @@ def bwrap_path() -> str | None:
     return shutil.which("bwrap")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _bwrap_works(path: str) -> str:
     """'' when bwrap can make the namespaces here, else its error."""
     try:
-        proc = subprocess.run([path, *_namespace_args(), "--ro-bind", "/", "/", "true"],
-                              capture_output=True, text=True, timeout=30)
+        proc = subprocess.run(
+            [path, *_namespace_args(), "--ro-bind", "/", "/", "true"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     except (OSError, subprocess.TimeoutExpired) as err:
         return str(err)
     return "" if proc.returncode == 0 else (proc.stderr.strip() or f"exit code {proc.returncode}")
@@ -91,7 +105,7 @@ def sandbox_user() -> pwd.struct_passwd | None:
 def detect(best: str | None = None) -> Isolation:
     """The best isolation level available (or ``best``, when that is available)."""
     reasons = []
-    order = LEVELS[LEVELS.index(best):] if best else LEVELS
+    order = LEVELS[LEVELS.index(best) :] if best else LEVELS
     for level in order:
         if level == SANDBOX:
             path = bwrap_path()
@@ -103,10 +117,22 @@ def detect(best: str | None = None) -> Isolation:
             if os.geteuid() != 0:
                 reasons.append("no separate user: the grader does not run as root")
             elif sandbox_user() is None:
-                reasons.append(f"no separate user: there is no user {SANDBOX_USER!r} (useradd --system {SANDBOX_USER})")
-            elif (closed := _closed_to(sandbox_user(), [pathlib.Path(sys._base_executable),  # type: ignore[attr-defined]
-                                                         *python_roots(), *student_site_entries()[:1]])):
-                reasons.append(f"no separate user: {SANDBOX_USER} cannot reach {closed} (chmod o+x its folders)")
+                reasons.append(
+                    f"no separate user: there is no user {SANDBOX_USER!r} (useradd --system {SANDBOX_USER})"
+                )
+            elif (
+                closed := _closed_to(
+                    sandbox_user(),
+                    [
+                        pathlib.Path(sys._base_executable),  # type: ignore[attr-defined]
+                        *python_roots(),
+                        *student_site_entries()[:1],
+                    ],
+                )
+            ):
+                reasons.append(
+                    f"no separate user: {SANDBOX_USER} cannot reach {closed} (chmod o+x its folders)"
+                )
             else:
                 return Isolation(SEPARATE_USER, "; ".join(reasons))
         else:
@@ -148,24 +174,29 @@ def exposure_warnings(isolation: Isolation, root: pathlib.Path) -> list[str]:
     """What student code could still read at ``isolation`` (nothing in the sandbox)."""
     secret = [root / "solutions", root / "tests" / "hidden"]
     if isolation.level == PROCESS_ONLY:
-        return ["student code runs as the grader's own user: it can read solutions/, hidden tests "
-                "and the reference libraries, and write to this checkout"]
+        return [
+            "student code runs as the grader's own user: it can read solutions/, hidden tests "
+            "and the reference libraries, and write to this checkout"
+        ]
     if isolation.level == SEPARATE_USER:
         user = sandbox_user()
         open_ = [str(p) for p in secret if p.exists() and user is not None and _readable_by(user, p, 0o5)]
         if open_:
-            return [f"{', '.join(open_)} can be read by {SANDBOX_USER}: make the checkout private "
-                    f"(chmod -R o-rwx {root}) so that student code cannot read them"]
+            return [
+                f"{', '.join(open_)} can be read by {SANDBOX_USER}: make the checkout private "
+                f"(chmod -R o-rwx {root}) so that student code cannot read them"
+            ]
     return []
 
 
 # --------------------------------------------------------------------------- student view
 
+
 def _dist_key(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def student_distributions() -> tuple[metadata.Distribution, ...]:
     """The installed distributions of :data:`STUDENT_DISTRIBUTIONS` and their dependencies
     (with the extras they ask for), nothing else."""
@@ -188,13 +219,14 @@ def student_distributions() -> tuple[metadata.Distribution, ...]:
         for text in dist.requires or []:
             req = Requirement(text)
             if req.marker is not None and not any(
-                    req.marker.evaluate({"extra": e}) for e in (extras or {""})):
+                req.marker.evaluate({"extra": e}) for e in (extras or {""})
+            ):
                 continue
             todo.append((req.name, frozenset(req.extras)))
     return tuple(seen.values())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def student_site_entries() -> tuple[pathlib.Path, ...]:
     """Top-level files and folders in site-packages that the student view may show."""
     entries: set[pathlib.Path] = set()
@@ -202,7 +234,12 @@ def student_site_entries() -> tuple[pathlib.Path, ...]:
         base = pathlib.Path(dist.locate_file("")).resolve()
         for f in dist.files or []:
             parts = pathlib.PurePosixPath(str(f)).parts
-            if not parts or parts[0] == ".." or parts[0].endswith(".pth") or parts[0].startswith("__editable__"):
+            if (
+                not parts
+                or parts[0] == ".."
+                or parts[0].endswith(".pth")
+                or parts[0].startswith("__editable__")
+            ):
                 continue
             path = base / parts[0]
             if path.exists():
@@ -214,8 +251,10 @@ def python_roots() -> list[pathlib.Path]:
     """The interpreter's own folders (binary, standard library), read-only in the view."""
     base = pathlib.Path(sys.base_prefix).resolve()
     lib = base / "lib"
-    found = [lib / f"python{sys.version_info.major}.{sys.version_info.minor}",
-             pathlib.Path(sys._base_executable).resolve().parent]  # type: ignore[attr-defined]
+    found = [
+        lib / f"python{sys.version_info.major}.{sys.version_info.minor}",
+        pathlib.Path(sys._base_executable).resolve().parent,
+    ]  # type: ignore[attr-defined]
     found += sorted(lib.glob("libpython*"))
     return [p for p in found if p.exists()]
 
@@ -224,25 +263,74 @@ def student_sys_path(site_dirs: list[pathlib.Path]) -> list[str]:
     """``sys.path`` of a child: the standard library, then the student view's packages."""
     ver = f"{sys.version_info.major}.{sys.version_info.minor}"
     base = pathlib.Path(sys.base_prefix).resolve() / "lib"
-    std = [base / f"python{ver.replace('.', '')}.zip", base / f"python{ver}", base / f"python{ver}" / "lib-dynload"]
+    std = [
+        base / f"python{ver.replace('.', '')}.zip",
+        base / f"python{ver}",
+        base / f"python{ver}" / "lib-dynload",
+    ]
     return [str(p) for p in std] + [str(d) for d in site_dirs]
 
 
 def _namespace_args() -> list[str]:
-    return ["--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net",
-            "--unshare-cgroup-try", "--die-with-parent", "--new-session",
-            "--uid", str(INSIDE_UID), "--gid", str(INSIDE_UID)]
+    return [
+        "--unshare-user",
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-net",
+        "--unshare-cgroup-try",
+        "--die-with-parent",
+        "--new-session",
+        "--uid",
+        str(INSIDE_UID),
+        "--gid",
+        str(INSIDE_UID),
+    ]
 
 
 def bwrap_command(argv: list[str], binds: list[tuple[pathlib.Path, str]]) -> list[str]:
     """``argv`` inside a bubblewrap sandbox. ``binds``: (host path, path inside), read-only;
     plus the system libraries, the interpreter and the student packages."""
-    cmd = [bwrap_path() or "bwrap", *_namespace_args(),
-           "--ro-bind", "/usr", "/usr", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
-           "--dir", "/var/tmp", "--clearenv", "--setenv", "HOME", "/tmp", "--setenv", "TMPDIR", "/tmp",
-           "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "OMP_NUM_THREADS", "1",
-           "--setenv", "MKL_NUM_THREADS", "1", "--setenv", "MPLBACKEND", "Agg",
-           "--setenv", "MPLCONFIGDIR", "/tmp", "--setenv", "PYTHONDONTWRITEBYTECODE", "1"]
+    cmd = [
+        bwrap_path() or "bwrap",
+        *_namespace_args(),
+        "--ro-bind",
+        "/usr",
+        "/usr",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--tmpfs",
+        "/tmp",
+        "--dir",
+        "/var/tmp",
+        "--clearenv",
+        "--setenv",
+        "HOME",
+        "/tmp",
+        "--setenv",
+        "TMPDIR",
+        "/tmp",
+        "--setenv",
+        "PATH",
+        "/usr/bin:/bin",
+        "--setenv",
+        "OMP_NUM_THREADS",
+        "1",
+        "--setenv",
+        "MKL_NUM_THREADS",
+        "1",
+        "--setenv",
+        "MPLBACKEND",
+        "Agg",
+        "--setenv",
+        "MPLCONFIGDIR",
+        "/tmp",
+        "--setenv",
+        "PYTHONDONTWRITEBYTECODE",
+        "1",
+    ]
     for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
         if name in os.environ:
             cmd += ["--setenv", name, os.environ[name]]
@@ -266,6 +354,7 @@ def bwrap_command(argv: list[str], binds: list[tuple[pathlib.Path, str]]) -> lis
 
 
 # --------------------------------------------------------------------------- processes
+
 
 def descendants(pid: int) -> list[int]:
     """``pid`` and every process below it (by parent links in /proc)."""
@@ -299,8 +388,8 @@ def tree_usage(pid: int, uid: int | None = None) -> tuple[float, float]:
         try:
             with open(f"/proc/{p}/stat", "rb") as fh:
                 fields = fh.read().rsplit(b")", 1)[1].split()
-            cpu += int(fields[11]) + int(fields[12])        # utime + stime, clock ticks
-            rss += int(fields[21])                           # resident pages
+            cpu += int(fields[11]) + int(fields[12])  # utime + stime, clock ticks
+            rss += int(fields[21])  # resident pages
         except (OSError, IndexError, ValueError):
             continue
     return cpu / os.sysconf("SC_CLK_TCK"), rss * os.sysconf("SC_PAGE_SIZE") / 2**20

@@ -28,6 +28,7 @@ Equivalent command line for one lesson (after the npm install)::
 (that one keeps nbconvert's MathJax 2 configuration, which MathJax 3 ignores: inline
 ``$...$`` then stays raw, hence the template here).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,6 +39,7 @@ import subprocess
 import time
 
 from .common import ROOT
+
 OUT = ROOT / "build" / "slides"
 
 #: npm packages the decks load, pinned (the offline copy in build/slides/node_modules).
@@ -127,6 +129,7 @@ def lesson_paths(numbers: list[str] | None = None) -> list[pathlib.Path]:
 
 # --------------------------------------------------------------------------- npm
 
+
 def _installed_version(out: pathlib.Path, package: str) -> str | None:
     meta = out / "node_modules" / package / "package.json"
     try:
@@ -145,15 +148,32 @@ def ensure_assets(out: pathlib.Path = OUT, quiet: bool = False) -> bool:
         return False
     npm = shutil.which("npm")
     if npm is None:
-        raise SystemExit("slides need npm (Node.js) to fetch reveal.js and MathJax once: "
-                         "install Node.js (Debian: apt-get install nodejs npm)")
-    (out / "package.json").write_text(json.dumps({
-        "name": "interp-course-slides", "private": True,
-        "description": "offline copies of reveal.js and MathJax for the lecture slides",
-        "dependencies": NPM_PACKAGES,
-    }, indent=2) + "\n")
-    cmd = [npm, "install", "--prefix", str(out), "--no-audit", "--no-fund",
-           "--no-package-lock", "--loglevel=error"]
+        raise SystemExit(
+            "slides need npm (Node.js) to fetch reveal.js and MathJax once: "
+            "install Node.js (Debian: apt-get install nodejs npm)"
+        )
+    (out / "package.json").write_text(
+        json.dumps(
+            {
+                "name": "interp-course-slides",
+                "private": True,
+                "description": "offline copies of reveal.js and MathJax for the lecture slides",
+                "dependencies": NPM_PACKAGES,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    cmd = [
+        npm,
+        "install",
+        "--prefix",
+        str(out),
+        "--no-audit",
+        "--no-fund",
+        "--no-package-lock",
+        "--loglevel=error",
+    ]
     if not quiet:
         print("installing reveal.js and MathJax from npm (once) ...", flush=True)
     proc = subprocess.run(cmd, cwd=out, capture_output=True, text=True)
@@ -166,6 +186,7 @@ def ensure_assets(out: pathlib.Path = OUT, quiet: bool = False) -> bool:
 
 
 # --------------------------------------------------------------------------- render
+
 
 def exporter():
     """nbconvert's SlidesExporter, configured for the local (offline) assets."""
@@ -215,15 +236,19 @@ def _write_index(out: pathlib.Path) -> pathlib.Path:
     decks = sorted(out.glob("[0-9][0-9]_*.slides.html"))
     items = "\n".join(f'<li><a href="{d.name}">{d.name.split(".")[0]}</a></li>' for d in decks)
     index = out / "index.html"
-    index.write_text("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-                     "<title>interp-course slides</title></head>\n<body><h1>Lecture slides</h1>\n"
-                     f"<ul>\n{items}\n</ul>\n<p>Keys: arrows to move, <kbd>s</kbd> speaker notes, "
-                     "<kbd>Esc</kbd> overview.</p></body></html>\n", encoding="utf-8")
+    index.write_text(
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        "<title>interp-course slides</title></head>\n<body><h1>Lecture slides</h1>\n"
+        f"<ul>\n{items}\n</ul>\n<p>Keys: arrows to move, <kbd>s</kbd> speaker notes, "
+        "<kbd>Esc</kbd> overview.</p></body></html>\n",
+        encoding="utf-8",
+    )
     return index
 
 
-def build(numbers: list[str] | None = None, out: pathlib.Path = OUT,
-          quiet: bool = False) -> list[pathlib.Path]:
+def build(
+    numbers: list[str] | None = None, out: pathlib.Path = OUT, quiet: bool = False
+) -> list[pathlib.Path]:
     """Install the assets when missing, then render the chosen lessons (default: all)."""
     out = pathlib.Path(out)
     start = time.perf_counter()
@@ -235,8 +260,11 @@ def build(numbers: list[str] | None = None, out: pathlib.Path = OUT,
         t0 = time.perf_counter()
         decks.append(render(path, out))
         if not quiet:
-            print(f"{decks[-1].relative_to(out.parent) if out.parent in decks[-1].parents else decks[-1]}"
-                  f" ({time.perf_counter() - t0:.1f} s)", flush=True)
+            print(
+                f"{decks[-1].relative_to(out.parent) if out.parent in decks[-1].parents else decks[-1]}"
+                f" ({time.perf_counter() - t0:.1f} s)",
+                flush=True,
+            )
     _write_index(out)
     return decks
 
@@ -245,8 +273,10 @@ def cmd_slides(args: argparse.Namespace) -> int:
     out = pathlib.Path(args.out).resolve() if args.out else OUT
     start = time.perf_counter()
     decks = build(args.lessons, out)
-    print(f"{len(decks)} deck(s) in {out} ({time.perf_counter() - start:.1f} s); open "
-          f"{out / 'index.html'} in a browser (works offline; copy the whole folder to move it)")
+    print(
+        f"{len(decks)} deck(s) in {out} ({time.perf_counter() - start:.1f} s); open "
+        f"{out / 'index.html'} in a browser (works offline; copy the whole folder to move it)"
+    )
     return 0
 
 

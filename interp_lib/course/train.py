@@ -4,6 +4,7 @@ Training is deterministic for a given machine and thread count (one thread by
 default): seeded data order and initialisation, no data-loader workers. Each model
 takes well under a minute on two CPU cores, the adversarially trained one about two.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,7 +17,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .. import data
-from ..models import MODELS, ModelSpec, _ARCHS, weights_path
+from ..models import _ARCHS, MODELS, ModelSpec, weights_path
 from ..utils import accuracy, seed_everything
 
 __all__ = ["datasets", "train_model", "train"]
@@ -58,7 +59,7 @@ def train_model(spec: ModelSpec, progress: bool = True) -> tuple[torch.nn.Module
     for _epoch in range(spec.epochs):
         order = torch.randperm(len(x_train), generator=gen)
         for i in range(0, len(order), spec.batch_size):
-            idx = order[i:i + spec.batch_size]
+            idx = order[i : i + spec.batch_size]
             xb, yb = x_train[idx], y_train[idx]
             if spec.adversarial:
                 xb = _adversarial(model, xb, yb, spec.adversarial, gen)
@@ -103,7 +104,9 @@ def train(names: list[str] | None = None, progress: bool = True) -> list[dict]:
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save(model.state_dict(), path)
         path.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
-        print(f"{name}: test accuracy {record['test_accuracy']:.4f} "
-              f"({record['train_seconds']} s) -> {path.name}")
+        print(
+            f"{name}: test accuracy {record['test_accuracy']:.4f} "
+            f"({record['train_seconds']} s) -> {path.name}"
+        )
         records.append(record)
     return records

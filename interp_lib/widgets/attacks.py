@@ -2,6 +2,7 @@
 
 Silent: it draws into an ``Output`` widget and never prints from a callback.
 """
+
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -36,14 +37,15 @@ def attack_explorer(model, x, y, class_names=None, max_eps: float = 0.3):
 
     names = class_names or [str(i) for i in range(1000)]
     index = W.IntSlider(0, 0, len(x) - 1, description="image")
-    attack = W.ToggleButtons(options=[("noise", "noise"), ("FGSM", "fgsm"), ("PGD-10", "pgd")],
-                             value="fgsm", description="attack")
+    attack = W.ToggleButtons(
+        options=[("noise", "noise"), ("FGSM", "fgsm"), ("PGD-10", "pgd")], value="fgsm", description="attack"
+    )
     eps = W.FloatSlider(0.1, min=0.0, max=max_eps, step=0.01, description="epsilon", readout_format=".2f")
     out = W.Output()
 
     def draw(*_):
         i = index.value
-        xi, yi = x[i:i + 1], y[i:i + 1]
+        xi, yi = x[i : i + 1], y[i : i + 1]
         adv = perturb(model, xi, yi, attack.value, eps.value)
         with torch.no_grad():
             p_clean = model(xi).softmax(1)[0]

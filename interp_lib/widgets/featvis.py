@@ -4,6 +4,7 @@
 pressed (an optimisation takes about a second); the result is drawn into an ``Output``
 widget, so the explorer never prints into the notebook.
 """
+
 from __future__ import annotations
 
 import torch
@@ -18,8 +19,12 @@ def _channels(model: nn.Module, layer: str, shape) -> int:
     return layer_output_shape(model, layer, shape)[0]
 
 
-def explorer(model: nn.Module, x: torch.Tensor | None = None, layers: list[str] | None = None,
-             shape: tuple[int, int, int] | None = None):
+def explorer(
+    model: nn.Module,
+    x: torch.Tensor | None = None,
+    layers: list[str] | None = None,
+    shape: tuple[int, int, int] | None = None,
+):
     """An activation-maximisation explorer for ``model``.
 
     Controls: layer, channel, steps, learning rate, L2, total variation, blur every k steps,
@@ -37,7 +42,9 @@ def explorer(model: nn.Module, x: torch.Tensor | None = None, layers: list[str] 
         layers = [n for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.ReLU, nn.Linear))]
     colour = shape[0] == 3
     style = {"description_width": "110px"}
-    layer = W.Dropdown(options=layers, value=layers[min(len(layers) - 1, 2)], description="layer", style=style)
+    layer = W.Dropdown(
+        options=layers, value=layers[min(len(layers) - 1, 2)], description="layer", style=style
+    )
     channel = W.IntSlider(0, 0, _channels(model, layer.value, shape) - 1, description="channel", style=style)
     steps = W.IntSlider(128, 16, 512, step=16, description="steps", style=style)
     lr = W.FloatLogSlider(0.05, base=10, min=-3, max=0, description="learning rate", style=style)
@@ -63,10 +70,20 @@ def explorer(model: nn.Module, x: torch.Tensor | None = None, layers: list[str] 
     def on_run(_):
         status.value = "running..."
         res = featvis.activation_maximisation(
-            model, layer.value, channel.value, steps=steps.value, lr=lr.value,
-            generator=torch.Generator().manual_seed(0), l2=l2.value, tv=tv.value,
-            blur_every=blur.value, transforms=transforms.value, param=param.value,
-            decorrelate=decorrelate.value, shape=tuple(shape))
+            model,
+            layer.value,
+            channel.value,
+            steps=steps.value,
+            lr=lr.value,
+            generator=torch.Generator().manual_seed(0),
+            l2=l2.value,
+            tv=tv.value,
+            blur_every=blur.value,
+            transforms=transforms.value,
+            param=param.value,
+            decorrelate=decorrelate.value,
+            shape=tuple(shape),
+        )
         top = None
         if x is not None:
             key = layer.value
@@ -87,11 +104,12 @@ def explorer(model: nn.Module, x: torch.Tensor | None = None, layers: list[str] 
             axes[1].plot(res.history[:, 0].numpy(), label="during optimisation")
             if top is not None:
                 axes[1].axhline(dmax, ls="--", color="grey", label="dataset maximum")
-                from ..plot import to_image
                 import numpy as np
 
+                from ..plot import to_image
+
                 tiles = [to_image(t) for t in top]
-                rows = [np.concatenate(tiles[i:i + 3], axis=1) for i in range(0, 9, 3)]
+                rows = [np.concatenate(tiles[i : i + 3], axis=1) for i in range(0, 9, 3)]
                 axes[2].imshow(np.clip(np.concatenate(rows, axis=0), 0, 1), cmap="gray", vmin=0, vmax=1)
                 axes[2].set_title("9 most-activating images", fontsize=9)
                 axes[2].axis("off")

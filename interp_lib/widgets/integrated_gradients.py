@@ -2,6 +2,7 @@
 
 Silent: it draws into an ``Output`` widget and never prints from a callback.
 """
+
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -12,8 +13,9 @@ __all__ = ["BASELINES", "make_baseline", "ig_explorer"]
 BASELINES = ("black", "blurred", "uniform noise", "data mean")
 
 
-def make_baseline(kind: str, x: torch.Tensor, data_mean: torch.Tensor | None = None,
-                  seed: int = 0) -> torch.Tensor:
+def make_baseline(
+    kind: str, x: torch.Tensor, data_mean: torch.Tensor | None = None, seed: int = 0
+) -> torch.Tensor:
     """A baseline for ``x`` (``(N, C, H, W)``): one of :data:`BASELINES`.
 
     "blurred" is a Gaussian blur (sigma 3 px) of ``x``; "uniform noise" draws U(0, 1)
@@ -58,7 +60,7 @@ def ig_explorer(model, x, y, data_mean=None, class_names=None):
     out = W.Output()
 
     def draw(*_):
-        xi = x[index.value:index.value + 1]
+        xi = x[index.value : index.value + 1]
         b = make_baseline(base.value, xi, data_mean)
         a = integrated_gradients(model, xi, target.value, baseline=b, steps=steps.value, method=method.value)
         gap = completeness_gap(model, xi, target.value, a, baseline=b).item()
@@ -72,8 +74,12 @@ def ig_explorer(model, x, y, data_mean=None, class_names=None):
         axes[1].set_title(f"baseline: {base.value}", fontsize=9)
         for ax in axes[:2]:
             ax.axis("off")
-        heatmap(axes[2], a[0], signed=True,
-                title=f"IG for '{names[target.value]}'\nS(x)-S(x')={change:.2f}, gap={gap:+.3f}")
+        heatmap(
+            axes[2],
+            a[0],
+            signed=True,
+            title=f"IG for '{names[target.value]}'\nS(x)-S(x')={change:.2f}, gap={gap:+.3f}",
+        )
         fig.tight_layout()
         out.clear_output(wait=True)
         with out:

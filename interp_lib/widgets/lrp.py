@@ -5,6 +5,7 @@ relevance sum per layer.
 redraws into an ``Output`` widget (LRP on one small image takes milliseconds), so the
 explorer never prints into the notebook.
 """
+
 from __future__ import annotations
 
 import torch
@@ -26,10 +27,13 @@ def make_rule(choice: str, epsilon: float = 0.25, gamma: float = 0.25, zero_bias
 
     if choice.startswith("z^B"):
         return L.ZBox(0.0, 1.0)
-    return {"w^2": lambda: L.WSquare(zero_bias=zero_bias), "z+": lambda: L.ZPlus(zero_bias=zero_bias),
-            "gamma": lambda: L.Gamma(gamma, zero_bias=zero_bias),
-            "epsilon": lambda: L.Epsilon(epsilon, zero_bias=zero_bias),
-            "0": lambda: L.Zero(zero_bias=zero_bias)}[choice]()
+    return {
+        "w^2": lambda: L.WSquare(zero_bias=zero_bias),
+        "z+": lambda: L.ZPlus(zero_bias=zero_bias),
+        "gamma": lambda: L.Gamma(gamma, zero_bias=zero_bias),
+        "epsilon": lambda: L.Epsilon(epsilon, zero_bias=zero_bias),
+        "0": lambda: L.Zero(zero_bias=zero_bias),
+    }[choice]()
 
 
 def explorer(model: nn.Module, images: torch.Tensor, labels=None, class_names=None):
@@ -46,12 +50,17 @@ def explorer(model: nn.Module, images: torch.Tensor, labels=None, class_names=No
 
     style = {"description_width": "90px"}
     index = W.IntSlider(0, 0, len(images) - 1, description="image", style=style)
-    groups = {g: W.Dropdown(options=opts, value=opts[0], description=g, style=style)
-              for g, opts in _CHOICES.items()}
+    groups = {
+        g: W.Dropdown(options=opts, value=opts[0], description=g, style=style) for g, opts in _CHOICES.items()
+    }
     epsilon = W.FloatLogSlider(0.25, base=10, min=-6, max=1, description="epsilon", style=style)
     gamma = W.FloatSlider(0.25, min=0, max=2, step=0.05, description="gamma", style=style)
-    target = W.Dropdown(options=["predicted"] + list(range(model(images[:1]).shape[1])), value="predicted",
-                        description="class", style=style)
+    target = W.Dropdown(
+        options=["predicted"] + list(range(model(images[:1]).shape[1])),
+        value="predicted",
+        description="class",
+        style=style,
+    )
     no_bias = W.Checkbox(False, description="bias-free copy of the model")
     status = W.HTML()
     out = W.Output()
@@ -59,9 +68,10 @@ def explorer(model: nn.Module, images: torch.Tensor, labels=None, class_names=No
 
     def draw(_=None):
         net = clean if no_bias.value else model
-        x = images[index.value:index.value + 1]
-        composite = L.LayerGroups(**{g: make_rule(w.value, epsilon.value, gamma.value)
-                                     for g, w in groups.items()})
+        x = images[index.value : index.value + 1]
+        composite = L.LayerGroups(
+            **{g: make_rule(w.value, epsilon.value, gamma.value) for g, w in groups.items()}
+        )
         cls = None if target.value == "predicted" else int(target.value)
         try:
             sums = L.layer_relevances(net, x, cls, composite=composite)
@@ -93,8 +103,9 @@ def explorer(model: nn.Module, images: torch.Tensor, labels=None, class_names=No
         out.outputs = ()
         out.append_display_data(Image(buf.getvalue()))
         kept = values[0] / float(logits[c]) if float(logits[c]) else float("nan")
-        status.value = (f"logit {float(logits[c]):.3f}; input relevance {values[0]:.3f} "
-                        f"({100 * kept:.0f} % of the logit)")
+        status.value = (
+            f"logit {float(logits[c]):.3f}; input relevance {values[0]:.3f} ({100 * kept:.0f} % of the logit)"
+        )
 
     for w in [index, epsilon, gamma, target, no_bias, *groups.values()]:
         w.observe(draw, names="value")

@@ -5,6 +5,7 @@ it with the question id and comparing with the stored hash, so the notebook (and
 file) carry no readable answer key; the explanation appears once the right answer is
 chosen.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -19,28 +20,45 @@ def answer_hash(question_id: str, choice: str) -> str:
 # lesson -> list of (question id, question, options, hash of the right option, explanation)
 QUIZZES: dict[str, list[tuple[str, str, list[str], str, str]]] = {
     "00": [
-        ("00-q1", "A chatbot is judged intelligent because, in a blind conversation, judges cannot tell it from a person.",
-         ["thinking humanly", "acting humanly", "thinking rationally", "acting rationally"],
-         "04aaa71f992e657b",
-         "The Turing test judges behaviour against humans: acting humanly."),
-        ("00-q2", "A program proves theorems by applying the rules of formal logic, one valid inference at a time.",
-         ["thinking humanly", "acting humanly", "thinking rationally", "acting rationally"],
-         "4d0f2fb3c3859ce4",
-         "Correct inference by the 'laws of thought': thinking rationally."),
-        ("00-q3", "A model of human memory is judged by whether it makes the same errors, with the same reaction times, as people in experiments.",
-         ["thinking humanly", "acting humanly", "thinking rationally", "acting rationally"],
-         "01dcd5466379e135",
-         "Cognitive modelling compares the internal process with human minds: thinking humanly."),
-        ("00-q4", "A route planner picks whichever route maximises the expected arrival-on-time, whatever a human driver would do.",
-         ["thinking humanly", "acting humanly", "thinking rationally", "acting rationally"],
-         "ca359311c3795d78",
-         "A rational agent acts to maximise its expected performance: acting rationally (Russell & Norvig's 'standard model')."),
-        ("00-q5", "A digit classifier scores 99 % on its test set. What does that tell us about how it decides?",
-         ["that it reads the strokes as a person would",
-          "nothing by itself: other features could give the same score",
-          "that it cannot be fooled by small changes"],
-         "5f2a0031e6d69acd",
-         "Accuracy measures outcomes, not reasons; lessons 02-10 show models that score well for reasons no person would accept."),
+        (
+            "00-q1",
+            "A chatbot is judged intelligent because, in a blind conversation, judges cannot tell it from a person.",
+            ["thinking humanly", "acting humanly", "thinking rationally", "acting rationally"],
+            "04aaa71f992e657b",
+            "The Turing test judges behaviour against humans: acting humanly.",
+        ),
+        (
+            "00-q2",
+            "A program proves theorems by applying the rules of formal logic, one valid inference at a time.",
+            ["thinking humanly", "acting humanly", "thinking rationally", "acting rationally"],
+            "4d0f2fb3c3859ce4",
+            "Correct inference by the 'laws of thought': thinking rationally.",
+        ),
+        (
+            "00-q3",
+            "A model of human memory is judged by whether it makes the same errors, with the same reaction times, as people in experiments.",
+            ["thinking humanly", "acting humanly", "thinking rationally", "acting rationally"],
+            "01dcd5466379e135",
+            "Cognitive modelling compares the internal process with human minds: thinking humanly.",
+        ),
+        (
+            "00-q4",
+            "A route planner picks whichever route maximises the expected arrival-on-time, whatever a human driver would do.",
+            ["thinking humanly", "acting humanly", "thinking rationally", "acting rationally"],
+            "ca359311c3795d78",
+            "A rational agent acts to maximise its expected performance: acting rationally (Russell & Norvig's 'standard model').",
+        ),
+        (
+            "00-q5",
+            "A digit classifier scores 99 % on its test set. What does that tell us about how it decides?",
+            [
+                "that it reads the strokes as a person would",
+                "nothing by itself: other features could give the same score",
+                "that it cannot be fooled by small changes",
+            ],
+            "5f2a0031e6d69acd",
+            "Accuracy measures outcomes, not reasons; lessons 02-10 show models that score well for reasons no person would accept.",
+        ),
     ],
 }
 

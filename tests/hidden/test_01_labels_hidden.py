@@ -1,5 +1,6 @@
 """Hidden tests for lesson 01 (instructors only: left out of the student release; their
 output is shown to students after the due date)."""
+
 import numpy as np
 import pytest
 
