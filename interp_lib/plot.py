@@ -33,6 +33,7 @@ __all__ = [
     "heatmap_grid",
     "curves",
     "confusion_matrix",
+    "heatmap_images",
     "heatmaps_without_colorbar",
     "SIGNED_CMAP",
     "UNSIGNED_CMAP",
@@ -304,23 +305,28 @@ def confusion_matrix(y_true, y_pred, labels: Sequence[str], ax=None, title: str 
     return ax
 
 
-def heatmaps_without_colorbar(fig) -> list:
-    """The heatmaps in ``fig`` that no colour bar explains (empty when the convention holds).
-
-    A heatmap is an ``AxesImage`` of a 2-D array under a colour map that is not grey (grey
-    and RGB images are pictures). It is explained by a colour bar of the figure whose
-    image has the same colour map and the same limits (a shared bar explains its row).
-    """
-    images = [im for ax in fig.axes for im in ax.get_images()]
-    bars = {
-        (im.get_cmap().name, im.norm.vmin, im.norm.vmax)
-        for im in images
-        if getattr(im, "colorbar", None) is not None
-    }
+def heatmap_images(fig) -> list:
+    """The heatmaps in ``fig``: each ``AxesImage`` of a 2-D array under a colour map that is
+    not grey (grey and RGB images are pictures)."""
     return [
         im
-        for im in images
-        if np.ndim(im.get_array()) == 2
-        and im.get_cmap().name not in GREY_CMAPS
-        and (im.get_cmap().name, im.norm.vmin, im.norm.vmax) not in bars
+        for ax in fig.axes
+        for im in ax.get_images()
+        if np.ndim(im.get_array()) == 2 and im.get_cmap().name not in GREY_CMAPS
     ]
+
+
+def heatmaps_without_colorbar(fig) -> list:
+    """The heatmaps in ``fig`` (:func:`heatmap_images`) that no colour bar explains: empty
+    when the convention holds.
+
+    A heatmap is explained by a colour bar of the figure whose image has the same colour
+    map and the same limits (so a shared bar explains its row or grid).
+    """
+    bars = {
+        (im.get_cmap().name, im.norm.vmin, im.norm.vmax)
+        for ax in fig.axes
+        for im in ax.get_images()
+        if getattr(im, "colorbar", None) is not None
+    }
+    return [im for im in heatmap_images(fig) if (im.get_cmap().name, im.norm.vmin, im.norm.vmax) not in bars]
