@@ -1,7 +1,20 @@
 """Plotting for the lessons: image grids, attribution heatmaps, curves (matplotlib).
 
-Colour maps are colour-blind safe: ``"cividis"`` for unsigned maps and a diverging
-``"RdBu_r"`` centred at 0 for signed relevance (red positive, blue negative).
+The figure convention (issue #14), the same in every lesson and widget:
+
+* Signed maps use the diverging ``SIGNED_CMAP`` (``"RdBu_r"``: red positive, blue
+  negative) centred at 0 with symmetric limits ``±L``; unsigned maps use the sequential
+  ``UNSIGNED_CMAP`` (``"cividis"``) from 0 to ``L``. ``L`` is the ``clip_percentile``-th
+  percentile of ``|a|`` (99 by default, as captum's visualisation clips), so a few extreme
+  pixels do not wash out the rest; :func:`limits` computes it, and everything uses it.
+* Every heatmap has a colour bar: :func:`heatmap` draws one unless its caller draws a
+  shared one; :func:`heatmap_grid` draws one per row (or one for the grid).
+* A grid that compares shares its scale (:func:`heatmap_grid`'s ``shared``); a panel on
+  its own scale says so (``"(own scale)"``).
+* ``image=`` / ``overlay=True`` draws the map over the grey image with ``alpha``.
+* Titles are at least ``TITLE_SIZE`` (9) pt, colour-bar tick labels ``TICK_SIZE`` (8) pt.
+
+Both colour maps are colour-blind safe.
 """
 
 from __future__ import annotations
@@ -14,17 +27,28 @@ import torch
 
 __all__ = [
     "to_image",
+    "limits",
     "image_grid",
     "heatmap",
     "heatmap_grid",
     "curves",
     "confusion_matrix",
+    "heatmap_images",
+    "heatmaps_without_colorbar",
     "SIGNED_CMAP",
     "UNSIGNED_CMAP",
+    "CLIP_PERCENTILE",
+    "TITLE_SIZE",
+    "TICK_SIZE",
 ]
 
 SIGNED_CMAP = "RdBu_r"
 UNSIGNED_CMAP = "cividis"
+CLIP_PERCENTILE = 99.0
+TITLE_SIZE = 9
+TICK_SIZE = 8
+# colour maps of images, not of heatmaps (heatmaps_without_colorbar skips them)
+GREY_CMAPS = ("gray", "gray_r", "Greys", "Greys_r", "binary", "binary_r", "gist_gray", "gist_gray_r")
 
 
 def to_image(x) -> np.ndarray:
@@ -33,6 +57,43 @@ def to_image(x) -> np.ndarray:
     if arr.ndim == 3:
         arr = arr[0] if arr.shape[0] == 1 else np.transpose(arr, (1, 2, 0))
     return arr
+
+
+def _map2d(attribution) -> np.ndarray:
+    """An attribution ``(C, H, W)``/``(H, W)`` as one ``(H, W)`` map (channels summed)."""
+    a = to_image(attribution)
+    return a.sum(-1) if a.ndim == 3 else a
+
+
+def limits(a, signed: bool = True, clip_percentile: float = CLIP_PERCENTILE) -> tuple[float, float]:
+    """Colour limits ``(vmin, vmax)`` of a map, or of several maps sharing one scale.
+
+    ``L`` is the ``clip_percentile``-th percentile of ``|a|`` over all (finite) values of
+    ``a`` (a tensor, an array or a list of them); values beyond it saturate. Signed maps
+    get ``(-L, L)``, unsigned maps ``(0, L)``. When the percentile is 0 (a map that is
+    mostly zeros), ``L`` is ``max |a|``; an all-zero map gets ``L = 1``.
+    """
+    parts = a if isinstance(a, (list, tuple)) else [a]
+    values = np.abs(np.concatenate([to_image(p).ravel() for p in parts]))
+    values = values[np.isfinite(values)]
+    lim = float(np.percentile(values, clip_percentile)) if values.size else 0.0
+    if lim <= 0:
+        lim = float(values.max()) if values.size else 0.0
+    lim = lim or 1.0
+    return (-lim, lim) if signed else (0.0, lim)
+
+
+def _colorbar(im, **where):
+    """A colour bar for ``im`` (``ax=`` beside one axes, or ``cax=``), ticks at ``TICK_SIZE``."""
+    cb = im.axes.figure.colorbar(im, **where)
+    cb.ax.tick_params(labelsize=TICK_SIZE)
+    return cb
+
+
+def _grey(image) -> np.ndarray:
+    """An image in [0, 1] as one grey ``(H, W)`` channel (RGB averaged), for overlays."""
+    img = np.clip(to_image(image), 0, 1)
+    return img.mean(-1) if img.ndim == 3 else img
 
 
 def _axes_grid(n: int, ncols: int | None, size: float):
@@ -58,38 +119,49 @@ def image_grid(
     for i, (ax, img) in enumerate(zip(axes, images)):
         ax.imshow(np.clip(to_image(img), 0, 1), cmap=cmap, vmin=0, vmax=1)
         if titles is not None:
-            ax.set_title(titles[i], fontsize=8)
+            ax.set_title(titles[i], fontsize=TITLE_SIZE)
     if suptitle:
         fig.suptitle(suptitle)
     fig.tight_layout()
     return fig
 
 
-def heatmap(ax, attribution, signed: bool = True, image=None, alpha: float = 0.6, title: str | None = None):
-    """Draw one attribution map on ``ax`` (channels summed), optionally over ``image``.
+def heatmap(
+    ax,
+    attribution,
+    signed: bool = True,
+    image=None,
+    alpha: float = 0.6,
+    title: str | None = None,
+    *,
+    clip_percentile: float = CLIP_PERCENTILE,
+    lim: tuple[float, float] | None = None,
+    colorbar: bool = True,
+):
+    """Draw one attribution map on ``ax`` (channels summed); returns the ``AxesImage``.
 
-    Signed maps use a diverging colour map centred at 0 (symmetric limits); unsigned
-    maps use ``cividis`` from 0.
+    Signed maps: ``SIGNED_CMAP`` centred at 0; unsigned: ``UNSIGNED_CMAP`` from 0; the
+    limits are ``lim`` if given (a scale shared with other panels), else
+    ``limits(attribution, signed, clip_percentile)``. With ``image`` (in [0, 1]) the map
+    is drawn with ``alpha`` over the image in grey. ``colorbar=False`` only when the
+    caller draws a shared colour bar for this image.
     """
-    a = to_image(attribution)
-    if a.ndim == 3:
-        a = a.sum(-1)
+    a = _map2d(attribution)
+    vmin, vmax = lim if lim is not None else limits(a, signed, clip_percentile)
     if image is not None:
-        ax.imshow(np.clip(to_image(image), 0, 1), cmap="gray")
-    if signed:
-        lim = float(np.abs(a).max()) or 1.0
-        im = ax.imshow(a, cmap=SIGNED_CMAP, vmin=-lim, vmax=lim, alpha=alpha if image is not None else 1.0)
-    else:
-        im = ax.imshow(
-            a,
-            cmap=UNSIGNED_CMAP,
-            vmin=0,
-            vmax=float(a.max()) or 1.0,
-            alpha=alpha if image is not None else 1.0,
-        )
+        ax.imshow(_grey(image), cmap="gray", vmin=0, vmax=1)
+    im = ax.imshow(
+        a,
+        cmap=SIGNED_CMAP if signed else UNSIGNED_CMAP,
+        vmin=vmin,
+        vmax=vmax,
+        alpha=alpha if image is not None else None,
+    )
     ax.axis("off")
     if title:
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title, fontsize=TITLE_SIZE)
+    if colorbar:
+        _colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     return im
 
 
@@ -99,30 +171,82 @@ def heatmap_grid(
     signed: bool | dict = True,
     size: float = 1.5,
     col_titles: Sequence[str] | None = None,
+    *,
+    shared: bool | str = True,
+    clip_percentile: float = CLIP_PERCENTILE,
+    overlay: bool = False,
+    alpha: float = 0.6,
 ):
     """One row per method (``{name: attributions (N, C, H, W)}``), one column per image.
 
-    With ``images`` given, a first row shows the inputs.
+    With ``images`` given, a first row shows the inputs (and ``overlay=True`` draws each
+    map over its image in grey with ``alpha``). ``signed`` is one flag or one per row.
+
+    ``shared`` sets the colour scale (limits from :func:`limits` at ``clip_percentile``):
+
+    * ``True`` or ``"row"`` (default): one scale per row, with its colour bar at the
+      row's end. Rows are different methods, whose units differ (a gradient, relevance
+      summing to the logit, a drop in score), so one scale for the grid would blank out
+      the smaller ones; within a row, images compare honestly.
+    * ``"grid"``: one scale and one colour bar for the whole grid, for rows that are
+      settings of one method (noise levels, trained vs randomised model); all rows must
+      then be signed, or all unsigned.
+    * ``False``: every panel on its own scale, with its own colour bar; the row's label
+      says "(own scale)".
     """
+    mode = {True: "row", False: "own", "row": "row", "grid": "grid"}.get(shared)
+    if mode is None:
+        raise ValueError(f"shared must be True, False, 'row' or 'grid', not {shared!r}")
     names = list(rows)
+    sgn = {name: signed[name] if isinstance(signed, dict) else signed for name in names}
+    if mode == "grid" and len(set(sgn.values())) > 1:
+        raise ValueError("shared='grid' needs all rows signed or all unsigned (use shared='row')")
     n = len(next(iter(rows.values())))
     extra = 1 if images is not None else 0
-    fig, axes = plt.subplots(
-        len(names) + extra, n, figsize=(size * n + 1.2, size * (len(names) + extra)), squeeze=False
-    )
+    bar = mode != "own"  # a column of colour bars at the right
+    fig = plt.figure(figsize=(size * n + 1.2 + 0.6 * bar, size * (len(names) + extra)))
+    grid = fig.add_gridspec(len(names) + extra, n + bar, width_ratios=[1.0] * n + [0.08] * bar)
+    axes = np.array([[fig.add_subplot(grid[i, j]) for j in range(n)] for i in range(len(names) + extra)])
     if images is not None:
         for j in range(n):
             axes[0, j].imshow(np.clip(to_image(images[j]), 0, 1), cmap="gray")
             axes[0, j].axis("off")
             if col_titles is not None:
-                axes[0, j].set_title(col_titles[j], fontsize=8)
+                axes[0, j].set_title(col_titles[j], fontsize=TITLE_SIZE)
+    maps = {name: [_map2d(a) for a in rows[name]] for name in names}
+    lim = (
+        limits([m for ms in maps.values() for m in ms], sgn[names[0]], clip_percentile)
+        if mode == "grid"
+        else None
+    )
     for i, name in enumerate(names):
-        sgn = signed[name] if isinstance(signed, dict) else signed
+        if mode == "row":
+            lim = limits(maps[name], sgn[name], clip_percentile)
         for j in range(n):
-            heatmap(axes[i + extra, j], rows[name][j], signed=sgn)
+            im = heatmap(
+                axes[i + extra, j],
+                maps[name][j],
+                signed=sgn[name],
+                image=images[j] if overlay and images is not None else None,
+                alpha=alpha,
+                clip_percentile=clip_percentile,
+                lim=lim,
+                colorbar=mode == "own",
+            )
+        if mode == "row":
+            _colorbar(im, cax=fig.add_subplot(grid[i + extra, n]))
+        label = f"{name} (own scale)" if mode == "own" else name
         axes[i + extra, 0].text(
-            -0.1, 0.5, name, transform=axes[i + extra, 0].transAxes, ha="right", va="center", fontsize=9
+            -0.1,
+            0.5,
+            label,
+            transform=axes[i + extra, 0].transAxes,
+            ha="right",
+            va="center",
+            fontsize=TITLE_SIZE,
         )
+    if mode == "grid":
+        _colorbar(im, cax=fig.add_subplot(grid[extra:, n]))
     fig.tight_layout()
     return fig
 
@@ -158,7 +282,8 @@ def confusion_matrix(y_true, y_pred, labels: Sequence[str], ax=None, title: str 
     np.add.at(cm, (y_true, y_pred), 1)
     if ax is None:
         _, ax = plt.subplots(figsize=(0.45 * k + 1.5, 0.45 * k + 1.2))
-    ax.imshow(cm, cmap=UNSIGNED_CMAP)
+    im = ax.imshow(cm, cmap=UNSIGNED_CMAP, vmin=0, vmax=max(int(cm.max()), 1))
+    _colorbar(im, ax=ax, fraction=0.046, pad=0.04).set_label("count", fontsize=TICK_SIZE)
     for i in range(k):
         for j in range(k):
             if cm[i, j]:
@@ -178,3 +303,30 @@ def confusion_matrix(y_true, y_pred, labels: Sequence[str], ax=None, title: str 
     if title:
         ax.set_title(title)
     return ax
+
+
+def heatmap_images(fig) -> list:
+    """The heatmaps in ``fig``: each ``AxesImage`` of a 2-D array under a colour map that is
+    not grey (grey and RGB images are pictures)."""
+    return [
+        im
+        for ax in fig.axes
+        for im in ax.get_images()
+        if np.ndim(im.get_array()) == 2 and im.get_cmap().name not in GREY_CMAPS
+    ]
+
+
+def heatmaps_without_colorbar(fig) -> list:
+    """The heatmaps in ``fig`` (:func:`heatmap_images`) that no colour bar explains: empty
+    when the convention holds.
+
+    A heatmap is explained by a colour bar of the figure whose image has the same colour
+    map and the same limits (so a shared bar explains its row or grid).
+    """
+    bars = {
+        (im.get_cmap().name, im.norm.vmin, im.norm.vmax)
+        for ax in fig.axes
+        for im in ax.get_images()
+        if getattr(im, "colorbar", None) is not None
+    }
+    return [im for im in heatmap_images(fig) if (im.get_cmap().name, im.norm.vmin, im.norm.vmax) not in bars]
