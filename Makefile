@@ -8,7 +8,8 @@ LAB_ARGS ?=
 # pip without its chatter: errors still show; one line of ours per step instead
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PIP_ROOT_USER_ACTION := ignore
-PIP    := $(PY) -m pip install --quiet --progress-bar off --no-input
+# (setuptools' "Editable installation" notice is about the flat layout, which is deliberate)
+PIP    := PYTHONWARNINGS="ignore:Editable installation" $(PY) -m pip install --quiet --progress-bar off --no-input
 
 .PHONY: lab test lint check execute train bench clean-venv help
 .DEFAULT_GOAL := help
