@@ -89,9 +89,11 @@ TEMPLATE = r"""{%- extends 'index.html.j2' -%}
 .reveal .jp-RenderedHTMLCommon mjx-container[display="true"] { margin: 4px 0 !important; }
 .reveal pre, .reveal .jp-RenderedHTMLCommon pre, .reveal .highlight pre {
   font-size: @code@px; line-height: 1.3; white-space: pre-wrap; overflow-wrap: anywhere;
-  overflow: visible; margin: 0 0 @gap@px 0; padding: 4px 8px; }
+  overflow: visible; margin: 0 0 @gap@px 0; padding: 4px 8px; width: auto; max-width: 100%;
+  box-sizing: border-box; }
 .reveal .highlight { margin: 0 0 @gap@px 0; }
-.reveal .jp-InputArea-editor, .reveal .jp-CodeMirrorEditor { overflow: visible; }
+.reveal .jp-InputArea-editor, .reveal .jp-CodeMirrorEditor { overflow: visible; min-width: 0;
+  max-width: 100%; border: 0; }
 .reveal .jp-Cell, .reveal .jp-MarkdownCell, .reveal .jp-CodeCell { padding: 0; margin: 0; }
 .reveal .jp-InputPrompt, .reveal .jp-OutputPrompt { display: none; }
 .reveal img.lecture-figure { display: block; margin: 0 auto @gap@px auto; max-width: 100%;
