@@ -4,6 +4,12 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
+LAB_ARGS ?=
+# pip without its chatter: errors still show; one line of ours per step instead
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+export PIP_ROOT_USER_ACTION := ignore
+# (setuptools' "Editable installation" notice is about the flat layout, which is deliberate)
+PIP    := PYTHONWARNINGS="ignore:Editable installation" $(PY) -m pip install --quiet --progress-bar off --no-input
 
 .PHONY: lab test lint check execute train bench clean-venv help
 .DEFAULT_GOAL := help
@@ -17,19 +23,23 @@ help:
 	@echo "make bench    benchmark lessons and methods -> bench/results.json (maintainers)"
 
 $(PY):
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+	@echo "[1/3] creating $(VENV) with $$($(PYTHON) --version 2>&1) and upgrading pip"
+	@$(PYTHON) -m venv $(VENV)
+	@$(PIP) --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e .
-	touch $@
+	@echo "[2/3] installing the course and its dependencies into $(VENV) (first run: a few minutes, torch is large)"
+	@start=$$(date +%s); $(PIP) -e . && echo "      done in $$(( $$(date +%s) - start )) s"
+	@touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e ".[dev]"
-	touch $@ $(VENV)/.installed
+	@echo "[2/3] installing the course with the dev extras into $(VENV) (first run: a few minutes)"
+	@start=$$(date +%s); $(PIP) -e ".[dev]" && echo "      done in $$(( $$(date +%s) - start )) s"
+	@touch $@ $(VENV)/.installed
 
 lab: $(VENV)/.installed
-	$(PY) -m interp_lib lab
+	@echo "[3/3] starting JupyterLab on the lessons (Ctrl-C stops it)"
+	@$(PY) -m interp_lib lab $(LAB_ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check --quiet .

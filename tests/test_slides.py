@@ -1,5 +1,6 @@
 """Lecture slides: every lesson carries slide metadata, decks refer only to local assets,
-and a rendered deck shows its slides and typeset math in headless Chromium, offline."""
+a rendered deck shows its slides and typeset math in headless Chromium, offline, every
+slide of every deck fits 1280 x 720, and only the instructor build has speaker notes."""
 
 import functools
 import http.server
@@ -154,3 +155,97 @@ def test_deck_renders_slides_and_math_offline(chromium, deck_dir, scheme):
     assert typeset >= 2 and display >= 1, f"{typeset} typeset formulas ({display} displayed)"
     assert math_errors == 0
     assert visible, "the displayed formula is not visible on its slide"
+
+
+def test_lecture_layout_hides_code_and_keeps_outputs():
+    nb = nbformat.v4.new_notebook()
+    md = nbformat.v4.new_markdown_cell("## Title\n\nOne idea.\n\n### Detail\n\nAnother idea.")
+    hidden = nbformat.v4.new_code_cell("print('verdict')")
+    hidden.outputs = [nbformat.v4.new_output("stream", name="stdout", text="verdict: correct\n")]
+    shown = nbformat.v4.new_code_cell("x = 1  # shown")
+    shown.metadata["tags"] = [slides.SHOW_CODE_TAG]
+    for cell, kind in ((md, "slide"), (hidden, "-"), (shown, "-")):
+        cell.metadata["slideshow"] = {"slide_type": kind}
+    nb.cells = [md, hidden, shown]
+    lecture = slides.lecture_notebook(nb)
+    kinds = [c.metadata.slideshow.slide_type for c in lecture.cells]
+    assert kinds[:2] == ["slide", "subslide"], kinds  # a sub-heading opens a sub-slide
+    code = [c.source for c in lecture.cells if c.cell_type == "code"]
+    assert code == ["x = 1  # shown"], code
+    assert any("verdict: correct" in c.source for c in lecture.cells)
+    assert not any("print(" in c.source for c in lecture.cells)
+
+
+MEASURE_SLIDES = """() => {
+  const cfg = Reveal.getConfig();
+  const leaves = [...document.querySelectorAll('.reveal .slides section')]
+      .filter(s => !s.querySelector('section'));
+  return leaves.map(s => {
+    const i = Reveal.getIndices(s);
+    Reveal.slide(i.h, i.v);
+    const box = s.getBoundingClientRect();
+    const cut = [];
+    for (const el of s.querySelectorAll('pre, img, table, .jp-OutputArea, mjx-container')) {
+      const r = el.getBoundingClientRect();
+      const scrolls = getComputedStyle(el).overflowX !== 'visible' && el.scrollWidth > el.clientWidth + 1;
+      if (scrolls || r.right > box.right + 1 || r.left < box.left - 1) cut.push(el.tagName);
+    }
+    return {h: i.h, v: i.v, height: s.scrollHeight, width: s.scrollWidth,
+            slideW: cfg.width, slideH: cfg.height, cut: cut,
+            notes: s.querySelectorAll('aside.notes').length};
+  });
+}"""
+
+
+def _measure(page, deck):
+    page.goto(deck.as_uri())
+    page.wait_for_function(
+        "window.interpDeckReady === true && window.MathJax && MathJax.startup && MathJax.startup.promise",
+        timeout=60_000,
+    )
+    page.evaluate("MathJax.startup.promise")
+    return page.evaluate(MEASURE_SLIDES)
+
+
+@pytest.mark.npm
+@pytest.mark.browser
+@pytest.mark.slow
+def test_every_slide_fits_and_notes_only_for_instructors(chromium, deck_dir):
+    """Every deck, student and instructor build, measured in one browser."""
+    executable, sync_api = chromium
+    student = slides.build(out=deck_dir, quiet=True)
+    teacher_dir = slides.INSTRUCTOR_OUT
+    teacher = slides.build(out=teacher_dir, quiet=True, instructor=True)
+    assert len(student) == len(teacher) == len(common.lesson_paths()) == 11
+    report, problems = {}, []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 720})
+            for deck in student:
+                shown = _measure(page, deck)
+                report[deck.name[:2]] = (len(shown), max(s["height"] for s in shown))
+                for s in shown:
+                    where = f"{deck.name} slide {s['h']}/{s['v']}"
+                    assert (
+                        (s["slideW"], s["slideH"]) == (slides.SLIDE_WIDTH, slides.SLIDE_HEIGHT) == (1280, 720)
+                    )
+                    if s["height"] > s["slideH"]:
+                        problems.append(f"{where}: {s['height']} px high")
+                    if s["width"] > s["slideW"] or s["cut"]:
+                        problems.append(f"{where}: cut horizontally ({s['width']} px, {s['cut']})")
+                    if s["notes"]:
+                        problems.append(f"{where}: speaker notes in the student build")
+            notes = _measure(page, teacher[5])  # lesson 05, measured for its notes
+        finally:
+            browser.close()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "slides_layout.json").write_text(json.dumps(report, indent=1) + "\n")
+    assert not problems, "\n".join(problems)
+    assert sum(s["notes"] for s in notes) == 5, "lesson 05's five discussion questions carry notes"
+    for deck in student:
+        html = deck.read_text(encoding="utf-8")
+        assert 'class="notes"' not in html and "Model answer" not in html, deck.name
+    for deck in teacher:
+        html = deck.read_text(encoding="utf-8")
+        assert html.count('<aside class="notes">') >= 4 and "Model answer" in html, deck.name

@@ -24,6 +24,20 @@ from .common import ROOT, execute_notebook, format_table, lesson_paths, run_test
 # --------------------------------------------------------------------------- lab
 
 
+#: Jupyter configuration the ``lab`` command adds to JupyterLab's search path (never to the
+#: user's own): labconfig/page_config.json disables the news/update announcements plugin,
+#: so a first start does not ask about "official Jupyter news".
+LAB_CONFIG = pathlib.Path(__file__).resolve().parent / "jupyter"
+
+
+def lab_environment(environ=None) -> dict[str, str]:
+    """The environment JupyterLab runs with: ``LAB_CONFIG`` first on JUPYTER_CONFIG_PATH."""
+    env = dict(os.environ if environ is None else environ)
+    paths = [p for p in env.get("JUPYTER_CONFIG_PATH", "").split(os.pathsep) if p and p != str(LAB_CONFIG)]
+    env["JUPYTER_CONFIG_PATH"] = os.pathsep.join([str(LAB_CONFIG), *paths])
+    return env
+
+
 def cmd_lab(args: argparse.Namespace) -> int:
     """Serve JupyterLab from the repository root, opening the lessons."""
     cmd = [
@@ -41,7 +55,8 @@ def cmd_lab(args: argparse.Namespace) -> int:
         cmd.append("--allow-root")  # containers and CI machines run as root
     cmd += args.extra
     os.chdir(ROOT)
-    os.execv(sys.executable, cmd)  # JupyterLab replaces this process: stopping it stops the server
+    # JupyterLab replaces this process: stopping it stops the server
+    os.execve(sys.executable, cmd, lab_environment())
 
 
 # --------------------------------------------------------------------------- check

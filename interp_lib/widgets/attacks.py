@@ -5,7 +5,6 @@ Silent: it draws into an ``Output`` widget and never prints from a callback.
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import torch
 
 __all__ = ["attack_explorer", "perturb"]
@@ -33,14 +32,21 @@ def attack_explorer(model, x, y, class_names=None, max_eps: float = 0.3):
     the top predictions with their probabilities.
     """
     import ipywidgets as W
-    from IPython.display import display
+
+    from . import LABEL_FONT, TITLE_FONT, description_style, figure, show
 
     names = class_names or [str(i) for i in range(1000)]
-    index = W.IntSlider(0, 0, len(x) - 1, description="image")
+    style = description_style("60px")
+    index = W.IntSlider(0, 0, len(x) - 1, description="image", style=style)
     attack = W.ToggleButtons(
-        options=[("noise", "noise"), ("FGSM", "fgsm"), ("PGD-10", "pgd")], value="fgsm", description="attack"
+        options=[("noise", "noise"), ("FGSM", "fgsm"), ("PGD-10", "pgd")],
+        value="fgsm",
+        description="attack",
+        style={**style, "button_width": "80px"},
     )
-    eps = W.FloatSlider(0.1, min=0.0, max=max_eps, step=0.01, description="epsilon", readout_format=".2f")
+    eps = W.FloatSlider(
+        0.1, min=0.0, max=max_eps, step=0.01, description="epsilon", readout_format=".2f", style=style
+    )
     out = W.Output()
 
     def draw(*_):
@@ -50,33 +56,32 @@ def attack_explorer(model, x, y, class_names=None, max_eps: float = 0.3):
         with torch.no_grad():
             p_clean = model(xi).softmax(1)[0]
             p_adv = model(adv).softmax(1)[0]
-        fig, axes = plt.subplots(1, 4, figsize=(11, 2.8))
+        fig = figure((11, 3.0))
+        axes = fig.subplots(1, 4)
         img = lambda t: t[0].permute(1, 2, 0).squeeze(-1).numpy()  # noqa: E731
         cmap = "gray" if x.shape[1] == 1 else None
         axes[0].imshow(img(xi), cmap=cmap, vmin=0, vmax=1)
-        axes[0].set_title(f"clean: {names[p_clean.argmax()]} ({p_clean.max():.0%})", fontsize=9)
+        axes[0].set_title(f"clean: {names[p_clean.argmax()]} ({p_clean.max():.0%})", fontsize=TITLE_FONT)
         delta = (adv - xi)[0].sum(0).numpy()
         lim = max(abs(delta).max(), 1e-8)
         axes[1].imshow(delta, cmap="RdBu_r", vmin=-lim, vmax=lim)
-        axes[1].set_title(f"perturbation (max |d| = {lim:.2f})", fontsize=9)
+        axes[1].set_title(f"perturbation (max |d| = {lim:.2f})", fontsize=TITLE_FONT)
         axes[2].imshow(img(adv), cmap=cmap, vmin=0, vmax=1)
-        axes[2].set_title(f"attacked: {names[p_adv.argmax()]} ({p_adv.max():.0%})", fontsize=9)
+        axes[2].set_title(f"attacked: {names[p_adv.argmax()]} ({p_adv.max():.0%})", fontsize=TITLE_FONT)
         for ax in axes[:3]:
             ax.axis("off")
         k = len(p_adv)
         axes[3].barh(range(k), p_clean.numpy(), color="0.7", label="clean")
         axes[3].barh(range(k), p_adv.numpy(), height=0.4, color="C3", label="attacked")
-        axes[3].set_yticks(range(k), names[:k], fontsize=7)
+        axes[3].set_yticks(range(k), names[:k], fontsize=LABEL_FONT)
+        axes[3].tick_params(axis="x", labelsize=LABEL_FONT)
         axes[3].set_xlim(0, 1)
-        axes[3].legend(fontsize=7)
-        axes[3].set_title(f"true class: {names[int(yi)]}", fontsize=9)
+        axes[3].legend(fontsize=LABEL_FONT)
+        axes[3].set_title(f"true class: {names[int(yi)]}", fontsize=TITLE_FONT)
         fig.tight_layout()
-        out.clear_output(wait=True)
-        with out:
-            display(fig)
-        plt.close(fig)
+        show(out, fig)
 
     for w in (index, attack, eps):
         w.observe(draw, names="value")
     draw()
-    return W.VBox([W.HBox([index, eps]), attack, out])
+    return W.VBox([W.HBox([index, eps]), attack, out])  # the toggle buttons' label beside them

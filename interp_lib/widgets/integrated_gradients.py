@@ -5,7 +5,6 @@ Silent: it draws into an ``Output`` widget and never prints from a callback.
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import torch
 
 __all__ = ["BASELINES", "make_baseline", "ig_explorer"]
@@ -45,18 +44,21 @@ def ig_explorer(model, x, y, data_mean=None, class_names=None):
     ``sum IG - (S(x) - S(x'))`` in the title.
     """
     import ipywidgets as W
-    from IPython.display import display
 
     from ..integrated_gradients import METHODS, completeness_gap, integrated_gradients
     from ..plot import heatmap, to_image
+    from . import TITLE_FONT, description_style, figure, show
 
     k = model[-1].out_features if hasattr(model[-1], "out_features") else 10
     names = class_names or [str(i) for i in range(k)]
-    index = W.IntSlider(0, 0, len(x) - 1, description="image")
-    target = W.Dropdown(options=[(n, i) for i, n in enumerate(names)], value=int(y[0]), description="class")
-    method = W.Dropdown(options=list(METHODS), value="gausslegendre", description="rule")
-    steps = W.IntSlider(16, 2, 128, description="steps")
-    base = W.Dropdown(options=list(BASELINES), value="black", description="baseline")
+    style = description_style("70px")
+    index = W.IntSlider(0, 0, len(x) - 1, description="image", style=style)
+    target = W.Dropdown(
+        options=[(n, i) for i, n in enumerate(names)], value=int(y[0]), description="class", style=style
+    )
+    method = W.Dropdown(options=list(METHODS), value="gausslegendre", description="rule", style=style)
+    steps = W.IntSlider(16, 2, 128, description="steps", style=style)
+    base = W.Dropdown(options=list(BASELINES), value="black", description="baseline", style=style)
     out = W.Output()
 
     def draw(*_):
@@ -66,12 +68,13 @@ def ig_explorer(model, x, y, data_mean=None, class_names=None):
         gap = completeness_gap(model, xi, target.value, a, baseline=b).item()
         with torch.no_grad():
             change = (model(xi)[0, target.value] - model(b)[0, target.value]).item()
-        fig, axes = plt.subplots(1, 3, figsize=(8.5, 3))
+        fig = figure((8.5, 3.2))
+        axes = fig.subplots(1, 3)
         cmap = "gray" if x.shape[1] == 1 else None
         axes[0].imshow(to_image(xi[0]).clip(0, 1), cmap=cmap, vmin=0, vmax=1)
-        axes[0].set_title("input", fontsize=9)
+        axes[0].set_title("input", fontsize=TITLE_FONT)
         axes[1].imshow(to_image(b[0]).clip(0, 1), cmap=cmap, vmin=0, vmax=1)
-        axes[1].set_title(f"baseline: {base.value}", fontsize=9)
+        axes[1].set_title(f"baseline: {base.value}", fontsize=TITLE_FONT)
         for ax in axes[:2]:
             ax.axis("off")
         heatmap(
@@ -81,10 +84,7 @@ def ig_explorer(model, x, y, data_mean=None, class_names=None):
             title=f"IG for '{names[target.value]}'\nS(x)-S(x')={change:.2f}, gap={gap:+.3f}",
         )
         fig.tight_layout()
-        out.clear_output(wait=True)
-        with out:
-            display(fig)
-        plt.close(fig)
+        show(out, fig)
 
     def new_image(*_):
         target.value = int(y[index.value])

@@ -38,17 +38,14 @@ def make_rule(choice: str, epsilon: float = 0.25, gamma: float = 0.25, zero_bias
 
 def explorer(model: nn.Module, images: torch.Tensor, labels=None, class_names=None):
     """An LRP explorer for a shipped sequential CNN and a batch of ``images`` in [0, 1]."""
-    import io
-
     import ipywidgets as W
-    from IPython.display import Image
-    from matplotlib.figure import Figure
 
     from .. import lrp as L
     from ..models import bias_free_copy
     from ..plot import heatmap, to_image
+    from . import LABEL_FONT, TITLE_FONT, description_style, figure, show
 
-    style = {"description_width": "90px"}
+    style = description_style("90px")
     index = W.IntSlider(0, 0, len(images) - 1, description="image", style=style)
     groups = {
         g: W.Dropdown(options=opts, value=opts[0], description=g, style=style) for g, opts in _CHOICES.items()
@@ -61,8 +58,8 @@ def explorer(model: nn.Module, images: torch.Tensor, labels=None, class_names=No
         description="class",
         style=style,
     )
-    no_bias = W.Checkbox(False, description="bias-free copy of the model")
-    status = W.HTML()
+    no_bias = W.Checkbox(False, description="bias-free copy of the model", style=style)
+    status = W.HTML(layout=W.Layout(margin="4px 0 0 94px"))  # its own line, under the controls
     out = W.Output()
     clean = bias_free_copy(model)
 
@@ -83,25 +80,23 @@ def explorer(model: nn.Module, images: torch.Tensor, labels=None, class_names=No
         c = int(logits.argmax()) if cls is None else cls
         name = class_names[c] if class_names else str(c)
         # drawn off-screen and appended to the Output widget: nothing reaches the kernel output
-        fig = Figure(figsize=(10, 3.0))
+        fig = figure((10, 3.2))
         axes = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1, 1, 1.6]})
         axes[0].imshow(to_image(x[0]).clip(0, 1), cmap="gray", vmin=0, vmax=1)
         axes[0].axis("off")
         truth = f" (label {labels[index.value]})" if labels is not None else ""
-        axes[0].set_title(f"image{truth}", fontsize=9)
+        axes[0].set_title(f"image{truth}", fontsize=TITLE_FONT)
         heatmap(axes[1], R[0], signed=True, title=f"relevance for class {name}")
         names = list(sums)
         values = [float(v[0]) for v in sums.values()]
         axes[2].bar(range(len(values)), values, color="#4477aa")
         axes[2].axhline(float(logits[c]), color="#cc6677", ls="--", label="logit")
-        axes[2].set_xticks(range(len(values)), names, rotation=60, fontsize=7)
-        axes[2].set_title("relevance summed per layer (its input)", fontsize=9)
-        axes[2].legend(fontsize=8)
+        axes[2].set_xticks(range(len(values)), names, rotation=60, fontsize=LABEL_FONT)
+        axes[2].tick_params(axis="y", labelsize=LABEL_FONT)
+        axes[2].set_title("relevance summed per layer (its input)", fontsize=TITLE_FONT)
+        axes[2].legend(fontsize=LABEL_FONT)
         fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=80)
-        out.outputs = ()
-        out.append_display_data(Image(buf.getvalue()))
+        show(out, fig)
         kept = values[0] / float(logits[c]) if float(logits[c]) else float("nan")
         status.value = (
             f"logit {float(logits[c]):.3f}; input relevance {values[0]:.3f} ({100 * kept:.0f} % of the logit)"
@@ -111,5 +106,5 @@ def explorer(model: nn.Module, images: torch.Tensor, labels=None, class_names=No
         w.observe(draw, names="value")
     draw()
     left = W.VBox([index, target, *groups.values()])
-    right = W.VBox([epsilon, gamma, no_bias, status])
-    return W.VBox([W.HBox([left, right]), out])
+    right = W.VBox([epsilon, gamma, no_bias])
+    return W.VBox([W.HBox([left, right]), status, out])

@@ -1,0 +1,115 @@
+"""The lessons' explorers, built with the shipped models: figures at >= 100 dpi with
+text of >= 8 pt, every control labelled with one description width per explorer (the
+labels sit beside their controls), the LRP status on its own line, and lesson 06's
+explorer opening on a unit that fires on the dataset."""
+
+import io
+
+import pytest
+import torch
+
+W = pytest.importorskip("ipywidgets")
+Image = pytest.importorskip("PIL.Image")
+
+from interp_lib import widgets  # noqa: E402
+from interp_lib.widgets import attacks, featvis, integrated_gradients, lrp  # noqa: E402
+
+
+def _controls(box):
+    """Every labelled control inside ``box`` (depth first)."""
+    found = []
+    for child in box.children:
+        if isinstance(child, W.Box):
+            found += _controls(child)
+        elif isinstance(child, (W.ValueWidget, W.Button)) and getattr(child, "description", ""):
+            found.append(child)
+    return found
+
+
+def _outputs(box):
+    found = []
+    for child in box.children:
+        if isinstance(child, W.Output):
+            found.append(child)
+        elif isinstance(child, W.Box):
+            found += _outputs(child)
+    return found
+
+
+def _check_figure(box):
+    (out,) = _outputs(box)
+    png = out.outputs[-1]["data"]["image/png"]
+    raw = png if isinstance(png, bytes) else __import__("base64").b64decode(png)
+    dpi = Image.open(io.BytesIO(raw)).info["dpi"]
+    assert min(dpi) >= 99.5 and widgets.DPI >= 100, f"figure at {dpi} dpi"
+    fig = out.figure
+    assert fig.dpi >= 100
+    import matplotlib.text
+
+    texts = [t for t in fig.findobj(matplotlib.text.Text) if t.get_visible() and t.get_text().strip()]
+    assert texts, "no text in the figure"
+    small = sorted({(t.get_text(), t.get_fontsize()) for t in texts if t.get_fontsize() < 8})
+    assert not small, f"text below 8 pt: {small[:5]}"
+
+
+def _check_labels(box):
+    controls = [c for c in _controls(box) if not isinstance(c, (W.Checkbox, W.Button))]
+    widths = {c.style.description_width for c in controls}
+    assert len(widths) == 1 and "" not in widths, f"description widths {widths}"
+    toggles = [c for c in controls if isinstance(c, W.ToggleButtons)]
+    for t in toggles:  # the label is the toggle's own description, not a separate widget
+        assert t.description and t.style.button_width
+
+
+@pytest.fixture(scope="module")
+def digits_few(digits_test):
+    x, y = digits_test
+    return x[:6], y[:6]
+
+
+def test_attack_explorer(digits_model, digits_few):
+    box = attacks.attack_explorer(digits_model, *digits_few)
+    _check_figure(box)
+    _check_labels(box)
+    (toggle,) = [c for c in _controls(box) if isinstance(c, W.ToggleButtons)]
+    toggle.value = "noise"
+    _check_figure(box)
+
+
+def test_ig_explorer(digits_model, digits_few):
+    box = integrated_gradients.ig_explorer(digits_model, *digits_few)
+    _check_figure(box)
+    _check_labels(box)
+
+
+def test_lrp_explorer_status_on_its_own_line(shapes_model, shapes_test):
+    box = lrp.explorer(shapes_model, shapes_test.x[:4], labels=[int(c) for c in shapes_test.y[:4]])
+    _check_figure(box)
+    _check_labels(box)
+    status = [c for c in box.children if isinstance(c, W.HTML)]
+    assert len(status) == 1 and status[0].value.startswith("logit"), "status line under the controls"
+    for column in box.children[0].children:
+        assert not any(isinstance(c, W.HTML) for c in column.children), "status beside the controls"
+
+
+def test_featvis_explorer_opens_on_a_live_unit(shapes_model, shapes_test):
+    from interp_lib.featvis import channel_activations
+
+    x = shapes_test.x[:200]
+    box = featvis.explorer(shapes_model, x)
+    _check_labels(box)
+    left, right = box.children[0].children
+    layer, channel, steps = left.children[:3]
+    acts = channel_activations(shapes_model, layer.value, x)
+    assert float(acts[:, channel.value].max()) > 0, f"{layer.value}[{channel.value}] never fires"
+    layer.value = "conv3"
+    assert float(channel_activations(shapes_model, "conv3", x)[:, channel.value].max()) > 0
+    steps.value = 16
+    right.children[4].click()  # Run
+    _check_figure(box)
+
+
+def test_live_channel():
+    acts = torch.tensor([[-1.0, -2.0, 0.5], [-0.5, 0.0, 1.0]])
+    assert featvis.live_channel(acts) == 2
+    assert featvis.live_channel(-acts.abs() - 1) == 0
