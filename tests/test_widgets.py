@@ -1,5 +1,5 @@
 """The lessons' explorers, built with the shipped models: figures at >= 100 dpi with
-text of >= 8 pt, every control labelled with one description width per explorer (the
+text of >= 8 pt and a colour bar on every heatmap, every control labelled with one description width per explorer (the
 labels sit beside their controls), the LRP status on its own line, and lesson 06's
 explorer opening on a unit that fires on the dataset."""
 
@@ -50,6 +50,9 @@ def _check_figure(box):
     assert texts, "no text in the figure"
     small = sorted({(t.get_text(), t.get_fontsize()) for t in texts if t.get_fontsize() < 8})
     assert not small, f"text below 8 pt: {small[:5]}"
+    from interp_lib import plot
+
+    assert not plot.heatmaps_without_colorbar(fig), "a heatmap without its colour bar (plot's convention)"
 
 
 def _check_labels(box):

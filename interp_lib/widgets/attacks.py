@@ -28,11 +28,13 @@ def attack_explorer(model, x, y, class_names=None, max_eps: float = 0.3):
     """An explorer over the images ``x`` (``(N, C, H, W)``) with labels ``y``.
 
     Controls: image index, attack (random sign noise, FGSM, PGD-10), epsilon. Shows the
-    clean image, the perturbation (magnified, diverging colours), the attacked image, and
+    clean image, the perturbation (diverging colours on the scale of the budget, with a
+    colour bar), the attacked image, and
     the top predictions with their probabilities.
     """
     import ipywidgets as W
 
+    from .. import plot
     from . import LABEL_FONT, TITLE_FONT, description_style, figure, show
 
     names = class_names or [str(i) for i in range(1000)]
@@ -62,10 +64,12 @@ def attack_explorer(model, x, y, class_names=None, max_eps: float = 0.3):
         cmap = "gray" if x.shape[1] == 1 else None
         axes[0].imshow(img(xi), cmap=cmap, vmin=0, vmax=1)
         axes[0].set_title(f"clean: {names[p_clean.argmax()]} ({p_clean.max():.0%})", fontsize=TITLE_FONT)
-        delta = (adv - xi)[0].sum(0).numpy()
-        lim = max(abs(delta).max(), 1e-8)
-        axes[1].imshow(delta, cmap="RdBu_r", vmin=-lim, vmax=lim)
-        axes[1].set_title(f"perturbation (max |d| = {lim:.2f})", fontsize=TITLE_FONT)
+        delta = (adv - xi)[0]
+        top = float(delta.abs().max())
+        # the perturbation on the scale of the budget: +-epsilon (per channel, summed)
+        budget = max(eps.value * x.shape[1], 1e-8)
+        plot.heatmap(axes[1], delta, signed=True, lim=(-budget, budget))
+        axes[1].set_title(f"perturbation (max |d| = {top:.2f})", fontsize=TITLE_FONT)
         axes[2].imshow(img(adv), cmap=cmap, vmin=0, vmax=1)
         axes[2].set_title(f"attacked: {names[p_adv.argmax()]} ({p_adv.max():.0%})", fontsize=TITLE_FONT)
         for ax in axes[:3]:
