@@ -70,6 +70,7 @@ __all__ = [
     "weights",
     "guard_model",
     "SolutionsMissing",
+    "ExerciseNotWritten",
     "nonnegative",
     "positive",
     "positive_int",
@@ -99,6 +100,46 @@ _BACKUP_LIMIT = 5_000_000
 
 class SolutionsMissing(RuntimeError):
     """Reference solutions were asked for, but the ``solutions`` package is absent."""
+
+
+class ExerciseNotWritten(NotImplementedError):
+    """The stub of an exercise ran: the student has not written it yet.
+
+    Raised in place of the stub's ``NotImplementedError`` (same message), with the
+    exercise's ``exercise_id``, ``name`` and ``lesson``; the lessons' runner
+    (:mod:`interp_lib.lesson`) catches exactly this and carries on."""
+
+    def __init__(self, message: str, exercise_id: str, name: str) -> None:
+        super().__init__(message)
+        self.exercise_id, self.name, self.lesson = exercise_id, name, exercise_id.split(".")[0]
+
+    def __reduce__(self) -> tuple:  # picklable under its borrowed name (the grader's processes)
+        return _exercise_not_written, (str(self), self.exercise_id, self.name)
+
+
+def _exercise_not_written(message: str, exercise_id: str, name: str) -> ExerciseNotWritten:
+    return ExerciseNotWritten(message, exercise_id, name)
+
+
+# Shown (tracebacks, test reports, `check`, the grader) as the stub's NotImplementedError,
+# as before: what reads those messages keeps working.
+ExerciseNotWritten.__name__ = ExerciseNotWritten.__qualname__ = "NotImplementedError"
+
+
+def _student_body(ex: Exercise) -> Callable[..., Any]:
+    """The stub, with its ``NotImplementedError`` turned into :class:`ExerciseNotWritten`
+    (only the stub's own message: a ``NotImplementedError`` of the student's is left alone)."""
+
+    def body(*args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True
+        try:
+            return ex.stub(*args, **kwargs)
+        except NotImplementedError as err:
+            if type(err) is not NotImplementedError or not str(err).startswith(f"exercise {ex.id} `"):
+                raise
+            raise ExerciseNotWritten(str(err), ex.id, ex.name).with_traceback(err.__traceback__) from None
+
+    return body
 
 
 @dataclasses.dataclass
@@ -737,6 +778,7 @@ def guard_model(model: nn.Module) -> Iterator[nn.Module]:
     and buffer values (from a backup for models up to 5 M parameters; larger models are
     checked for in-place changes, which raise ``RuntimeError``).
     """
+    __tracebackhide__ = True  # IPython leaves the course's frames out of a student's traceback
     modules = list(model.modules())
     modes = [m.training for m in modules]
     children = [dict(m._modules) for m in modules]
@@ -825,12 +867,14 @@ def exercise(
             all_checks[n] = _both(all_checks[n], check) if n in all_checks else check
         resolve_target = {"model", "x", "target"} <= set(sig.parameters)
         ex = Exercise(ex_id, stub.__name__, module, float(points), stretch, all_checks, attribution, stub)
+        student = _student_body(ex)
         old = _REGISTRY.get(ex_id)
         if old is not None and (old.name, old.module) != (ex.name, ex.module):
             raise ValueError(f"exercise id {ex_id} is taken by {old.qualname}")
 
         @functools.wraps(stub)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
+            __tracebackhide__ = True
             try:
                 bound = sig.bind(*args, **kwargs)
             except TypeError as err:
@@ -841,7 +885,7 @@ def exercise(
                 arguments["target"] = _as_target(arguments["target"])
             for n, check in ex.checks.items():
                 check(arguments[n], n, arguments)
-            body = ex.solution() if solutions_selected(ex) else stub
+            body = ex.solution() if solutions_selected(ex) else student
             model = arguments.get("model")
             if isinstance(model, nn.Module):
                 with guard_model(model), _checked_output(model):

@@ -6,8 +6,14 @@ sees: no error outputs, figures rendered, the ipywidgets quiz rendered and answe
 The kernel runs in solutions mode (INTERP_LIB_SOLUTIONS=all in the server's environment).
 Autosave is switched off in a throw-away settings folder, checkpoints go to a temporary
 folder, and the test checks that the lesson file is byte-for-byte unchanged afterwards. Screenshots go to tests/artifacts/.
+
+A second test builds the student release into a temporary folder and serves it (stubs
+only): lesson 09's stored widget renders before anything runs, and Run All runs every
+cell, the exercise cells showing their "needs ..." line and the reference output, with no
+stored output erased.
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -69,9 +75,10 @@ def chromium():
     return shutil.which("chromium"), pytest.importorskip("playwright.sync_api")
 
 
-@pytest.fixture
-def lab(tmp_path):
-    """A JupyterLab server on a free port (no token, localhost only); yields its URL."""
+@contextlib.contextmanager
+def _serve(root, tmp_path, **env_extra):
+    """A JupyterLab server for ``root`` on a free port (no token, localhost only), yielding
+    its URL; the server's process group is stopped afterwards, also on failure."""
     settings = tmp_path / "settings"
     for name, values in SETTINGS.items():
         path = settings / f"{name}.jupyterlab-settings"
@@ -80,15 +87,18 @@ def lab(tmp_path):
     port = _free_port()
     env = dict(
         os.environ,
-        INTERP_LIB_SOLUTIONS="all",
         INTERP_LIB_THREADS="1",
         OMP_NUM_THREADS="1",
         JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
         JUPYTER_CONFIG_DIR=str(tmp_path / "cfg"),
+        JUPYTER_DATA_DIR=str(tmp_path / "data"),  # its own notebook-signature database
         JUPYTERLAB_SETTINGS_DIR=str(settings),
         JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "workspaces"),
         PYDEVD_DISABLE_FILE_VALIDATION="1",
+        PYTHONPATH=str(root),  # the server and its kernels import this copy's interp_lib
     )
+    env.pop("INTERP_LIB_SOLUTIONS", None)
+    env.update(env_extra)
     log = open(tmp_path / "lab.log", "w")
     proc = subprocess.Popen(
         [
@@ -105,7 +115,7 @@ def lab(tmp_path):
             "--ServerApp.port_retries=0",
             f"--FileCheckpoints.root_dir={tmp_path / 'checkpoints'}",
         ],
-        cwd=ROOT,
+        cwd=root,
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -120,9 +130,35 @@ def lab(tmp_path):
         log.close()
 
 
+@pytest.fixture
+def lab(tmp_path):
+    """The course served in solutions mode; yields its URL."""
+    with _serve(ROOT, tmp_path, INTERP_LIB_SOLUTIONS="all") as base:
+        yield base
+
+
 def _menu(page, menu: str, item: str) -> None:
     page.locator(f'.lm-MenuBar-itemLabel:text-is("{menu}")').click()
     page.locator(f'.lm-Menu-itemLabel:text-is("{item}")').click()
+
+
+def _run_all(page, n_code: int) -> float:
+    """Run > Run All Cells; wait until every code cell has an execution number and the
+    kernel is idle again; returns the seconds it took."""
+    start = time.perf_counter()
+    _menu(page, "Run", "Run All Cells")
+    page.wait_for_function(
+        """(n) => {
+            const prompts = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')]
+                .map(p => p.textContent.trim());
+            const done = prompts.length === n && prompts.every(t => /^\\[\\d+\\]:$/.test(t));
+            const idle = /Idle/.test(document.querySelector('#jp-main-statusbar')?.textContent || '');
+            return done && idle;
+        }""",
+        arg=n_code,
+        timeout=300_000,
+    )
+    return time.perf_counter() - start
 
 
 @pytest.mark.browser
@@ -161,21 +197,7 @@ def test_lesson_runs_in_jupyterlab(chromium, lab):
             )
             n_code = notebook.locator(".jp-CodeCell").count()
 
-            start = time.perf_counter()
-            _menu(page, "Run", "Run All Cells")
-            # every code cell gets an execution number and the kernel goes back to idle
-            page.wait_for_function(
-                """(n) => {
-                    const prompts = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')]
-                        .map(p => p.textContent.trim());
-                    const done = prompts.length === n && prompts.every(t => /^\\[\\d+\\]:$/.test(t));
-                    const idle = /Idle/.test(document.querySelector('#jp-main-statusbar')?.textContent || '');
-                    return done && idle;
-                }""",
-                arg=n_code,
-                timeout=300_000,
-            )
-            run_seconds = time.perf_counter() - start
+            run_seconds = _run_all(page, n_code)
             page.wait_for_timeout(500)  # let the last outputs paint
 
             stderr = [
@@ -232,3 +254,83 @@ def test_lesson_runs_in_jupyterlab(chromium, lab):
     assert not remote, f"JupyterLab tried to reach the network: {remote}"
     assert not [e for e in page_errors if "ResizeObserver" not in e], page_errors
     assert (ROOT / LESSON).read_bytes() == lesson_bytes, "the lesson file was modified"
+
+
+STUDENT_LESSON = "lessons/09_deep_taylor.ipynb"  # quick, with figures and a stored widget
+FIGURES = """() => [...document.querySelectorAll('.jp-Notebook .jp-OutputArea-output img')]
+    .filter(i => !i.closest('.jupyter-widgets')).length"""  # not the images inside widgets
+OUTPUTS_PER_CELL = """() => [...document.querySelectorAll('.jp-Notebook .jp-CodeCell')]
+    .map(c => c.querySelectorAll('.jp-OutputArea-output').length)"""
+
+
+@pytest.fixture
+def student_lab(tmp_path):
+    """The student release (stubs only) built into a temporary folder and served from there."""
+    from interp_lib.course.release import build_release
+
+    release = tmp_path / "release"
+    build_release(release)
+    with _serve(release, tmp_path) as base:
+        yield base, release
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_student_lesson_runs_to_the_end(chromium, student_lab):
+    """No exercise written: the stored widget renders before running; Run All runs every
+    cell, the exercise cells say what they need and show the reference output, and no
+    stored output is erased."""
+    from interp_lib.lesson import REFERENCE_NOTE
+
+    executable, sync_api = chromium
+    lab, release = student_lab
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    lesson_bytes = (release / STUDENT_LESSON).read_bytes()
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.route(
+                "**/*",
+                lambda route: (
+                    route.continue_()
+                    if route.request.url.startswith((lab, "data:", "blob:"))
+                    else route.abort()
+                ),
+            )
+            page.goto(f"{lab}/lab/tree/{STUDENT_LESSON}")
+            notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")
+            notebook.wait_for(timeout=120_000)
+            page.wait_for_function(
+                "() => /Idle/.test(document.querySelector('#jp-main-statusbar')?.textContent || '')",
+                timeout=120_000,
+            )
+            # the stored widget, from the notebook's saved widget state (no kernel has run)
+            sliders = notebook.locator(".jp-OutputArea-output .widget-slider")
+            with contextlib.suppress(sync_api.TimeoutError):
+                sliders.first.wait_for(timeout=60_000)
+            n_sliders = sliders.count()
+            stored_text = " ".join(notebook.locator(".jp-OutputArea-output").all_inner_texts())
+            before = page.evaluate(OUTPUTS_PER_CELL)
+            images_before = page.evaluate(FIGURES)
+            page.screenshot(path=str(ARTIFACTS / "lab_09_student_stored.png"))
+
+            run_seconds = _run_all(page, len(before))
+            page.wait_for_timeout(500)
+            after = page.evaluate(OUTPUTS_PER_CELL)
+            texts = notebook.locator(".jp-OutputArea-output").all_inner_texts()
+            images_after = page.evaluate(FIGURES)
+            page.screenshot(path=str(ARTIFACTS / "lab_09_student_run.png"))
+        finally:
+            browser.close()
+    print(f"run all with the stubs: {run_seconds:.1f} s; {len(before)} code cells, {images_after} figures")
+
+    assert n_sliders > 0, "the stored widget did not render before running"
+    assert "VBox(children" not in stored_text and "FloatSlider(" not in stored_text
+    assert not [t for t in texts if "Traceback" in t], "a cell failed"
+    needs = [t for t in texts if t.startswith("needs 09.1 dtd_root_point — lesson 09")]
+    assert needs and all(REFERENCE_NOTE in t for t in needs), texts
+    assert images_after >= images_before > 0, (images_before, images_after)
+    erased = [i for i, (b, a) in enumerate(zip(before, after)) if b and not a]
+    assert not erased, f"code cells {erased} lost their outputs"
+    assert (release / STUDENT_LESSON).read_bytes() == lesson_bytes, "the lesson file was modified"

@@ -54,6 +54,9 @@ def cmd_lab(args: argparse.Namespace) -> int:
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")  # containers and CI machines run as root
     cmd += args.extra
+    from ..lesson import trust_lessons
+
+    trust_lessons(ROOT / "lessons")  # the course's own outputs: stored widgets render on opening
     os.chdir(ROOT)
     # JupyterLab replaces this process: stopping it stops the server
     os.execve(sys.executable, cmd, lab_environment())

@@ -145,11 +145,12 @@ def format_table(summary: dict[str, dict]) -> str:
 
 
 def clean_notebook(nb) -> None:
-    """Strip machine-specific metadata so stored notebooks diff cleanly."""
+    """Strip machine-specific metadata so stored notebooks diff cleanly (the widgets'
+    saved state stays: JupyterLab renders stored widgets from it before any kernel runs)."""
     nb.metadata = {
         "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
         "language_info": {"name": "python"},
-        **{k: v for k, v in nb.metadata.items() if k in ("title", "interp_course")},
+        **{k: v for k, v in nb.metadata.items() if k in ("title", "interp_course", "widgets")},
     }
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
@@ -161,7 +162,10 @@ def clean_notebook(nb) -> None:
 
 
 def execute_notebook(path: pathlib.Path, timeout: int = 600) -> float:
-    """Execute one lesson in place in solutions mode (one thread); returns seconds."""
+    """Execute one lesson in place in solutions mode (one thread); returns seconds.
+
+    The widgets' state is saved in the notebook (so they render on opening it) and
+    progress bars are off (a stored bar would show frozen at 0 %)."""
     import time
 
     import nbformat
@@ -176,11 +180,12 @@ def execute_notebook(path: pathlib.Path, timeout: int = 600) -> float:
             "OMP_NUM_THREADS": "1",
             "MKL_NUM_THREADS": "1",
             "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+            "TQDM_DISABLE": "1",
         }
     )
     start = time.perf_counter()
     try:
-        ExecutePreprocessor(timeout=timeout, kernel_name="python3").preprocess(
+        ExecutePreprocessor(timeout=timeout, kernel_name="python3", store_widget_state=True).preprocess(
             nb, {"metadata": {"path": str(path.parent)}}
         )
     finally:

@@ -17,6 +17,7 @@ import re
 import shutil
 import textwrap
 
+from ..lesson import write_reference
 from .common import ROOT
 
 # What the release takes from the checkout (everything else is left out).
@@ -272,7 +273,9 @@ Every exercise is one function in `interp_lib/<topic>.py`, for example
 `interp_lib/basics.py: predict` (exercise 00.1). Its docstring is the specification;
 replace the line `raise NotImplementedError(...)` under `# YOUR CODE HERE` with your
 code. The lessons in `lessons/` call your functions; their stored outputs show what a
-correct implementation prints.
+correct implementation prints. A lesson always runs to the end: a cell that needs an
+exercise you have not written prints `needs LL.N name — lesson LL` and shows its
+reference output (from `lessons/reference/`), and every other cell runs on your code.
 
 `python -m interp_lib check` (or `make check`) runs the tests of every exercise and
 prints a table: passing, failing (with the first failing check), not started, or
@@ -316,6 +319,9 @@ def build_release(out: pathlib.Path | str, root: pathlib.Path = ROOT) -> dict:
     shutil.copytree(root / "interp_lib", out / "interp_lib", ignore=junk)
     # lessons with their stored outputs
     shutil.copytree(root / "lessons", out / "lessons", ignore=junk)
+    # their reference outputs, which a student's save cannot erase (interp_lib.lesson)
+    for nb in sorted((root / "lessons").glob("[0-9][0-9]_*.ipynb")):
+        write_reference(nb, out / "lessons" / "reference")
     # tests: the lesson test files without hidden tests, the shared fixtures
     (out / "tests").mkdir()
     hidden_removed: dict[str, list[str]] = {}
