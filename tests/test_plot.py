@@ -269,11 +269,6 @@ def test_grid_rejects_a_mixed_shared_scale_and_unknown_modes():
 # --- the lessons: heatmaps drawn around plot (a static scan; nothing is executed) -------------------
 
 DRAWING_CALLS = ("imshow", "matshow")
-# Known cells that draw a heatmap with imshow instead of plot (issue #14; the lessons are edited
-# separately). Remove an entry when its cell goes through plot; a new bypass fails the test below.
-KNOWN_BYPASSES = {
-    ("01_labels_lie", 13): "the confident joint (off-diagonal counts) on UNSIGNED_CMAP, no colour bar",
-}
 
 
 def _code_cells():
@@ -319,7 +314,6 @@ def test_lessons_scan_finds_their_code_cells():
     assert sum("plot.heatmap_grid(" in source for _, _, source in cells) >= 10
 
 
-def test_no_lesson_draws_a_new_heatmap_around_plot():
+def test_no_lesson_draws_a_heatmap_around_plot():
     found = heatmaps_around_plot()
-    new = {cell: calls for cell, calls in found.items() if cell not in KNOWN_BYPASSES}
-    assert new == {}, f"draw these heatmaps with interp_lib.plot (heatmap, heatmap_grid): {new}"
+    assert found == {}, f"draw these heatmaps with interp_lib.plot (heatmap, heatmap_grid): {found}"
