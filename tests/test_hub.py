@@ -732,3 +732,23 @@ def test_five_students_one_hub(hub):
     bad = results[HOSTILE]
     assert bad["ok"], f"the hostile student's checks: {bad}"
     assert bad["loop_started_s"] < max(r["done_s"] for r in students), "the loop never ran beside the five"
+
+
+def test_start_signs_the_lessons_so_stored_widgets_render(tmp_path):
+    """binder/start trusts the lessons already in the student's copy (an untrusted notebook's
+    stored widgets show as text), in the user's own Jupyter data folder."""
+    import nbformat
+    from nbformat.sign import NotebookNotary
+
+    lessons = tmp_path / TARGET / "lessons"
+    lessons.mkdir(parents=True)
+    shutil.copy(ROOT / "lessons" / "09_deep_taylor.ipynb", lessons)
+    data_dir = tmp_path / "jupyter-data"
+    env = {
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "HOME": str(tmp_path),
+        "JUPYTER_DATA_DIR": str(data_dir),
+    }
+    subprocess.run([str(ROOT / "binder" / "start"), "true"], env=env, check=True, timeout=120)
+    notary = NotebookNotary(data_dir=str(data_dir))
+    assert notary.check_signature(nbformat.read(lessons / "09_deep_taylor.ipynb", as_version=4))
