@@ -258,3 +258,20 @@ def test_lab_serves_jupyterlab(tmp_path):
         stop_group(proc)
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/lab", timeout=5)
+
+
+def test_transfer_probe_matches_what_the_grader_cannot_send(shapes_model):
+    import torch
+
+    from interp_lib.course.pytest_plugin import transfer_problem
+
+    class Local(torch.nn.Module):
+        pass
+
+    assert transfer_problem({"model": shapes_model, "x": torch.rand(2, 3), "g": torch.Generator()}) is None
+    assert "Local" in transfer_problem({"model": Local()})
+    handle = shapes_model.register_forward_hook(lambda *a: None)
+    try:
+        assert "lambda" in transfer_problem({"model": shapes_model})
+    finally:
+        handle.remove()

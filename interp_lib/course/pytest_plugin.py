@@ -91,11 +91,7 @@ class _ProbePickler(pickle.Pickler):
         import numpy as np
         import torch
 
-        if isinstance(obj, torch.Tensor):
-            if obj.requires_grad and not obj.is_leaf:
-                raise pickle.PicklingError("a non-leaf tensor that requires grad cannot be pickled")
-            return id(obj)
-        return id(obj) if isinstance(obj, np.ndarray) else None
+        return id(obj) if isinstance(obj, (torch.Tensor, np.ndarray)) else None
 
 
 def transfer_problem(arguments: dict) -> str | None:
