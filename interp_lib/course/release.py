@@ -2,7 +2,8 @@
 
 The release holds the stubs (never a reference body), no ``solutions/``, no hidden
 tests, no answer keys, the lessons with their stored outputs, a Makefile whose
-``make test`` runs the student's tests (no ``--solutions``), a README for students.
+``make test`` prints check's progress table of the student's code (no ``--solutions``;
+``make pytest`` for pytest's full output), a README for students.
 It is built from the files of this checkout (no git history, no bytecode).
 Also here: :func:`fill_bodies`, which writes function bodies into a module's exercise
 stubs (the tests use it to turn the release's stubs into a correct submission).
