@@ -1,17 +1,23 @@
 """The command line: check's table, lab serving JupyterLab, lesson selection."""
 
+import json
 import os
+import pathlib
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 
 import pytest
+from grading_helpers import make_submission
 from helpers import stop_group
 
 from interp_lib.course import common
-from interp_lib.exercises import load_all
+from interp_lib.course.release import fill_bodies
+from interp_lib.exercises import load_all, weights
 
 
 def _record(ex, outcome, message="", weight=1.0):
@@ -39,26 +45,161 @@ def test_summarise_statuses_and_partial_credit():
     assert s["00.1"]["status"] == "failing" and "off by one" in s["00.1"]["message"]
     assert s["00.1"]["score"] == pytest.approx(0.75 * s["00.1"]["points"])
     assert s["01.1"]["status"] == "not started" and "interp_lib/labels.py" in s["01.1"]["message"]
-    assert s["01.2"]["status"] == "blocked" and "01.1" in s["01.2"]["message"]
+    assert s["01.2"]["status"] == "blocked" and "blocked by 01.1" in s["01.2"]["message"]
     assert s["01.3"]["status"] == "passing" and s["01.3"]["score"] == s["01.3"]["points"]
     table = common.format_table({k: v for k, v in s.items() if k in ("00.1", "01.1", "01.2", "01.3")})
     assert "blocked" in table and "total" in table
     assert set(s) == set(reg)
 
 
-@pytest.mark.slow
-def test_check_reports_not_started_in_student_mode():
-    env = {k: v for k, v in os.environ.items() if k != "INTERP_LIB_SOLUTIONS"}
+def test_own_failures_come_before_a_missing_dependency():
+    ex = load_all()["08.3"]
+    stub = "NotImplementedError: exercise 08.2 `zb_rule` (lesson 08): write it in interp_lib/lrp.py"
+    records = [
+        _record("08.3", "failed", stub),
+        _record("08.3", "failed", "AssertionError: relevance not conserved", weight=2),
+        _record("08.3", "failed", "ValueError: epsilon must be > 0"),
+        _record("08.3", "passed"),
+    ]
+    status, message = common.exercise_status(ex, records)
+    assert status == "failing" and message.startswith("AssertionError: relevance not conserved")
+    assert "blocked by 08.2 `zb_rule`" in message
+    lines = common.failures(ex, records)
+    assert [line.split()[0] for line in lines] == ["FAIL", "FAIL", "blocked"]
+    assert "t::08.3" not in lines[0] and "08.3 (weight 2)" in lines[0]
+    blocked = common.exercise_status(ex, [records[0], records[3]])
+    assert blocked == ("blocked", "blocked by 08.2 `zb_rule`: write it first")
+
+
+def test_stub_recognised_from_the_syntax_tree():
+    import ast
+
+    def body(src):
+        return common.is_stub(ast.parse(src).body[0])
+
+    assert body(
+        'def f(x):\n    """Doc."""\n    # YOUR CODE HERE\n    raise NotImplementedError("exercise")\n'
+    )
+    assert body("def f(x):\n    raise NotImplementedError\n")
+    assert not body('def f(x):\n    y = x + 1\n    raise NotImplementedError("exercise")\n')
+    assert not body("def f(x):\n    return x\n")
+    assert not body('def f(x):\n    raise ValueError("x")\n')
+    reg = load_all()
+    env = os.environ.pop("INTERP_LIB_SOLUTIONS", None)
+    try:
+        assert common.unwritten(reg) == set(reg)  # this checkout holds the stubs
+        os.environ["INTERP_LIB_SOLUTIONS"] = "00.1"
+        assert common.unwritten(reg) == set(reg) - {"00.1"}  # the switch selects a body
+    finally:
+        os.environ.pop("INTERP_LIB_SOLUTIONS", None)
+        if env is not None:
+            os.environ["INTERP_LIB_SOLUTIONS"] = env
+
+
+def _check(folder, *args) -> tuple[subprocess.CompletedProcess, dict]:
+    """``python -m interp_lib check ARGS --json`` in ``folder`` (student mode)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INTERP_", "PYTEST_"))}
+    out = folder / "check.json" if folder != common.ROOT else pathlib.Path(tempfile.mkdtemp()) / "check.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "interp_lib", "check", "00"],
-        cwd=common.ROOT,
+        [sys.executable, "-m", "interp_lib", "check", *args, "--json", str(out)],
+        cwd=folder,
         env=env,
         capture_output=True,
         text=True,
         timeout=600,
     )
-    assert proc.returncode == 0, proc.stderr
-    assert "00.1" in proc.stdout and "not started" in proc.stdout
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc, json.loads(out.read_text())
+
+
+def course_copy(dest: pathlib.Path, bodies: dict[str, str]) -> pathlib.Path:
+    """A copy of the course (package and tests) whose modules ``bodies`` (module ->
+    bodies source, as for ``release.fill_bodies``; or text to append, starting
+    ``#!append``) are written into the stubs."""
+    junk = shutil.ignore_patterns("__pycache__", "*.pyc", "fixtures", "mutants")
+    shutil.copytree(common.ROOT / "interp_lib", dest / "interp_lib", ignore=junk)
+    shutil.copytree(common.ROOT / "tests", dest / "tests", ignore=junk)
+    shutil.copyfile(common.ROOT / "pyproject.toml", dest / "pyproject.toml")
+    for module, source in bodies.items():
+        path = dest / "interp_lib" / f"{module}.py"
+        text = path.read_text()
+        path.write_text(text + source if source.startswith("#!append") else fill_bodies(text, source))
+    return dest
+
+
+def test_check_on_the_stubs_runs_nothing():
+    proc, summary = _check(common.ROOT)
+    assert "ran 0 tests of no exercise" in proc.stdout, proc.stdout
+    assert {s["status"] for s in summary.values()} == {"not started"}
+    assert set(summary) == set(load_all()) and all(s["tests"] == 0 for s in summary.values())
+
+
+BUGGY_JOINT = """
+import numpy as np
+from interp_lib import labels as L
+
+
+def confident_joint(labels, pred_probs, calibrate=True):
+    if not calibrate:
+        return np.zeros((2, 2), dtype=int)  # the student's own bug
+    L.confident_thresholds(labels, pred_probs)  # 01.1 is still the stub
+    return None
+"""
+
+
+@pytest.mark.slow
+def test_check_runs_only_what_is_written_own_failures_first(tmp_path):
+    # 01.2 written with a bug and calling 01.1 (a stub); interp_lib/basics.py does not parse
+    folder = course_copy(tmp_path / "course", {"labels": BUGGY_JOINT, "basics": "#!append\ndef helper(:\n"})
+    proc, summary = _check(folder, "0", "1", "-v")
+    assert "cannot import interp_lib/basics.py (line " in proc.stdout and "SyntaxError" in proc.stdout
+    assert summary["00.1"]["status"] == "failing" and "SyntaxError" in summary["00.1"]["message"]
+    assert summary["00.1"]["points"] == pytest.approx(weights(load_all())["00.1"])
+    ran = {i for i, s in summary.items() if s["tests"]}
+    assert ran == {"01.2"}, ran  # only the written exercise's tests ran
+    assert summary["01.1"]["status"] == summary["01.3"]["status"] == "not started"
+    s = summary["01.2"]
+    assert s["status"] == "failing" and s["message"].startswith("AssertionError"), s
+    assert "also blocked by 01.1 `confident_thresholds`" in s["message"]
+    kinds = [line.split()[0] for line in s["failures"]]
+    assert "blocked" in kinds and kinds == sorted(kinds, key=lambda k: k != "FAIL")  # own first
+    assert any("test_confident_joint_by_hand_uncalibrated" in line for line in s["failures"])
+    table = proc.stdout
+    assert "FAIL test_confident_joint_by_hand_uncalibrated" in table
+    assert "blocked test_confident_joint_calibration_preserves_counts: by 01.1" in table
+
+
+# 00.1 partly right: no torch.no_grad (two tests fail) and one model call for the whole
+# batch (the batching test fails: a test whose model class is local, which the grader
+# cannot send to its sandbox, so neither check nor grade counts it)
+PARTIAL_PREDICT = """
+import torch
+
+
+def predict(model, x, batch_size=256):
+    probs = torch.softmax(model(x), dim=1)
+    return probs.argmax(1), probs
+"""
+
+
+@pytest.mark.slow
+def test_check_and_grade_agree_on_a_partly_correct_submission(tmp_path):
+    from interp_lib.course import grading
+
+    folder = course_copy(tmp_path / "course", {"basics": PARTIAL_PREDICT})
+    proc, summary = _check(folder, "0", "-v", "--skip-reference")
+    sub = make_submission(tmp_path / "sub", modules=("basics",))
+    (sub / "interp_lib" / "basics.py").write_text((folder / "interp_lib" / "basics.py").read_text())
+    res = grading.grade(sub, ["00.1"], tmp_path / "results.json", quiet=True, skip_reference=True)
+    graded = res["extra_data"]["summary"]["00.1"]
+    mine = summary["00.1"]
+    assert 0 < graded["score"] < graded["points"], graded
+    assert mine["score"] == pytest.approx(graded["score"], abs=1e-6), (mine, graded)
+    assert mine["status"] == graded["status"] == "failing"
+    assert mine["message"] == graded["message"]
+    output = next(t["output"] for t in res["tests"] if t["number"] == "00.1")
+    assert "NOT COUNTED test_predict_batches_cover_everything" in output
+    assert any("not counted, as in grade: test_predict_batches_cover_everything" in n for n in mine["notes"])
 
 
 def test_lesson_selection():
@@ -117,3 +258,20 @@ def test_lab_serves_jupyterlab(tmp_path):
         stop_group(proc)
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/lab", timeout=5)
+
+
+def test_transfer_probe_matches_what_the_grader_cannot_send(shapes_model):
+    import torch
+
+    from interp_lib.course.pytest_plugin import transfer_problem
+
+    class Local(torch.nn.Module):
+        pass
+
+    assert transfer_problem({"model": shapes_model, "x": torch.rand(2, 3), "g": torch.Generator()}) is None
+    assert "Local" in transfer_problem({"model": Local()})
+    handle = shapes_model.register_forward_hook(lambda *a: None)
+    try:
+        assert "lambda" in transfer_problem({"model": shapes_model})
+    finally:
+        handle.remove()

@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from interp_lib.course import grading, release
-from interp_lib.course.cli import summarise
+from interp_lib.course.common import summarise
 from interp_lib.exercises import load_all, weights
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -39,10 +39,11 @@ def test_release_has_no_solution_text(built):
     )
     makefile = (out / "Makefile").read_text()
     assert "--solutions" not in makefile and "pytest" in makefile
-    assert "student copy" in (out / "README.md").read_text()
+    readme = (out / "README.md").read_text()
+    assert "student copy" in readme and "make pytest" in readme and "make test PYTEST=1" in readme
     for ex in load_all().values():  # stubs only
-        stub = re.compile(rf'raise NotImplementedError\(\s*"exercise {re.escape(ex.id)} `{ex.name}`')
-        assert stub.search((out / ex.path).read_text()), ex.id
+        stub = rf'raise NotImplementedError\(\s*"exercise {re.escape(ex.id)} `{ex.name}`'
+        assert re.search(stub, (out / ex.path).read_text()), ex.id  # also when wrapped by the formatter
     print(f"release: {info['files']} files, {info['bytes'] / 2**20:.1f} MiB")
 
 
@@ -80,24 +81,37 @@ def test_secret():
     compile(out, "x.py", "exec")
 
 
-def test_release_make_test_then_full_marks(built, tmp_path):
-    out, _ = built
-    results = tmp_path / "records.json"
+def _make(out, *args):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INTERP_", "PYTEST_"))}
-    proc = subprocess.run(
-        [
-            "make",
-            "-s",
-            "test",
-            f"PY={sys.executable}",
-            "VENV_DEPS=",
-            f"PYTEST_ARGS=-p no:xdist tests/test_00_basics.py --results-json={results}",
-        ],
+    return subprocess.run(
+        ["make", "-s", *args, f"PY={sys.executable}", "VENV_DEPS="],
         cwd=out,
         env=env,
         capture_output=True,
         text=True,
         timeout=600,
+    )
+
+
+def test_release_make_test_prints_the_progress_table(built):
+    out, _ = built
+    for args in (["test"], ["test", "V=1"]):
+        proc = _make(out, *args)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        lines = proc.stdout.splitlines()
+        assert "Traceback" not in proc.stdout and "failed" not in proc.stdout
+        assert len(lines) < 60, proc.stdout  # a table, not 9,000 lines of tracebacks
+        assert lines[-1].startswith("total 0.0/100.0 points"), proc.stdout
+        rows = [line for line in lines if re.match(r"\d\d\.\d+ ", line)]
+        assert len(rows) == len(load_all()) and all("-- not started" in row for row in rows), rows
+        assert "ran 0 tests of no exercise" in proc.stdout
+
+
+def test_release_make_test_then_full_marks(built, tmp_path):
+    out, _ = built
+    results = tmp_path / "records.json"
+    proc = _make(
+        out, "test", "PYTEST=1", f"PYTEST_ARGS=-p no:xdist tests/test_00_basics.py --results-json={results}"
     )
     assert proc.returncode != 0  # the stubs fail their tests ...
     records = json.loads(results.read_text())

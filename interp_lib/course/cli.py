@@ -19,7 +19,7 @@ import os
 import pathlib
 import sys
 
-from .common import ROOT, execute_notebook, format_table, lesson_paths, run_tests, summarise
+from .common import ROOT, execute_notebook, format_table, lesson_paths, progress
 
 # --------------------------------------------------------------------------- lab
 
@@ -66,32 +66,36 @@ def cmd_lab(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    """Run the exercise tests on your code and print a progress table."""
+    """Run the tests of the exercises you have written and print a progress table."""
+    import json
+
     from ..exercises import load_all
 
     broken: dict[str, str] = {}
     reg = load_all(errors=broken)
     for message in broken.values():
         print(f"cannot import {message}\n  -> its exercises cannot run until you fix it")
-    print(f"checking the exercises in {pathlib.Path(__file__).resolve().parent}")
-    selection = ["tests", "-m", "exercise"]
+    print(f"checking the exercises in {pathlib.Path(__file__).resolve().parents[1]}")
     if args.lesson:
         wanted = {n.zfill(2) for n in args.lesson}
-        ids = [e.id for e in reg.values() if e.lesson in wanted]
-        if not ids:
-            raise SystemExit(
-                f"no exercises in lesson(s) {', '.join(sorted(wanted))}"
-                + (" could be loaded: fix the error above first" if broken else "")
-            )
-        files = sorted(
-            str(p.relative_to(ROOT)) for n in wanted for p in (ROOT / "tests").glob(f"test_{n}_*.py")
+        if not any(e.lesson in wanted for e in reg.values()) and not broken:
+            raise SystemExit(f"no exercises in lesson(s) {', '.join(sorted(wanted))}")
+    print("Running the tests of the exercises you have written ...", flush=True)
+    summary = progress(args.lesson, "exercise and not reference" if args.skip_reference else "exercise")
+    if args.lesson and not summary:
+        raise SystemExit(
+            f"no exercises in lesson(s) {', '.join(sorted(wanted))}"
+            + (" could be loaded: fix the error above first" if broken else "")
         )
-        selection = [*(files or ["tests"]), "-m", "exercise", f"--exercises={','.join(ids)}"]
-    print("Running the exercise tests on your code ...", flush=True)
-    summary = summarise(run_tests(selection, solutions=None))
-    if args.lesson:
-        summary = {k: v for k, v in summary.items() if v["lesson"] in wanted}
-    print(format_table(summary))
+    ran = [i for i, s in summary.items() if s.get("tests")]
+    idle = [i for i, s in summary.items() if s["status"] == "not started" and not s.get("tests")]
+    print(
+        f"ran {sum(s.get('tests', 0) for s in summary.values())} tests of "
+        f"{', '.join(ran) or 'no exercise'}; {len(idle)} not started (nothing to run)"
+    )
+    print(format_table(summary, verbose=args.verbose))
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps(summary, indent=1), encoding="utf-8")
     return 0
 
 
@@ -135,6 +139,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_lab)
     p = sub.add_parser("check", help="your progress, exercise by exercise")
     p.add_argument("lesson", nargs="*", help="lesson numbers (default: all)")
+    p.add_argument(
+        "-v", "--verbose", action="store_true", help="every failing test, and why grade may differ"
+    )
+    p.add_argument(
+        "--skip-reference",
+        action="store_true",
+        help="leave out the cross-checks against reference libraries (as grade --skip-reference)",
+    )
+    p.add_argument("--json", default=None, metavar="PATH", help="also write the table's data as JSON")
     p.set_defaults(func=cmd_check)
     p = sub.add_parser("execute", help="re-execute lessons (solutions mode) and store outputs")
     p.add_argument("lessons", nargs="*", help="lesson numbers (default: all)")

@@ -40,7 +40,15 @@ import zipfile
 from ..exercises import ENV_VAR, load_all, weights
 from . import grading_worker
 from . import sandbox as S
-from .common import ROOT, exercise_status, format_table
+from .common import (
+    NOT_TRANSFERABLE,  # noqa: F401 - grading.NOT_TRANSFERABLE, as before
+    ROOT,
+    counted,
+    exercise_status,
+    exercise_test_files,
+    format_table,
+    share,
+)
 
 # Imports an exercise may not use (top-level package names).
 FORBIDDEN = {
@@ -56,7 +64,6 @@ FORBIDDEN = {
     "lime": "the reference library lime",
     "solutions": "the course's reference solutions",
 }
-NOT_TRANSFERABLE = "GraderCannotTransfer"
 
 
 # --------------------------------------------------------------------------- static check
@@ -255,12 +262,8 @@ def collect_submission(source: pathlib.Path, dest: pathlib.Path) -> list[str]:
 
 def test_files(root: pathlib.Path = ROOT, lessons: set[str] | None = None) -> list[str]:
     """The exercise test files of ``lessons`` (all when None): ``tests/test_LL_*.py`` and
-    instructors' hidden tests in ``tests/hidden/test_LL_*.py``."""
-    paths = [
-        *sorted((root / "tests").glob("test_[0-9][0-9]_*.py")),
-        *sorted((root / "tests" / "hidden").glob("test_[0-9][0-9]_*.py")),
-    ]
-    return [str(p.relative_to(root)) for p in paths if lessons is None or p.name[5:7] in lessons]
+    instructors' hidden tests in ``tests/hidden/test_LL_*.py`` (the files check runs)."""
+    return exercise_test_files(root, lessons)
 
 
 def build_copies(base: pathlib.Path, isolation: S.Isolation, root: pathlib.Path = ROOT) -> dict:
@@ -564,9 +567,9 @@ def build_results(
     summary = {}
     for ex_id in ids:
         ex = reg[ex_id]
-        mine = [r for r in records if r["exercise"] == ex_id and r["outcome"] != "skipped"]
-        excluded = [r for r in mine if str(r.get("message", "")).startswith(NOT_TRANSFERABLE)]
-        mine = [r for r in mine if r not in excluded]
+        everything = [r for r in records if r["exercise"] == ex_id and r["outcome"] != "skipped"]
+        mine = counted(everything)  # the same rule as check's (common.counted)
+        excluded = [r for r in everything if r not in mine]
         weight_all = sum(r["weight"] for r in mine)
         status, message = "passing", ""
         failed = [r for r in mine if r["outcome"] != "passed"]
@@ -581,9 +584,10 @@ def build_results(
             message = error or "no tests of this exercise could run"
         elif failed:
             status, message = exercise_status(ex, mine)
-            if status == "failing":
-                visible = [r for r in failed if not r.get("hidden")]
-                message = visible[0]["message"] if visible else "a hidden test failed"
+            if status == "failing":  # hidden tests' messages are not shown before the due date
+                visible = [r for r in mine if not r.get("hidden")]
+                shown = any(r["outcome"] != "passed" for r in visible)
+                message = exercise_status(ex, visible)[1] if shown else "a hidden test failed"
         pts = points[ex_id]
         parts = [
             ("visible", [r for r in mine if not r.get("hidden")]),
@@ -594,12 +598,8 @@ def build_results(
             if kind == "hidden" and not rs:
                 continue
             w = sum(r["weight"] for r in rs)
-            share = pts * (w / weight_all) if weight_all else (pts if kind == "visible" else 0.0)
-            got = (
-                0.0
-                if ex_id in rejected or not weight_all
-                else pts * sum(r["weight"] for r in rs if r["outcome"] == "passed") / weight_all
-            )
+            worth = pts * (w / weight_all) if weight_all else (pts if kind == "visible" else 0.0)
+            got = 0.0 if ex_id in rejected else pts * share(rs, mine)
             ex_score += got
             lines = []
             if ex_id in rejected:
@@ -621,7 +621,7 @@ def build_results(
                 + (" (bonus)" if ex.stretch else ""),
                 "number": ex_id + (".h" if kind == "hidden" else ""),
                 "score": round(got, 4),
-                "max_score": 0.0 if ex.stretch else round(share, 4),
+                "max_score": 0.0 if ex.stretch else round(worth, 4),
                 "status": "passed"
                 if rs and all(r["outcome"] == "passed" for r in rs) and ex_id not in rejected
                 else "failed",
@@ -843,10 +843,10 @@ def submit(
     modules = sorted({ex.module for ex in reg.values()})
     summary = None
     if run_check:
-        from .common import run_tests, summarise
+        from .common import progress
 
-        print("Running the exercise tests on your code ...", flush=True)
-        summary = summarise(run_tests(["tests", "-m", "exercise"], solutions=None))
+        print("Running the tests of the exercises you have written ...", flush=True)
+        summary = progress()
     out = pathlib.Path(out) if out else root / "submission.zip"
     manifest = {
         "course": "interp-course",

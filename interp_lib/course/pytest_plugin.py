@@ -9,8 +9,11 @@ Options:
                       with NotImplementedError naming its exercise (tests/test_exercises.py
                       runs this mode and checks it).
   --exercises=IDS     run only the tests of these exercises (e.g. 02.1,02.3).
-  --results-json=PATH write one record per test (exercise id, weight, outcome, message);
-                      `python -m interp_lib check` and the grader read it.
+  --results-json=PATH write one record per test (exercise id, weight, outcome, message,
+                      hidden/reference markers); `python -m interp_lib check` and the grader
+                      read it. Outside the grader, an exercise test whose call arguments the
+                      grader could not send to its sandbox (the same pickling test) is
+                      recorded with ``transferable: false``: neither check nor grade counts it.
 
 Markers: ``exercise(id, weight=1)`` ties a test to an exercise (partial credit by
 weight); ``browser`` and ``npm`` mark tests that need those tools: a skip there is a
@@ -19,8 +22,11 @@ failure when ``CI=true``.
 
 from __future__ import annotations
 
+import inspect
+import io
 import json
 import os
+import pickle
 import shutil
 
 import pytest
@@ -77,12 +83,58 @@ def pytest_collection_modifyitems(config, items):
         items[:] = keep
 
 
+class _ProbePickler(pickle.Pickler):
+    """Pickles like the grader's ``pickle.dumps`` of a call, but leaves tensor and array
+    data out (only whether the structure around them can be pickled matters)."""
+
+    def persistent_id(self, obj):
+        import numpy as np
+        import torch
+
+        return id(obj) if isinstance(obj, (torch.Tensor, np.ndarray)) else None
+
+
+def transfer_problem(arguments: dict) -> str | None:
+    """Why the grader could not send a call with these arguments to its sandbox, or None."""
+    try:
+        _ProbePickler(io.BytesIO()).dump(arguments)
+    except Exception as err:  # noqa: BLE001 - whatever pickling raises, the grader cannot send it
+        return f"{type(err).__name__}: {err}"
+    return None
+
+
+def _probe_transfers(request, monkeypatch, ex_id: str) -> None:
+    """Record on the test item when a call of its exercise could not go to the grader's
+    sandbox (checked with the exercise's argument checks, which see every call)."""
+    ex = exercises.registry().get(ex_id)
+    if ex is None:
+        return
+    first = next(iter(ex.checks), None) or next(iter(inspect.signature(ex.stub).parameters), None)
+    if first is None:
+        return
+    original = ex.checks.get(first)
+
+    def probe(value, name, arguments):
+        if original is not None:
+            original(value, name, arguments)
+        why = transfer_problem(dict(arguments))
+        if why and not hasattr(request.node, "_interp_not_transferable"):
+            request.node._interp_not_transferable = why
+
+    monkeypatch.setattr(ex, "checks", {**ex.checks, first: probe})
+
+
 @pytest.fixture(autouse=True)
 def _stub_check_mode(request, monkeypatch):
-    if request.config.getoption("--stub-check"):
-        marker = exercise_marker(request.node)
-        if marker is not None:
-            monkeypatch.setenv(exercises.ENV_VAR, f"all,-{marker[0]}")
+    marker = exercise_marker(request.node)
+    if marker is not None and request.config.getoption("--stub-check"):
+        monkeypatch.setenv(exercises.ENV_VAR, f"all,-{marker[0]}")
+    if (
+        marker is not None
+        and request.config.getoption("--results-json")
+        and not request.config.pluginmanager.has_plugin("interp_lib.course.grading_remote")
+    ):
+        _probe_transfers(request, monkeypatch, marker[0])
     yield
 
 
@@ -103,11 +155,8 @@ def pytest_runtest_makereport(item, call):
         message = ""
         if report.failed and call.excinfo is not None:
             exc = call.excinfo.value
-            message = (
-                f"{type(exc).__name__}: {exc}".strip().splitlines()[0][:500]
-                if str(exc)
-                else type(exc).__name__
-            )
+            text = str(exc).strip()  # a bare `assert` starts its text with a newline
+            message = f"{type(exc).__name__}: {text.splitlines()[0]}"[:500] if text else type(exc).__name__
         elif report.skipped:
             message = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
         item.config._interp_results.append(
@@ -116,6 +165,8 @@ def pytest_runtest_makereport(item, call):
                 "exercise": marker[0] if marker else None,
                 "weight": marker[1] if marker else None,
                 "hidden": item.get_closest_marker("hidden") is not None,
+                "reference": item.get_closest_marker("reference") is not None,
+                "transferable": not hasattr(item, "_interp_not_transferable"),
                 "outcome": report.outcome,
                 "message": message,
             }

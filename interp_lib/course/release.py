@@ -2,7 +2,8 @@
 
 The release holds the stubs (never a reference body), no ``solutions/``, no hidden
 tests, no answer keys, the lessons with their stored outputs, a Makefile whose
-``make test`` runs the student's tests (no ``--solutions``), a README for students.
+``make test`` prints check's progress table of the student's code (no ``--solutions``;
+``make pytest`` for pytest's full output), a README for students.
 It is built from the files of this checkout (no git history, no bytecode).
 Also here: :func:`fill_bodies`, which writes function bodies into a module's exercise
 stubs (the tests use it to turn the release's stubs into a correct submission).
@@ -222,20 +223,24 @@ def find_solution_text(folder: pathlib.Path, root: pathlib.Path = ROOT) -> list[
 # --------------------------------------------------------------------------- build
 
 STUDENT_MAKEFILE = """\
-# make lab | make test | make check | make submit
+# make lab | make test | make check | make submit | make pytest
 PYTHON ?= python3
 VENV   ?= .venv
 PY     ?= $(VENV)/bin/python
 VENV_DEPS ?= $(VENV)/.installed
 PYTEST_ARGS ?= tests
+# make test V=1: every failing check; make test PYTEST=1: pytest's full output
+V ?=
+PYTEST ?=
 
-.PHONY: lab test check submit help
+.PHONY: lab test pytest check submit help
 .DEFAULT_GOAL := help
 
 help:
 \t@echo "make lab      open the course in JupyterLab (creates .venv when missing)"
 \t@echo "make check    your progress, exercise by exercise"
-\t@echo "make test     run the course's tests on your code (they pass once every exercise is done)"
+\t@echo "make test     the tests of the exercises you wrote, as a progress table (V=1: every failing check)"
+\t@echo "make pytest   the same tests with pytest's full output (also: make test PYTEST=1)"
 \t@echo "make submit   zip your exercise modules for hand-in (submission.zip)"
 
 $(VENV)/.installed: pyproject.toml
@@ -247,11 +252,17 @@ $(VENV)/.installed: pyproject.toml
 lab: $(VENV_DEPS)
 \t$(PY) -m interp_lib lab
 
-test: $(VENV_DEPS)
+ifeq ($(PYTEST),)
+test: check
+else
+test: pytest
+endif
+
+pytest: $(VENV_DEPS)
 \t$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 check: $(VENV_DEPS)
-\t$(PY) -m interp_lib check
+\t$(PY) -m interp_lib check $(if $(V),-v)
 
 submit: $(VENV_DEPS)
 \t$(PY) -m interp_lib submit
@@ -261,8 +272,9 @@ STUDENT_README = """\
 # How do neural networks "think"? - student copy
 
     make lab      # open the course in JupyterLab (creates .venv on the first run)
-    make check    # your progress, exercise by exercise
-    make test     # the course's tests on your code
+    make test     # your progress: the tests of what you wrote, as a table (= make check)
+    make test V=1 # the same, with every failing check and its test's name
+    make pytest   # the same tests with pytest's full output (= make test PYTEST=1)
     make submit   # zip your answers for hand-in
 
 You need Python >= 3.10 and `make` (without it: `python -m venv .venv &&
@@ -277,11 +289,19 @@ correct implementation prints. A lesson always runs to the end: a cell that need
 exercise you have not written prints `needs LL.N name — lesson LL` and shows its
 reference output (from `lessons/reference/`), and every other cell runs on your code.
 
-`python -m interp_lib check` (or `make check`) runs the tests of every exercise and
-prints a table: passing, failing (with the first failing check), not started, or
-blocked (an exercise that needs an earlier one). Each exercise is graded on its own:
-when your answer to an earlier exercise is wrong, the grader uses a correct version of
-it for the later ones.
+`python -m interp_lib check` (or `make test`, `make check`) runs the tests of the
+exercises you have written (an untouched stub is "not started" without running
+anything) and prints a table: passing, failing (with your own code's first failing
+check), not started, or blocked by an earlier exercise you have not written yet.
+`check -v` (`make test V=1`) lists every failing check with its test's name. The full
+pytest output, tracebacks included, is `make pytest` (or `make test PYTEST=1`;
+`make pytest PYTEST_ARGS=tests/test_02_attacks.py` for one lesson).
+
+The points `check` shows are counted as the grader counts them. Each exercise is
+graded on its own: when your answer to an earlier exercise is wrong or missing, the
+grader uses a correct version of it for the later ones (so a "blocked" exercise can
+still earn its points). The grader also runs hidden tests, and cross-checks against
+reference libraries that your copy skips; `check -v` names what it could not run.
 
 ## Rules for your answers
 * Write them with torch, numpy and the helpers in `interp_lib`. Solutions that import
