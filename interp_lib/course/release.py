@@ -19,7 +19,7 @@ import shutil
 import textwrap
 
 from ..lesson import write_reference
-from .common import ROOT
+from .common import ROOT, is_stub
 
 # What the release takes from the checkout (everything else is left out).
 TOP_FILES = ["pyproject.toml", "environment.yml", "LICENSE", ".gitignore"]
@@ -96,24 +96,11 @@ def fill_bodies(stub_source: str, bodies_source: str) -> str:
 
 def stub_problems(source: str, filename: str) -> list[str]:
     """Exercises of a module whose body is not exactly the stub (``raise NotImplementedError``)."""
-    out = []
-    for name, node in _exercise_functions(ast.parse(source)).items():
-        body = node.body
-        if (
-            body
-            and isinstance(body[0], ast.Expr)
-            and isinstance(getattr(body[0], "value", None), ast.Constant)
-        ):
-            body = body[1:]
-        ok = (
-            len(body) == 1
-            and isinstance(body[0], ast.Raise)
-            and isinstance(body[0].exc, ast.Call)
-            and getattr(body[0].exc.func, "id", "") == "NotImplementedError"
-        )
-        if not ok:
-            out.append(f"{filename}: exercise `{name}` has a body, not the stub")
-    return out
+    return [
+        f"{filename}: exercise `{name}` has a body, not the stub"
+        for name, node in _exercise_functions(ast.parse(source)).items()
+        if not is_stub(node)
+    ]
 
 
 def strip_hidden_tests(source: str) -> tuple[str, list[str]]:
