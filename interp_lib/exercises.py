@@ -81,6 +81,9 @@ __all__ = [
     "baseline_for",
     "generator",
     "nonempty",
+    "boolean",
+    "layer_name",
+    "layer_names",
     "ALIASES",
     "first_layer",
     "check_input_shape",
@@ -348,6 +351,38 @@ def baseline_for(
         if not _all_finite(value):
             raise ValueError(f"`{name}` contains NaN or infinite values")
         same_shape_as(other)(value, name, args)
+
+    return check
+
+
+def boolean(value: Any, name: str, _args: dict) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"`{name}` must be True or False, got {type(value).__name__}")
+
+
+def layer_names(model: nn.Module) -> list[str]:
+    """Names of every sub-module of ``model`` (``model.named_modules()`` without the root), in order."""
+    return [name for name, _ in model.named_modules() if name]
+
+
+def layer_name(
+    *, none: bool = False, among: Callable[[nn.Module], list[str]] = layer_names
+) -> Callable[[Any, str, dict], None]:
+    """The name (a str) of one of ``among(model)`` (default: every sub-module of ``model``);
+    with ``none``, also None."""
+
+    def check(value: Any, name: str, args: dict) -> None:
+        if value is None and none:
+            return
+        if not isinstance(value, str):
+            raise TypeError(f"`{name}` must be a layer name (a str), got {type(value).__name__}")
+        model = args.get("model")
+        if isinstance(model, nn.Module):
+            names = among(model)
+            if value not in names:
+                raise ValueError(
+                    f"`{name}` {value!r} is not a layer of the model; valid names: {', '.join(names)}"
+                )
 
     return check
 

@@ -2,13 +2,9 @@ import torch
 import torch.nn.functional as F
 
 from interp_lib import featvis
-from interp_lib.featvis import (
-    Visualisation,
-    default_input_shape,
-    find_layer,
-    image_parameterisation,
-    unit_objective,
-)
+from interp_lib.featvis import Visualisation
+from interp_lib.featvis_param import image_parameterisation
+from interp_lib.featvis_units import default_input_shape, find_layer, unit_objective
 
 
 def total_variation(x, beta=2.0, eps=0.0):
