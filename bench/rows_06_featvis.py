@@ -8,7 +8,7 @@ the exercise wrapper (argument checks, model guard), the parameterisation classe
 
 import torch
 
-from interp_lib import featvis
+from interp_lib import featvis, featvis_param
 from interp_lib.course.bench import Row
 from interp_lib.models import load_model
 
@@ -27,8 +27,11 @@ def _plain_loop(model, param: str):
             make = lambda: x  # noqa: E731
             leaf = x
         else:
-            scale = featvis.spectrum_scale(32, 32)
-            m = featvis.COLOUR_CORRELATION_SQRT / featvis.COLOUR_CORRELATION_SQRT.norm(dim=0).max()
+            scale = featvis_param.spectrum_scale(32, 32)
+            m = (
+                featvis_param.COLOUR_CORRELATION_SQRT
+                / featvis_param.COLOUR_CORRELATION_SQRT.norm(dim=0).max()
+            )
             leaf = (0.01 * torch.randn(1, 3, 32, 17, 2, generator=g)).requires_grad_(True)
 
             def make():

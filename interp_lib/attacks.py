@@ -5,7 +5,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .exercises import exercise, generator, images01, nonnegative, positive, positive_int, unit_interval
+from ._checks.attacks import check_patch_target, check_targeted
+from .exercises import (
+    boolean,
+    exercise,
+    generator,
+    images01,
+    nonnegative,
+    positive,
+    positive_int,
+    unit_interval,
+)
 
 __all__ = [
     "input_gradient",
@@ -22,10 +32,7 @@ __all__ = [
 ]
 
 
-def class_scores(logits: torch.Tensor, target) -> torch.Tensor:
-    """``logits[n, target[n]]`` for each row ``n`` (``target``: an int or an ``(N,)`` tensor)."""
-    index = torch.as_tensor(target, device=logits.device).expand(len(logits))
-    return logits.gather(1, index[:, None]).squeeze(1)
+# --------------------------------------------------------------------------- exercises
 
 
 @exercise("02.1", points=2, attribution=True)
@@ -60,112 +67,7 @@ def input_gradient(model: nn.Module, x: torch.Tensor, target) -> torch.Tensor:
     raise NotImplementedError("exercise 02.1 `input_gradient` (lesson 02): write it in interp_lib/attacks.py")
 
 
-# --------------------------------------------------------------------------- infrastructure
-
-
-def _bool(value, name, _args) -> None:
-    if not isinstance(value, bool):
-        raise TypeError(f"`{name}` must be True or False, got {type(value).__name__}")
-
-
-def _check_targeted(value, name, args) -> None:
-    _bool(value, name, args)
-    if value and args.get("target") is None:
-        raise ValueError(
-            f"`target` is None (the predicted class), but `{name}=True` needs the classes "
-            "to reach: pass them as `target`"
-        )
-
-
-def _check_patch_target(value, name, _args) -> None:
-    if value is None:
-        raise ValueError(
-            f"`{name}` must be the class the patch should cause (an int); None, the "
-            "predicted class, differs from image to image"
-        )
-    if not isinstance(value, int) and not (isinstance(value, torch.Tensor) and value.dim() == 0):
-        what = (
-            f"a tensor of shape {tuple(value.shape)}"
-            if isinstance(value, torch.Tensor)
-            else type(value).__name__
-        )
-        raise TypeError(f"`{name}` must be one class (an int) for the whole patch, got {what}")
-
-
-def apply_patch(x: torch.Tensor, patch: torch.Tensor, rows, cols) -> torch.Tensor:
-    """Paste ``patch`` ``(C, h, w)`` into each image ``x[n]`` with its top-left corner at
-    ``(rows[n], cols[n])`` (ints or ``(N,)`` tensors). Differentiable in ``patch``; ``x``
-    is not modified."""
-    n, _, height, width = x.shape
-    h, w = patch.shape[-2:]
-    rows = torch.as_tensor(rows).expand(n)
-    cols = torch.as_tensor(cols).expand(n)
-    ii = torch.arange(height).view(1, height, 1)
-    jj = torch.arange(width).view(1, 1, width)
-    r, c = rows.view(n, 1, 1), cols.view(n, 1, 1)
-    inside = (ii >= r) & (ii < r + h) & (jj >= c) & (jj < c + w)  # (N, H, W)
-    # the patch pixel that lands on (i, j): (i - r, j - c), clamped where outside
-    pi = (ii - r).clamp(0, h - 1).expand(n, height, width)
-    pj = (jj - c).clamp(0, w - 1).expand(n, height, width)
-    pasted = patch[:, pi, pj].permute(1, 0, 2, 3)  # (N, C, H, W)
-    return torch.where(inside[:, None], pasted, x)
-
-
-def random_positions(
-    n: int, image_size: tuple[int, int], patch_size: int, generator: torch.Generator | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-left corners ``(rows, cols)`` of ``n`` patches placed uniformly inside the image
-    (rows drawn first, then cols)."""
-    height, width = image_size
-    rows = torch.randint(height - patch_size + 1, (n,), generator=generator)
-    cols = torch.randint(width - patch_size + 1, (n,), generator=generator)
-    return rows, cols
-
-
-@torch.no_grad()
-def patch_success_rate(
-    model: nn.Module,
-    x: torch.Tensor,
-    patch: torch.Tensor,
-    target: int,
-    generator: torch.Generator | None = None,
-) -> float:
-    """Fraction of ``x`` (images not already of class ``target``) that the model assigns to
-    ``target`` once the patch is pasted at a random position (drawn with
-    :func:`random_positions`)."""
-    from .utils import predict_logits
-
-    keep = predict_logits(model, x).argmax(1) != target
-    x = x[keep]
-    rows, cols = random_positions(len(x), x.shape[-2:], patch.shape[-1], generator)
-    pred = predict_logits(model, apply_patch(x, patch, rows, cols)).argmax(1)
-    return (pred == target).float().mean().item()
-
-
-def random_sign_noise(x: torch.Tensor, eps: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """``clamp(x + eps * s, 0, 1)`` with ``s`` a random +-1 per pixel: the same L-inf
-    budget as FGSM, but blind (the baseline an attack must beat)."""
-    s = torch.randint(2, x.shape, generator=generator, dtype=x.dtype) * 2 - 1
-    return (x + eps * s).clamp(0, 1)
-
-
-def attack_accuracy(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack, batch_size: int = 256
-) -> float:
-    """Accuracy of ``model`` on ``attack(x_batch, y_batch)``, computed in batches."""
-    from .utils import batches, predict_logits
-
-    correct = 0
-    for s in batches(len(x), batch_size):
-        adv = attack(x[s], y[s])
-        correct += (predict_logits(model, adv).argmax(1) == y[s]).sum().item()
-    return correct / len(x)
-
-
-# --------------------------------------------------------------------------- exercises
-
-
-@exercise("02.2", points=2, checks={"eps": nonnegative, "x": images01, "targeted": _check_targeted})
+@exercise("02.2", points=2, checks={"eps": nonnegative, "x": images01, "targeted": check_targeted})
 def fgsm(
     model: nn.Module, x: torch.Tensor, target, eps: float = 0.1, *, targeted: bool = False
 ) -> torch.Tensor:
@@ -205,8 +107,8 @@ def fgsm(
         "steps": positive_int,
         "x": images01,
         "generator": generator,
-        "random_start": _bool,
-        "targeted": _check_targeted,
+        "random_start": boolean,
+        "targeted": check_targeted,
     },
 )
 def pgd(
@@ -309,7 +211,7 @@ def fooling_image(
     stretch=True,
     checks={
         "x": images01,
-        "target": _check_patch_target,
+        "target": check_patch_target,
         "size": positive_int,
         "steps": positive_int,
         "lr": positive,
@@ -360,3 +262,82 @@ def adversarial_patch(
     raise NotImplementedError(
         "exercise 02.5 `adversarial_patch` (lesson 02): write it in interp_lib/attacks.py"
     )
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def class_scores(logits: torch.Tensor, target) -> torch.Tensor:
+    """``logits[n, target[n]]`` for each row ``n`` (``target``: an int or an ``(N,)`` tensor)."""
+    index = torch.as_tensor(target, device=logits.device).expand(len(logits))
+    return logits.gather(1, index[:, None]).squeeze(1)
+
+
+def apply_patch(x: torch.Tensor, patch: torch.Tensor, rows, cols) -> torch.Tensor:
+    """Paste ``patch`` ``(C, h, w)`` into each image ``x[n]`` with its top-left corner at
+    ``(rows[n], cols[n])`` (ints or ``(N,)`` tensors). Differentiable in ``patch``; ``x``
+    is not modified."""
+    n, _, height, width = x.shape
+    h, w = patch.shape[-2:]
+    rows = torch.as_tensor(rows).expand(n)
+    cols = torch.as_tensor(cols).expand(n)
+    ii = torch.arange(height).view(1, height, 1)
+    jj = torch.arange(width).view(1, 1, width)
+    r, c = rows.view(n, 1, 1), cols.view(n, 1, 1)
+    inside = (ii >= r) & (ii < r + h) & (jj >= c) & (jj < c + w)  # (N, H, W)
+    # the patch pixel that lands on (i, j): (i - r, j - c), clamped where outside
+    pi = (ii - r).clamp(0, h - 1).expand(n, height, width)
+    pj = (jj - c).clamp(0, w - 1).expand(n, height, width)
+    pasted = patch[:, pi, pj].permute(1, 0, 2, 3)  # (N, C, H, W)
+    return torch.where(inside[:, None], pasted, x)
+
+
+def random_positions(
+    n: int, image_size: tuple[int, int], patch_size: int, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-left corners ``(rows, cols)`` of ``n`` patches placed uniformly inside the image
+    (rows drawn first, then cols)."""
+    height, width = image_size
+    rows = torch.randint(height - patch_size + 1, (n,), generator=generator)
+    cols = torch.randint(width - patch_size + 1, (n,), generator=generator)
+    return rows, cols
+
+
+@torch.no_grad()
+def patch_success_rate(
+    model: nn.Module,
+    x: torch.Tensor,
+    patch: torch.Tensor,
+    target: int,
+    generator: torch.Generator | None = None,
+) -> float:
+    """Fraction of ``x`` (images not already of class ``target``) that the model assigns to
+    ``target`` once the patch is pasted at a random position (drawn with
+    :func:`random_positions`)."""
+    from .utils import predict_logits
+
+    keep = predict_logits(model, x).argmax(1) != target
+    x = x[keep]
+    rows, cols = random_positions(len(x), x.shape[-2:], patch.shape[-1], generator)
+    pred = predict_logits(model, apply_patch(x, patch, rows, cols)).argmax(1)
+    return (pred == target).float().mean().item()
+
+
+def random_sign_noise(x: torch.Tensor, eps: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``clamp(x + eps * s, 0, 1)`` with ``s`` a random +-1 per pixel: the same L-inf
+    budget as FGSM, but blind (the baseline an attack must beat)."""
+    s = torch.randint(2, x.shape, generator=generator, dtype=x.dtype) * 2 - 1
+    return (x + eps * s).clamp(0, 1)
+
+
+def attack_accuracy(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack, batch_size: int = 256
+) -> float:
+    """Accuracy of ``model`` on ``attack(x_batch, y_batch)``, computed in batches."""
+    from .utils import batches, predict_logits
+
+    correct = 0
+    for s in batches(len(x), batch_size):
+        adv = attack(x[s], y[s])
+        correct += (predict_logits(model, adv).argmax(1) == y[s]).sum().item()
+    return correct / len(x)

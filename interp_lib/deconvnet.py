@@ -28,8 +28,15 @@ import torch
 from torch import nn
 
 from . import attribution
-from .activations import check_activations
-from .exercises import _check_model, exercise, one_of
+from ._checks.deconvnet import (
+    check_channel,
+    check_pooled,
+    check_relu_model,
+    check_size,
+    check_switches,
+    walk_layer_names,
+)
+from .exercises import exercise, layer_name, one_of
 
 __all__ = [
     "RULES",
@@ -47,106 +54,10 @@ RULES = ("guided", "deconvnet", "gradient")
 WALKABLE = (nn.Conv2d, nn.Linear, nn.ReLU, nn.MaxPool2d, nn.Flatten, nn.Dropout, nn.Identity)
 
 
-# --------------------------------------------------------------------------- infrastructure
-
-
-def sequential_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """The leaf layers of an ``nn.Sequential`` (nested ones flattened) as ``(name, module)``.
-
-    Names are those of ``model.named_modules()`` (``"conv1"``, ``"features.0"``). Raises
-    ``TypeError`` (naming ``model``) unless every layer is one of :data:`WALKABLE`.
-    """
-    if not isinstance(model, nn.Sequential):
-        raise TypeError(f"`model` must be an nn.Sequential for the explicit walk, got {type(model).__name__}")
-    out: list[tuple[str, nn.Module]] = []
-
-    def visit(prefix: str, seq: nn.Sequential) -> None:
-        for name, child in seq.named_children():
-            full = f"{prefix}{name}"
-            if isinstance(child, nn.Sequential):
-                visit(full + ".", child)
-            elif isinstance(child, WALKABLE):
-                out.append((full, child))
-            else:
-                raise TypeError(
-                    f"`model` layer {full!r} is a {type(child).__name__}; the explicit walk knows "
-                    f"{', '.join(t.__name__ for t in WALKABLE)}"
-                )
-
-    visit("", model)
-    return out
-
-
-def _check_relu_model(value, name: str, args: dict) -> None:
-    _check_model(value, name, args)
-    rule = args.get("rule")
-    method = {"guided": "guided backprop", "deconvnet": "the deconvnet"}.get(
-        rule, f"guided_backprop(rule={rule!r})"
-    )
-    check_activations(value, method)
-
-
-def _check_pooled(value, name: str, args: dict) -> None:
-    if not isinstance(value, torch.Tensor) or not value.is_floating_point() or value.dim() != 4:
-        raise TypeError(
-            f"`{name}` must be a float tensor (N, C, h, w), got "
-            f"{getattr(value, 'dtype', type(value).__name__)} {tuple(getattr(value, 'shape', ()))}"
-        )
-
-
-def _check_switches(value, name: str, args: dict) -> None:
-    if not isinstance(value, torch.Tensor) or value.dtype != torch.int64:
-        raise TypeError(
-            f"`{name}` must be an int64 tensor of flat indices (from max_pool2d(..., "
-            f"return_indices=True)), got {getattr(value, 'dtype', type(value).__name__)}"
-        )
-    y = args.get("y")
-    if isinstance(y, torch.Tensor) and value.shape != y.shape:
-        raise ValueError(f"`{name}` must have the shape of `y` {tuple(y.shape)}, got {tuple(value.shape)}")
-
-
-def _check_size(value, name: str, args: dict) -> None:
-    ok = (
-        isinstance(value, (tuple, list, torch.Size))
-        and len(value) == 2
-        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
-    )
-    if not ok:
-        raise ValueError(f"`{name}` must be (H, W), two positive ints, got {value!r}")
-    s = args.get("switches")
-    if isinstance(s, torch.Tensor) and s.numel() and (s.min() < 0 or s.max() >= value[0] * value[1]):
-        raise ValueError(f"`switches` hold indices outside an image of `{name}` {tuple(value)}")
-
-
-def _check_layer(value, name: str, args: dict) -> None:
-    if not isinstance(value, str):
-        raise TypeError(f"`{name}` must be a layer name (str), got {type(value).__name__}")
-    model = args.get("model")
-    if isinstance(model, nn.Module):
-        names = [n for n, _ in sequential_layers(model)]
-        if value not in names:
-            raise ValueError(f"`{name}` {value!r} is not a layer of the model; layers: {', '.join(names)}")
-
-
-def _check_channel(value, name: str, args: dict) -> None:
-    if value is None:
-        return
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"`{name}` must be an int or None, got {type(value).__name__}")
-    layer = (
-        dict(sequential_layers(args["model"])).get(args.get("layer"))
-        if isinstance(args.get("model"), nn.Module)
-        else None
-    )
-    width = getattr(layer, "out_channels", getattr(layer, "out_features", None))
-    if value < 0 or (width is not None and value >= width):
-        raise ValueError(f"`{name}` {value} is out of range" + (f" 0..{width - 1}" if width else ""))
-
-
 # --------------------------------------------------------------------------- exercises
 
 
-@exercise("07.1", points=2, checks={"y": _check_pooled, "switches": _check_switches, "size": _check_size})
+@exercise("07.1", points=2, checks={"y": check_pooled, "switches": check_switches, "size": check_size})
 def unpool_with_switches(y: torch.Tensor, switches: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Undo a max-pooling: put every pooled value back where its maximum came from.
 
@@ -180,8 +91,8 @@ def unpool_with_switches(y: torch.Tensor, switches: torch.Tensor, size: tuple[in
     "07.2",
     points=3,
     checks={
-        "layer": _check_layer,
-        "channel": _check_channel,
+        "layer": layer_name(among=walk_layer_names),
+        "channel": check_channel,
         "rule": one_of(*RULES),
         "start": one_of("activation", "ones"),
     },
@@ -239,7 +150,7 @@ def deconvnet_reconstruction(
     )
 
 
-@exercise("07.3", points=3, attribution=True, checks={"model": _check_relu_model, "rule": one_of(*RULES)})
+@exercise("07.3", points=3, attribution=True, checks={"model": check_relu_model, "rule": one_of(*RULES)})
 def guided_backprop(model: nn.Module, x: torch.Tensor, target, rule: str = "guided") -> torch.Tensor:
     """Guided backprop (and, with ``rule="deconvnet"``, the deconvnet) as one backward pass.
 
@@ -288,3 +199,33 @@ def deconvnet(model: nn.Module, x: torch.Tensor, target, **options) -> torch.Ten
 
 
 attribution.register("deconvnet", deconvnet)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def sequential_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The leaf layers of an ``nn.Sequential`` (nested ones flattened) as ``(name, module)``.
+
+    Names are those of ``model.named_modules()`` (``"conv1"``, ``"features.0"``). Raises
+    ``TypeError`` (naming ``model``) unless every layer is one of :data:`WALKABLE`.
+    """
+    if not isinstance(model, nn.Sequential):
+        raise TypeError(f"`model` must be an nn.Sequential for the explicit walk, got {type(model).__name__}")
+    out: list[tuple[str, nn.Module]] = []
+
+    def visit(prefix: str, seq: nn.Sequential) -> None:
+        for name, child in seq.named_children():
+            full = f"{prefix}{name}"
+            if isinstance(child, nn.Sequential):
+                visit(full + ".", child)
+            elif isinstance(child, WALKABLE):
+                out.append((full, child))
+            else:
+                raise TypeError(
+                    f"`model` layer {full!r} is a {type(child).__name__}; the explicit walk knows "
+                    f"{', '.join(t.__name__ for t in WALKABLE)}"
+                )
+
+    visit("", model)
+    return out

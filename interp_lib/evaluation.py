@@ -18,7 +18,17 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from .exercises import baseline_for, exercise, generator, one_of, positive_int
+from ._checks.evaluation import (
+    check_attributions,
+    check_baseline,
+    check_curves,
+    check_layers,
+    check_mask,
+    check_method,
+    check_region,
+    check_steps,
+)
+from .exercises import boolean, exercise, generator, one_of
 
 __all__ = [
     "deletion_curve",
@@ -34,7 +44,192 @@ __all__ = [
 ]
 
 
-# --------------------------------------------------------------------------- infrastructure
+# --------------------------------------------------------------------------- exercises
+
+
+@exercise(
+    "10.1",
+    points=3,
+    checks={
+        "attributions": check_attributions,
+        "region": check_region,
+        "steps": check_steps,
+        "baseline": check_baseline,
+        "order": one_of("most", "least"),
+        "probability": boolean,
+    },
+)
+def deletion_curve(
+    model: nn.Module,
+    x: torch.Tensor,
+    target,
+    attributions: torch.Tensor,
+    region: int = 4,
+    steps: int | None = None,
+    baseline=0.0,
+    order: str = "most",
+    probability: bool = False,
+) -> torch.Tensor:
+    """Region perturbation (Samek et al. 2017): the class score as the image's most
+    relevant regions are deleted one after the other.
+
+    Cut each image into non-overlapping ``region x region`` squares (all channels); a
+    square's relevance is the sum of ``attributions`` over its pixels and channels
+    (:func:`region_scores`). Order the squares by relevance, most relevant first
+    (``order="most"``) or least relevant first (``"least"``, the control), and let
+    ``x_k`` be the image with its first ``k`` squares replaced by ``baseline``::
+
+        curve[n, k] = f(x_k[n]),   k = 0 .. L      (x_0 = x, L = steps)
+
+    where ``f`` is the target logit, or with ``probability=True`` the target's softmax
+    probability.
+
+    Ties: order with ``torch.argsort(scores, dim=1, descending=(order == "most"),
+    stable=True)``.
+
+    Args:
+        model: a classifier ``(N, C, H, W) -> (N, K)`` logits.
+        x: images ``(N, C, H, W)`` (not modified).
+        target: an int or an int64 tensor ``(N,)``.
+        attributions: maps ``(N, C, H, W)`` or ``(N, 1, H, W)`` (any method).
+        region: the side of the squares; it must divide H and W.
+        steps: L, how many squares to delete (None: all of them).
+        baseline: the value deleted pixels get: a number, or a tensor broadcasting to
+            ``x`` (e.g. a blurred copy). With ``x`` a blurred image and ``baseline`` the
+            original, the same function draws the *insertion* curve (Petsiuk et al.).
+        order: ``"most"`` or ``"least"`` relevant first.
+        probability: report softmax probabilities instead of logits.
+
+    Returns:
+        ``(N, L + 1)`` scores, detached; column 0 is the unperturbed image.
+
+    Hint: the rank of each square in the order (``argsort`` of the ``argsort``) says at
+    which step it disappears: the mask of step ``k`` is ``rank < k``, upsampled with
+    ``repeat_interleave``. Build the ``L + 1`` images of a few images at a time and run
+    them through the model under ``torch.no_grad()`` in one batch.
+    """
+    # YOUR CODE HERE
+    raise NotImplementedError(
+        "exercise 10.1 `deletion_curve` (lesson 10): write it in interp_lib/evaluation.py"
+    )
+
+
+@exercise("10.2", points=1, checks={"curves": check_curves})
+def aopc(curves: torch.Tensor) -> torch.Tensor:
+    """The area over the perturbation curve of each image (Samek et al. 2017)::
+
+        aopc[n] = 1/(L+1) * sum_{k=0..L} ( curve[n, 0] - curve[n, k] )
+
+    The AOPC of a method is the mean over images, ``aopc(curves).mean()``: the larger,
+    the faster the score falls when the "most relevant" regions go, i.e. the more
+    faithful the heatmap's ranking is. (With the least-relevant-first order it should
+    stay small.)
+
+    Args:
+        curves: ``(N, L + 1)`` scores from :func:`deletion_curve`.
+
+    Returns:
+        ``(N,)`` per-image values (keep them per image: confidence intervals need them).
+
+    Hint: one line; column 0 is ``f(x_0)``.
+    """
+    # YOUR CODE HERE
+    raise NotImplementedError("exercise 10.2 `aopc` (lesson 10): write it in interp_lib/evaluation.py")
+
+
+@exercise(
+    "10.3",
+    points=2,
+    checks={"attributions": check_attributions, "mask": check_mask, "absolute": boolean},
+)
+def relevance_mass(attributions: torch.Tensor, mask: torch.Tensor, absolute: bool = False) -> torch.Tensor:
+    """Relevance mass accuracy (Arras et al. 2022): the share of a map's relevance that
+    lies inside a ground-truth region (here: the Clever Hans tag)::
+
+        R[n, i, j]  = sum_c attributions[n, c, i, j]        (channels summed first)
+        P[n, i, j]  = max(R[n, i, j], 0)                    (absolute=True: |R[n, i, j]|)
+        mass[n]     = sum_{(i,j) in mask} P[n, i, j] / sum_{i,j} P[n, i, j]
+
+    An image whose ``P`` is zero everywhere gets 0. A map spread evenly over the image
+    scores the mask's share of the area (36 / 1024 for the 6x6 tag on 32x32).
+
+    Args:
+        attributions: maps ``(N, C, H, W)`` (``C`` may be 1).
+        mask: boolean ``(1, 1, H, W)`` or ``(N, 1, H, W)``, True inside the region
+            (``Shapes.tag_mask``).
+        absolute: count ``|R|`` instead of the positive part.
+
+    Returns:
+        ``(N,)`` values in [0, 1].
+
+    Hint: ``torch.where(total > 0, inside / total, 0)`` avoids dividing by zero (clamp
+    the denominator too, or the unused branch produces NaN gradients and warnings).
+    """
+    # YOUR CODE HERE
+    raise NotImplementedError(
+        "exercise 10.3 `relevance_mass` (lesson 10): write it in interp_lib/evaluation.py"
+    )
+
+
+@exercise("10.4", points=4, checks={"method": check_method, "layers": check_layers, "generator": generator})
+def sanity_check(
+    model: nn.Module,
+    x: torch.Tensor,
+    target,
+    method: Callable[..., torch.Tensor],
+    layers: list[str] | None = None,
+    generator: torch.Generator | None = None,
+    **options,
+) -> SanityCheck:
+    """Cascading parameter randomisation (Adebayo et al. 2018): does the map change when
+    the model it explains is destroyed, layer by layer from the top?
+
+    1. ``maps[0] = method(model, x, target, **options)`` on the trained model.
+    2. Work on ONE deep copy (``copy.deepcopy(model)``); never change the caller's model.
+       For each name in ``layers`` (in that order, default :func:`randomisable_layers`,
+       i.e. output layer first), re-draw every parameter ``p`` of that layer
+       (``layer.parameters(recurse=False)``, in that order), keeping its scale::
+
+           p <- torch.randn(p.shape, generator=generator) * p.std()   (std before redraw)
+
+       then ``maps[i] = method(copy, x, target, **options)``. Randomisations accumulate:
+       after step ``i`` the top ``i`` layers are random.
+    3. For every step ``i >= 1`` and image ``n``, the Spearman rank correlation between
+       the channel-summed maps ``S = maps[..].sum(channels)`` of the trained and the
+       randomised model, flattened over pixels::
+
+           spearman[i-1, n]     = pearson( ranks(S_i[n]),  ranks(S_0[n]) )
+           spearman_abs[i-1, n] = pearson( ranks(|S_i[n]|), ranks(|S_0[n]|) )
+
+       with ties given their average rank (:func:`average_ranks`), exactly
+       ``scipy.stats.spearmanr``; a constant map gives NaN, as in scipy.
+
+    Args:
+        model: a trained classifier (not modified) with at least one layer with parameters.
+        x: images ``(N, C, H, W)``; target: an int or an int64 tensor ``(N,)`` (a caller's
+            None reaches you as the *trained* model's predicted classes, resolved once by the
+            wrapper: every randomised model is then explained for the same classes).
+        method: an attribution method ``method(model, x, target, **options)``, e.g.
+            ``interp_lib.gradients.saliency_map``.
+        layers: names of layers with parameters, in the order they are randomised.
+        generator: the ``torch.Generator`` for the re-drawn parameters.
+        **options: passed to ``method``.
+
+    Returns:
+        A :class:`SanityCheck` with ``layers``, ``maps`` ``(L + 1, N, ...)`` (float),
+        ``spearman`` and ``spearman_abs`` ``(L, N)`` (float64).
+
+    Hint: ``dict(copy.named_modules())[name]``; change parameters under
+    ``torch.no_grad()`` with ``p.copy_(...)``. The Pearson correlation of two rank rows
+    is the cosine of their centred versions.
+    """
+    # YOUR CODE HERE
+    raise NotImplementedError(
+        "exercise 10.4 `sanity_check` (lesson 10): write it in interp_lib/evaluation.py"
+    )
+
+
+# --------------------------------------------------------------------------- helpers
 
 
 def region_scores(attributions: torch.Tensor, region: int) -> torch.Tensor:
@@ -117,299 +312,3 @@ class SanityCheck:
     maps: torch.Tensor
     spearman: torch.Tensor
     spearman_abs: torch.Tensor
-
-
-# --------------------------------------------------------------------------- checks
-
-
-def _check_attributions(value, name: str, args: dict) -> None:
-    if not isinstance(value, torch.Tensor) or not value.is_floating_point():
-        raise TypeError(
-            f"`{name}` must be a floating-point tensor, got {getattr(value, 'dtype', type(value).__name__)}"
-        )
-    x = args.get("x")
-    if isinstance(x, torch.Tensor):
-        if value.dim() != 4 or value.shape[0] != x.shape[0] or value.shape[-2:] != x.shape[-2:]:
-            raise ValueError(
-                f"`{name}` must be shaped like `x` {tuple(x.shape)} (or (N, 1, H, W)), "
-                f"got {tuple(value.shape)}"
-            )
-    elif value.dim() != 4:
-        raise ValueError(f"`{name}` must be a batch of maps (N, C, H, W), got shape {tuple(value.shape)}")
-    if not torch.isfinite(value).all():
-        raise ValueError(f"`{name}` contains NaN or infinite values")
-
-
-def _check_region(value, name: str, args: dict) -> None:
-    positive_int(value, name, args)
-    x = args.get("x")
-    if isinstance(x, torch.Tensor) and x.dim() == 4:
-        h, w = x.shape[-2:]
-        if h % value or w % value:
-            raise ValueError(
-                f"`{name}` = {value} must divide the image size {h}x{w} "
-                f"(e.g. {', '.join(str(d) for d in range(1, min(h, w) + 1) if h % d == 0 and w % d == 0)})"
-            )
-
-
-def _check_steps(value, name: str, args: dict) -> None:
-    if value is None:
-        return
-    positive_int(value, name, args)
-    x, region = args.get("x"), args.get("region")
-    if isinstance(x, torch.Tensor) and x.dim() == 4 and isinstance(region, int) and region > 0:
-        total = (x.shape[-2] // region) * (x.shape[-1] // region)
-        if value > total:
-            raise ValueError(f"`{name}` = {value} exceeds the number of regions ({total})")
-
-
-_check_baseline = baseline_for("x")
-
-
-def _check_bool(value, name: str, _args: dict) -> None:
-    if not isinstance(value, bool):
-        raise TypeError(f"`{name}` must be True or False, got {type(value).__name__}")
-
-
-def _check_curves(value, name: str, _args: dict) -> None:
-    if not isinstance(value, torch.Tensor) or not value.is_floating_point():
-        raise TypeError(f"`{name}` must be a float tensor (N, L+1), got {type(value).__name__}")
-    if value.dim() != 2 or value.shape[1] < 1:
-        raise ValueError(f"`{name}` must be shaped (N, L+1), got {tuple(value.shape)}")
-
-
-def _check_mask(value, name: str, args: dict) -> None:
-    if not isinstance(value, torch.Tensor):
-        raise TypeError(f"`{name}` must be a boolean tensor, got {type(value).__name__}")
-    if value.dtype != torch.bool:
-        raise TypeError(f"`{name}` must be a boolean tensor, got {value.dtype}")
-    a = args.get("attributions")
-    if isinstance(a, torch.Tensor) and a.dim() == 4:
-        n, _, h, w = a.shape
-        ok = (
-            value.dim() == 4
-            and value.shape[1] == 1
-            and value.shape[0] in (1, n)
-            and value.shape[-2:] == (h, w)
-        )
-        if not ok:
-            raise ValueError(
-                f"`{name}` must be shaped (1, 1, {h}, {w}) or ({n}, 1, {h}, {w}) to match "
-                f"`attributions` {tuple(a.shape)}, got {tuple(value.shape)}"
-            )
-
-
-def _check_method(value, name: str, _args: dict) -> None:
-    if not callable(value):
-        raise TypeError(
-            f"`{name}` must be callable as method(model, x, target, **options), got {type(value).__name__}"
-        )
-
-
-def _check_layers(value, name: str, args: dict) -> None:
-    model = args.get("model")
-    if value is None:
-        if isinstance(model, nn.Module) and not randomisable_layers(model):
-            raise ValueError(
-                "`model` has no layer with parameters: sanity_check would have nothing "
-                "to randomise and would return an empty result"
-            )
-        return
-    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-        raise TypeError(f"`{name}` must be a list of layer names, got {value!r}")
-    if not len(value):
-        raise ValueError(f"`{name}` is empty: name at least one layer to randomise (None: all of them)")
-    if isinstance(model, nn.Module):
-        known = randomisable_layers(model)
-        bad = [v for v in value if v not in known]
-        if bad:
-            raise ValueError(
-                f"`{name}`: {bad[0]!r} is not a layer with parameters of the model; known: {', '.join(known)}"
-            )
-        if len(set(value)) != len(value):
-            raise ValueError(f"`{name}` names a layer twice: {list(value)}")
-
-
-# --------------------------------------------------------------------------- exercises
-
-
-@exercise(
-    "10.1",
-    points=3,
-    checks={
-        "attributions": _check_attributions,
-        "region": _check_region,
-        "steps": _check_steps,
-        "baseline": _check_baseline,
-        "order": one_of("most", "least"),
-        "probability": _check_bool,
-    },
-)
-def deletion_curve(
-    model: nn.Module,
-    x: torch.Tensor,
-    target,
-    attributions: torch.Tensor,
-    region: int = 4,
-    steps: int | None = None,
-    baseline=0.0,
-    order: str = "most",
-    probability: bool = False,
-) -> torch.Tensor:
-    """Region perturbation (Samek et al. 2017): the class score as the image's most
-    relevant regions are deleted one after the other.
-
-    Cut each image into non-overlapping ``region x region`` squares (all channels); a
-    square's relevance is the sum of ``attributions`` over its pixels and channels
-    (:func:`region_scores`). Order the squares by relevance, most relevant first
-    (``order="most"``) or least relevant first (``"least"``, the control), and let
-    ``x_k`` be the image with its first ``k`` squares replaced by ``baseline``::
-
-        curve[n, k] = f(x_k[n]),   k = 0 .. L      (x_0 = x, L = steps)
-
-    where ``f`` is the target logit, or with ``probability=True`` the target's softmax
-    probability.
-
-    Ties: order with ``torch.argsort(scores, dim=1, descending=(order == "most"),
-    stable=True)``.
-
-    Args:
-        model: a classifier ``(N, C, H, W) -> (N, K)`` logits.
-        x: images ``(N, C, H, W)`` (not modified).
-        target: an int or an int64 tensor ``(N,)``.
-        attributions: maps ``(N, C, H, W)`` or ``(N, 1, H, W)`` (any method).
-        region: the side of the squares; it must divide H and W.
-        steps: L, how many squares to delete (None: all of them).
-        baseline: the value deleted pixels get: a number, or a tensor broadcasting to
-            ``x`` (e.g. a blurred copy). With ``x`` a blurred image and ``baseline`` the
-            original, the same function draws the *insertion* curve (Petsiuk et al.).
-        order: ``"most"`` or ``"least"`` relevant first.
-        probability: report softmax probabilities instead of logits.
-
-    Returns:
-        ``(N, L + 1)`` scores, detached; column 0 is the unperturbed image.
-
-    Hint: the rank of each square in the order (``argsort`` of the ``argsort``) says at
-    which step it disappears: the mask of step ``k`` is ``rank < k``, upsampled with
-    ``repeat_interleave``. Build the ``L + 1`` images of a few images at a time and run
-    them through the model under ``torch.no_grad()`` in one batch.
-    """
-    # YOUR CODE HERE
-    raise NotImplementedError(
-        "exercise 10.1 `deletion_curve` (lesson 10): write it in interp_lib/evaluation.py"
-    )
-
-
-@exercise("10.2", points=1, checks={"curves": _check_curves})
-def aopc(curves: torch.Tensor) -> torch.Tensor:
-    """The area over the perturbation curve of each image (Samek et al. 2017)::
-
-        aopc[n] = 1/(L+1) * sum_{k=0..L} ( curve[n, 0] - curve[n, k] )
-
-    The AOPC of a method is the mean over images, ``aopc(curves).mean()``: the larger,
-    the faster the score falls when the "most relevant" regions go, i.e. the more
-    faithful the heatmap's ranking is. (With the least-relevant-first order it should
-    stay small.)
-
-    Args:
-        curves: ``(N, L + 1)`` scores from :func:`deletion_curve`.
-
-    Returns:
-        ``(N,)`` per-image values (keep them per image: confidence intervals need them).
-
-    Hint: one line; column 0 is ``f(x_0)``.
-    """
-    # YOUR CODE HERE
-    raise NotImplementedError("exercise 10.2 `aopc` (lesson 10): write it in interp_lib/evaluation.py")
-
-
-@exercise(
-    "10.3",
-    points=2,
-    checks={"attributions": _check_attributions, "mask": _check_mask, "absolute": _check_bool},
-)
-def relevance_mass(attributions: torch.Tensor, mask: torch.Tensor, absolute: bool = False) -> torch.Tensor:
-    """Relevance mass accuracy (Arras et al. 2022): the share of a map's relevance that
-    lies inside a ground-truth region (here: the Clever Hans tag)::
-
-        R[n, i, j]  = sum_c attributions[n, c, i, j]        (channels summed first)
-        P[n, i, j]  = max(R[n, i, j], 0)                    (absolute=True: |R[n, i, j]|)
-        mass[n]     = sum_{(i,j) in mask} P[n, i, j] / sum_{i,j} P[n, i, j]
-
-    An image whose ``P`` is zero everywhere gets 0. A map spread evenly over the image
-    scores the mask's share of the area (36 / 1024 for the 6x6 tag on 32x32).
-
-    Args:
-        attributions: maps ``(N, C, H, W)`` (``C`` may be 1).
-        mask: boolean ``(1, 1, H, W)`` or ``(N, 1, H, W)``, True inside the region
-            (``Shapes.tag_mask``).
-        absolute: count ``|R|`` instead of the positive part.
-
-    Returns:
-        ``(N,)`` values in [0, 1].
-
-    Hint: ``torch.where(total > 0, inside / total, 0)`` avoids dividing by zero (clamp
-    the denominator too, or the unused branch produces NaN gradients and warnings).
-    """
-    # YOUR CODE HERE
-    raise NotImplementedError(
-        "exercise 10.3 `relevance_mass` (lesson 10): write it in interp_lib/evaluation.py"
-    )
-
-
-@exercise("10.4", points=4, checks={"method": _check_method, "layers": _check_layers, "generator": generator})
-def sanity_check(
-    model: nn.Module,
-    x: torch.Tensor,
-    target,
-    method: Callable[..., torch.Tensor],
-    layers: list[str] | None = None,
-    generator: torch.Generator | None = None,
-    **options,
-) -> SanityCheck:
-    """Cascading parameter randomisation (Adebayo et al. 2018): does the map change when
-    the model it explains is destroyed, layer by layer from the top?
-
-    1. ``maps[0] = method(model, x, target, **options)`` on the trained model.
-    2. Work on ONE deep copy (``copy.deepcopy(model)``); never change the caller's model.
-       For each name in ``layers`` (in that order, default :func:`randomisable_layers`,
-       i.e. output layer first), re-draw every parameter ``p`` of that layer
-       (``layer.parameters(recurse=False)``, in that order), keeping its scale::
-
-           p <- torch.randn(p.shape, generator=generator) * p.std()   (std before redraw)
-
-       then ``maps[i] = method(copy, x, target, **options)``. Randomisations accumulate:
-       after step ``i`` the top ``i`` layers are random.
-    3. For every step ``i >= 1`` and image ``n``, the Spearman rank correlation between
-       the channel-summed maps ``S = maps[..].sum(channels)`` of the trained and the
-       randomised model, flattened over pixels::
-
-           spearman[i-1, n]     = pearson( ranks(S_i[n]),  ranks(S_0[n]) )
-           spearman_abs[i-1, n] = pearson( ranks(|S_i[n]|), ranks(|S_0[n]|) )
-
-       with ties given their average rank (:func:`average_ranks`), exactly
-       ``scipy.stats.spearmanr``; a constant map gives NaN, as in scipy.
-
-    Args:
-        model: a trained classifier (not modified) with at least one layer with parameters.
-        x: images ``(N, C, H, W)``; target: an int or an int64 tensor ``(N,)`` (a caller's
-            None reaches you as the *trained* model's predicted classes, resolved once by the
-            wrapper: every randomised model is then explained for the same classes).
-        method: an attribution method ``method(model, x, target, **options)``, e.g.
-            ``interp_lib.gradients.saliency_map``.
-        layers: names of layers with parameters, in the order they are randomised.
-        generator: the ``torch.Generator`` for the re-drawn parameters.
-        **options: passed to ``method``.
-
-    Returns:
-        A :class:`SanityCheck` with ``layers``, ``maps`` ``(L + 1, N, ...)`` (float),
-        ``spearman`` and ``spearman_abs`` ``(L, N)`` (float64).
-
-    Hint: ``dict(copy.named_modules())[name]``; change parameters under
-    ``torch.no_grad()`` with ``p.copy_(...)``. The Pearson correlation of two rank rows
-    is the cosine of their centred versions.
-    """
-    # YOUR CODE HERE
-    raise NotImplementedError(
-        "exercise 10.4 `sanity_check` (lesson 10): write it in interp_lib/evaluation.py"
-    )

@@ -82,6 +82,9 @@ __all__ = [
     "baseline_for",
     "generator",
     "nonempty",
+    "boolean",
+    "layer_name",
+    "layer_names",
     "ALIASES",
     "first_layer",
     "check_input_shape",
@@ -278,6 +281,15 @@ def solutions_selected(ex: Exercise, value: str | None = None) -> bool:
 # A check is called as check(value, name, arguments) and raises TypeError/ValueError.
 
 
+def _all_finite(value: torch.Tensor) -> bool:
+    """No NaN and no infinity in ``value`` (a meta tensor has no values: True)."""
+    if value.device.type == "meta":
+        return True
+    # A NaN or an infinity makes the sum NaN or infinite, so a finite sum (one pass, no
+    # mask) settles it; only a non-finite sum (or an overflow) needs the value-by-value test.
+    return bool(torch.isfinite(value.sum())) or bool(torch.isfinite(value).all())
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -377,9 +389,41 @@ def baseline_for(
                     f"`{name}` is on {value.device} but `{other}` is on {ref.device}; "
                     f"use {name}.to({other}.device)"
                 )
-        if value.device.type != "meta" and not torch.isfinite(value).all():
+        if not _all_finite(value):
             raise ValueError(f"`{name}` contains NaN or infinite values")
         same_shape_as(other)(value, name, args)
+
+    return check
+
+
+def boolean(value: Any, name: str, _args: dict) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"`{name}` must be True or False, got {type(value).__name__}")
+
+
+def layer_names(model: nn.Module) -> list[str]:
+    """Names of every sub-module of ``model`` (``model.named_modules()`` without the root), in order."""
+    return [name for name, _ in model.named_modules() if name]
+
+
+def layer_name(
+    *, none: bool = False, among: Callable[[nn.Module], list[str]] = layer_names
+) -> Callable[[Any, str, dict], None]:
+    """The name (a str) of one of ``among(model)`` (default: every sub-module of ``model``);
+    with ``none``, also None."""
+
+    def check(value: Any, name: str, args: dict) -> None:
+        if value is None and none:
+            return
+        if not isinstance(value, str):
+            raise TypeError(f"`{name}` must be a layer name (a str), got {type(value).__name__}")
+        model = args.get("model")
+        if isinstance(model, nn.Module):
+            names = among(model)
+            if value not in names:
+                raise ValueError(
+                    f"`{name}` {value!r} is not a layer of the model; valid names: {', '.join(names)}"
+                )
 
     return check
 
@@ -555,7 +599,7 @@ def _check_x(value: Any, name: str, args: dict) -> None:
     if isinstance(model, nn.Module):
         check_like_model(value, name, model)
         check_input_shape(model, tuple(value.shape[1:]), name)
-    if value.device.type != "meta" and not torch.isfinite(value).all():
+    if not _all_finite(value):
         raise ValueError(f"`{name}` contains NaN or infinite values")
 
 
@@ -765,8 +809,8 @@ def _binding_error(
 # --------------------------------------------------------------------------- guard
 
 
-def _hook_dicts(module: nn.Module) -> dict[str, dict]:
-    return {k: v for k, v in vars(module).items() if k.endswith("hooks") and isinstance(v, dict)}
+# The hook dictionaries every nn.Module has (`_forward_hooks`, `_backward_pre_hooks`...).
+_HOOK_DICTS = tuple(k for k, v in vars(nn.Module()).items() if k.endswith("hooks") and isinstance(v, dict))
 
 
 @contextlib.contextmanager
@@ -782,7 +826,7 @@ def guard_model(model: nn.Module) -> Iterator[nn.Module]:
     modules = list(model.modules())
     modes = [m.training for m in modules]
     children = [dict(m._modules) for m in modules]
-    hooks = [{k: dict(v) for k, v in _hook_dicts(m).items()} for m in modules]
+    hooks = [(m, key, dict(getattr(m, key))) for m in modules for key in _HOOK_DICTS]
     params = list(model.parameters())
     tensors = params + list(model.buffers())
     flags = [p.requires_grad for p in params]
@@ -796,12 +840,15 @@ def guard_model(model: nn.Module) -> Iterator[nn.Module]:
             p.requires_grad_(False)
         yield model
     finally:
-        for m, mode, kids, hk in zip(modules, modes, children, hooks):
+        # (only what differs is rewritten: a method that removed its hooks left them equal)
+        for m, mode, kids in zip(modules, modes, children):
             m.training = mode
-            m._modules.clear()
-            m._modules.update(kids)
-            for key, saved in hk.items():
-                current = getattr(m, key)
+            if m._modules != kids:
+                m._modules.clear()
+                m._modules.update(kids)
+        for m, key, saved in hooks:
+            current = getattr(m, key)
+            if current != saved:
                 current.clear()
                 current.update(saved)
         for p, flag, grad in zip(params, flags, grads):

@@ -11,53 +11,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .exercises import exercise, generator, nonnegative, positive_int
+from .exercises import exercise, generator, layer_name, nonnegative, positive_int
 
 __all__ = [
     "saliency_map",
     "input_x_gradient",
     "smoothgrad",
     "grad_cam",
-    "layer_names",
-    "check_layer",
     "last_conv_name",
 ]
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def layer_names(model: nn.Module) -> list[str]:
-    """Names of ``model``'s sub-modules (``model.named_modules()`` without the root)."""
-    return [name for name, _ in model.named_modules() if name]
-
-
-def last_conv_name(model: nn.Module) -> str:
-    """The name of the last ``nn.Conv2d`` in ``model`` (Grad-CAM's usual layer)."""
-    convs = [name for name, m in model.named_modules() if isinstance(m, nn.Conv2d)]
-    if not convs:
-        raise ValueError(
-            "`layer`: the model has no nn.Conv2d layer; pass the name of a layer "
-            "whose output is a feature map (N, K, h, w)"
-        )
-    return convs[-1]
-
-
-def check_layer(value, name: str, args: dict) -> None:
-    """``layer`` must be None or the name of one of the model's sub-modules."""
-    if value is None:
-        return
-    if not isinstance(value, str):
-        raise TypeError(f"`{name}` must be a layer name (str), got {type(value).__name__}")
-    model = args.get("model")
-    if isinstance(model, nn.Module):
-        names = layer_names(model)
-        if value not in names:
-            convs = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
-            raise ValueError(
-                f"`{name}` {value!r} is not a layer of the model; valid names are: "
-                f"{', '.join(names)} (conv layers: {', '.join(convs) or 'none'})"
-            )
 
 
 # --------------------------------------------------------------------------- exercises
@@ -163,7 +125,7 @@ def smoothgrad(
     raise NotImplementedError("exercise 04.3 `smoothgrad` (lesson 04): write it in interp_lib/gradients.py")
 
 
-@exercise("04.4", points=3, attribution=True, checks={"layer": check_layer})
+@exercise("04.4", points=3, attribution=True, checks={"layer": layer_name(none=True)})
 def grad_cam(model: nn.Module, x: torch.Tensor, target, layer: str | None = None) -> torch.Tensor:
     """Grad-CAM (Selvaraju et al. 2017): gradient-weighted feature maps, upsampled.
 
@@ -202,3 +164,17 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target, layer: str | None = None
     """
     # YOUR CODE HERE
     raise NotImplementedError("exercise 04.4 `grad_cam` (lesson 04): write it in interp_lib/gradients.py")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def last_conv_name(model: nn.Module) -> str:
+    """The name of the last ``nn.Conv2d`` in ``model`` (Grad-CAM's usual layer)."""
+    convs = [name for name, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        raise ValueError(
+            "`layer`: the model has no nn.Conv2d layer; pass the name of a layer "
+            "whose output is a feature map (N, K, h, w)"
+        )
+    return convs[-1]

@@ -18,7 +18,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from .exercises import baseline_for, exercise, one_of, positive_int
+from ._checks.integrated_gradients import (
+    check_alphas,
+    check_attributions,
+    check_baseline,
+    check_batch,
+    check_grid,
+    check_steps,
+)
+from .exercises import exercise, one_of
 
 __all__ = [
     "METHODS",
@@ -34,109 +42,10 @@ __all__ = [
 METHODS = ("riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid", "gausslegendre")
 
 
-# --------------------------------------------------------------------------- helpers
-
-
-def quadrature(method: str, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Nodes ``alphas`` and weights ``w`` (float64, length ``steps``) of a rule on [0, 1].
-
-    ``integral_0^1 f(a) da ~ sum_k w[k] f(alphas[k])``:
-
-    * ``riemann_left``:   a_k = k/n,           w_k = 1/n      (k = 0..n-1)
-    * ``riemann_right``:  a_k = (k+1)/n,       w_k = 1/n
-    * ``riemann_middle``: a_k = (k+1/2)/n,     w_k = 1/n
-    * ``riemann_trapezoid``: a_k = k/(n-1) (n >= 2 points including both ends),
-      w_k = 1/(n-1) inside and 1/(2(n-1)) at the two ends (weights sum to 1; captum's
-      version uses 1/n and 1/(2n), which sum to 1 - 1/n: biased by about 1/n)
-    * ``gausslegendre``:  the n Gauss-Legendre nodes and weights mapped from [-1, 1] to
-      [0, 1] (exact for polynomials of degree 2n - 1).
-    """
-    if method not in METHODS:
-        raise ValueError(f"`method` must be one of {', '.join(METHODS)}; got {method!r}")
-    if not isinstance(steps, int) or isinstance(steps, bool):
-        raise TypeError(f"`steps` must be an int, got {type(steps).__name__}")
-    if steps < 1 or (method == "riemann_trapezoid" and steps < 2):
-        need = 2 if method == "riemann_trapezoid" else 1
-        raise ValueError(f"`steps` must be >= {need} for {method}, got {steps}")
-    n = steps
-    k = torch.arange(n, dtype=torch.float64)
-    if method == "gausslegendre":
-        nodes, w = np.polynomial.legendre.leggauss(n)
-        return torch.from_numpy(0.5 * (1 + nodes)), torch.from_numpy(0.5 * w)
-    if method == "riemann_trapezoid":
-        w = torch.full((n,), 1.0 / (n - 1), dtype=torch.float64)
-        w[0] = w[-1] = 0.5 / (n - 1)
-        return k / (n - 1), w
-    offset = {"riemann_left": 0.0, "riemann_right": 1.0, "riemann_middle": 0.5}[method]
-    return (k + offset) / n, torch.full((n,), 1.0 / n, dtype=torch.float64)
-
-
-_check_baseline = baseline_for("x", numbers=False, none=True)
-
-
-def _check_alphas(value, name: str, _args: dict) -> None:
-    if not isinstance(value, torch.Tensor) or value.dim() != 1 or not value.is_floating_point():
-        raise TypeError(f"`{name}` must be a 1-D float tensor of path positions")
-
-
-def _check_steps(value, name: str, args: dict) -> None:
-    positive_int(value, name, args)
-    if args.get("method") == "riemann_trapezoid" and value < 2:
-        raise ValueError(f"`{name}` must be >= 2 for the trapezoid rule, got {value}")
-
-
-def _check_batch(value, name: str, args: dict) -> None:
-    if value is not None:
-        positive_int(value, name, args)
-
-
-def _check_grid(value, name: str, args: dict) -> None:
-    positive_int(value, name, args)
-    if value > 4:
-        raise ValueError(
-            f"`{name}` must be <= 4 (exact Shapley values cost 2^(grid^2) forward passes), got {value}"
-        )
-
-
-def _check_attributions(value, name: str, args: dict) -> None:
-    x = args.get("x")
-    if not isinstance(value, torch.Tensor):
-        raise TypeError(f"`{name}` must be a tensor, got {type(value).__name__}")
-    if isinstance(x, torch.Tensor) and value.shape != x.shape:
-        raise ValueError(f"`{name}` must be shaped like `x` {tuple(x.shape)}, got {tuple(value.shape)}")
-
-
-def blurred(x: torch.Tensor, sigma: float = 3.0) -> torch.Tensor:
-    """A Gaussian blur of ``x`` (a "blurred" IG baseline), same shape; reflect padding."""
-    radius = max(1, int(math.ceil(3 * sigma)))
-    t = torch.arange(-radius, radius + 1, dtype=x.dtype)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    k = k / k.sum()
-    c = x.shape[1]
-    out = torch.nn.functional.pad(x, (radius, radius, 0, 0), mode="reflect")
-    out = torch.nn.functional.conv2d(out, k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
-    out = torch.nn.functional.pad(out, (0, 0, radius, radius), mode="reflect")
-    return torch.nn.functional.conv2d(out, k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
-
-
-def patch_masks(height: int, width: int, grid: int) -> torch.Tensor:
-    """``(grid * grid, height, width)`` boolean masks of a grid x grid patch partition.
-
-    Row-major order; patch edges at ``round(i * size / grid)``.
-    """
-    rows = [round(i * height / grid) for i in range(grid + 1)]
-    cols = [round(j * width / grid) for j in range(grid + 1)]
-    masks = torch.zeros(grid * grid, height, width, dtype=torch.bool)
-    for i in range(grid):
-        for j in range(grid):
-            masks[i * grid + j, rows[i] : rows[i + 1], cols[j] : cols[j + 1]] = True
-    return masks
-
-
 # --------------------------------------------------------------------------- exercises
 
 
-@exercise("05.1", points=1, checks={"baseline": _check_baseline, "alphas": _check_alphas})
+@exercise("05.1", points=1, checks={"baseline": check_baseline, "alphas": check_alphas})
 def interpolation_path(x: torch.Tensor, baseline: torch.Tensor, alphas: torch.Tensor) -> torch.Tensor:
     """Images on the straight path from ``baseline`` to ``x``.
 
@@ -169,10 +78,10 @@ def interpolation_path(x: torch.Tensor, baseline: torch.Tensor, alphas: torch.Te
     points=4,
     attribution=True,
     checks={
-        "baseline": _check_baseline,
-        "steps": _check_steps,
+        "baseline": check_baseline,
+        "steps": check_steps,
         "method": one_of(*METHODS),
-        "internal_batch_size": _check_batch,
+        "internal_batch_size": check_batch,
     },
 )
 def integrated_gradients(
@@ -221,7 +130,7 @@ def integrated_gradients(
     )
 
 
-@exercise("05.3", points=2, checks={"attributions": _check_attributions, "baseline": _check_baseline})
+@exercise("05.3", points=2, checks={"attributions": check_attributions, "baseline": check_baseline})
 def completeness_gap(
     model: nn.Module,
     x: torch.Tensor,
@@ -262,7 +171,7 @@ def completeness_gap(
     points=3,
     stretch=True,
     attribution=True,
-    checks={"baseline": _check_baseline, "grid": _check_grid},
+    checks={"baseline": check_baseline, "grid": check_grid},
 )
 def patch_shapley(
     model: nn.Module, x: torch.Tensor, target, baseline: torch.Tensor | None = None, grid: int = 3
@@ -295,3 +204,67 @@ def patch_shapley(
     raise NotImplementedError(
         "exercise 05.4 `patch_shapley` (lesson 05): write it in interp_lib/integrated_gradients.py"
     )
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def quadrature(method: str, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Nodes ``alphas`` and weights ``w`` (float64, length ``steps``) of a rule on [0, 1].
+
+    ``integral_0^1 f(a) da ~ sum_k w[k] f(alphas[k])``:
+
+    * ``riemann_left``:   a_k = k/n,           w_k = 1/n      (k = 0..n-1)
+    * ``riemann_right``:  a_k = (k+1)/n,       w_k = 1/n
+    * ``riemann_middle``: a_k = (k+1/2)/n,     w_k = 1/n
+    * ``riemann_trapezoid``: a_k = k/(n-1) (n >= 2 points including both ends),
+      w_k = 1/(n-1) inside and 1/(2(n-1)) at the two ends (weights sum to 1; captum's
+      version uses 1/n and 1/(2n), which sum to 1 - 1/n: biased by about 1/n)
+    * ``gausslegendre``:  the n Gauss-Legendre nodes and weights mapped from [-1, 1] to
+      [0, 1] (exact for polynomials of degree 2n - 1).
+    """
+    if method not in METHODS:
+        raise ValueError(f"`method` must be one of {', '.join(METHODS)}; got {method!r}")
+    if not isinstance(steps, int) or isinstance(steps, bool):
+        raise TypeError(f"`steps` must be an int, got {type(steps).__name__}")
+    if steps < 1 or (method == "riemann_trapezoid" and steps < 2):
+        need = 2 if method == "riemann_trapezoid" else 1
+        raise ValueError(f"`steps` must be >= {need} for {method}, got {steps}")
+    n = steps
+    k = torch.arange(n, dtype=torch.float64)
+    if method == "gausslegendre":
+        nodes, w = np.polynomial.legendre.leggauss(n)
+        return torch.from_numpy(0.5 * (1 + nodes)), torch.from_numpy(0.5 * w)
+    if method == "riemann_trapezoid":
+        w = torch.full((n,), 1.0 / (n - 1), dtype=torch.float64)
+        w[0] = w[-1] = 0.5 / (n - 1)
+        return k / (n - 1), w
+    offset = {"riemann_left": 0.0, "riemann_right": 1.0, "riemann_middle": 0.5}[method]
+    return (k + offset) / n, torch.full((n,), 1.0 / n, dtype=torch.float64)
+
+
+def blurred(x: torch.Tensor, sigma: float = 3.0) -> torch.Tensor:
+    """A Gaussian blur of ``x`` (a "blurred" IG baseline), same shape; reflect padding."""
+    radius = max(1, int(math.ceil(3 * sigma)))
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = k / k.sum()
+    c = x.shape[1]
+    out = torch.nn.functional.pad(x, (radius, radius, 0, 0), mode="reflect")
+    out = torch.nn.functional.conv2d(out, k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
+    out = torch.nn.functional.pad(out, (0, 0, radius, radius), mode="reflect")
+    return torch.nn.functional.conv2d(out, k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+
+
+def patch_masks(height: int, width: int, grid: int) -> torch.Tensor:
+    """``(grid * grid, height, width)`` boolean masks of a grid x grid patch partition.
+
+    Row-major order; patch edges at ``round(i * size / grid)``.
+    """
+    rows = [round(i * height / grid) for i in range(grid + 1)]
+    cols = [round(j * width / grid) for j in range(grid + 1)]
+    masks = torch.zeros(grid * grid, height, width, dtype=torch.bool)
+    for i in range(grid):
+        for j in range(grid):
+            masks[i * grid + j, rows[i] : rows[i + 1], cols[j] : cols[j + 1]] = True
+    return masks

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._checks.labels import check_labels, check_probs
 from .exercises import exercise, one_of
 
 __all__ = [
@@ -20,61 +21,7 @@ __all__ = [
 ]
 
 
-def _check_labels(value, name, args) -> None:
-    arr = np.asarray(value)
-    if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
-        raise TypeError(f"`{name}` must be a 1-D array of integer class labels, got {arr.dtype} {arr.shape}")
-    probs = args.get("pred_probs")
-    if probs is not None:
-        probs = np.asarray(probs)
-        if probs.ndim == 2 and len(arr) != len(probs):
-            raise ValueError(f"`{name}` has {len(arr)} entries but `pred_probs` has {len(probs)} rows")
-        if probs.ndim == 2 and len(arr) and (arr.min() < 0 or arr.max() >= probs.shape[1]):
-            raise ValueError(f"`{name}` must lie in 0..{probs.shape[1] - 1} (the columns of `pred_probs`)")
-
-
-def _check_probs(value, name, _args) -> None:
-    arr = np.asarray(value)
-    if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.floating):
-        raise TypeError(
-            f"`{name}` must be a 2-D float array (N, K) of probabilities, got {arr.dtype} {arr.shape}"
-        )
-    if arr.size and (arr.min() < 0 or arr.max() > 1 or not np.allclose(arr.sum(1), 1, atol=1e-4)):
-        raise ValueError(f"`{name}` rows must be probabilities: entries in [0, 1] summing to 1")
-
-
-_CHECKS = {"labels": _check_labels, "pred_probs": _check_probs}
-
-
-def observed_accuracy(acc_clean: float, error_rate: float, p_reproduce: float) -> float:
-    """Accuracy measured against noisy test labels.
-
-    ``(1 - e) * acc_clean + e * p_reproduce``: correct on the correctly labelled part,
-    and "correct" on the mislabelled part only where the model reproduces the wrong
-    label.
-    """
-    return (1 - error_rate) * acc_clean + error_rate * p_reproduce
-
-
-def round_preserving_row_totals(matrix: np.ndarray) -> np.ndarray:
-    """Round each row of a float matrix to integers whose sum is the row's rounded sum.
-
-    Values are rounded to the nearest integer; where that changes a row's total, the
-    entries with the largest rounding loss (or gain) are moved by one until the total
-    matches, as cleanlab does.
-    """
-    out = []
-    for row in np.asarray(matrix, dtype=float):
-        ints = row.round()
-        target = row.sum().round()
-        while abs(ints.sum() - target) > 1e-6:
-            diff = np.round(target - ints.sum())
-            step = -1 if diff < 0 else 1
-            n_changes = min(int(abs(diff)), len(row))
-            for i in np.argsort(row - ints)[::-step][:n_changes]:
-                ints[i] += step
-        out.append(ints)
-    return np.asarray(out).astype(int)
+_CHECKS = {"labels": check_labels, "pred_probs": check_probs}
 
 
 @exercise("01.1", points=2, checks=_CHECKS)
@@ -171,3 +118,37 @@ def find_label_issues(
     raise NotImplementedError(
         "exercise 01.3 `find_label_issues` (lesson 01): write it in interp_lib/labels.py"
     )
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def observed_accuracy(acc_clean: float, error_rate: float, p_reproduce: float) -> float:
+    """Accuracy measured against noisy test labels.
+
+    ``(1 - e) * acc_clean + e * p_reproduce``: correct on the correctly labelled part,
+    and "correct" on the mislabelled part only where the model reproduces the wrong
+    label.
+    """
+    return (1 - error_rate) * acc_clean + error_rate * p_reproduce
+
+
+def round_preserving_row_totals(matrix: np.ndarray) -> np.ndarray:
+    """Round each row of a float matrix to integers whose sum is the row's rounded sum.
+
+    Values are rounded to the nearest integer; where that changes a row's total, the
+    entries with the largest rounding loss (or gain) are moved by one until the total
+    matches, as cleanlab does.
+    """
+    out = []
+    for row in np.asarray(matrix, dtype=float):
+        ints = row.round()
+        target = row.sum().round()
+        while abs(ints.sum() - target) > 1e-6:
+            diff = np.round(target - ints.sum())
+            step = -1 if diff < 0 else 1
+            n_changes = min(int(abs(diff)), len(row))
+            for i in np.argsort(row - ints)[::-step][:n_changes]:
+                ints[i] += step
+        out.append(ints)
+    return np.asarray(out).astype(int)

@@ -11,59 +11,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .exercises import baseline_for, exercise
+from ._checks.occlusion import check_baseline, check_batch, check_stride, check_window
+from .exercises import exercise
 
 __all__ = ["occlusion", "window_positions"]
-
-
-def _pair_of_positive_ints(value, name: str) -> tuple[int, int]:
-    pair = (value, value) if isinstance(value, int) and not isinstance(value, bool) else value
-    if not (
-        isinstance(pair, (tuple, list))
-        and len(pair) == 2
-        and all(isinstance(v, int) and not isinstance(v, bool) for v in pair)
-    ):
-        raise TypeError(f"`{name}` must be an int or a pair of ints (h, w), got {value!r}")
-    if min(pair) < 1:
-        raise ValueError(f"`{name}` must be >= 1, got {value!r}")
-    return tuple(pair)
-
-
-def _check_window(value, name: str, args: dict) -> None:
-    h, w = _pair_of_positive_ints(value, name)
-    x = args.get("x")
-    if isinstance(x, torch.Tensor) and x.dim() == 4 and (h > x.shape[2] or w > x.shape[3]):
-        raise ValueError(f"`{name}` {(h, w)} is larger than the image {tuple(x.shape[2:])}")
-
-
-def _check_stride(value, name: str, args: dict) -> None:
-    s = _pair_of_positive_ints(value, name)
-    try:
-        w = _pair_of_positive_ints(args.get("window"), "window")
-    except (TypeError, ValueError):
-        return
-    if s[0] > w[0] or s[1] > w[1]:
-        raise ValueError(
-            f"`{name}` {s} must not exceed the window {w}: pixels between windows would never be occluded"
-        )
-
-
-_check_baseline = baseline_for("x")
-
-
-def _check_batch(value, name: str, args: dict) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"`{name}` must be an int >= 1, got {value!r}")
-
-
-def window_positions(size: int, window: int, stride: int) -> list[int]:
-    """Start positions of a window sliding over ``size`` pixels, captum's convention.
-
-    ``0, stride, 2 stride, ...`` for ``ceil((size - window) / stride) + 1`` positions;
-    the last window may stick out of the image and is then cut at the border.
-    """
-    count = -(-(size - window) // stride) + 1
-    return [k * stride for k in range(count)]
 
 
 @exercise(
@@ -71,10 +22,10 @@ def window_positions(size: int, window: int, stride: int) -> list[int]:
     points=3,
     attribution=True,
     checks={
-        "window": _check_window,
-        "stride": _check_stride,
-        "baseline": _check_baseline,
-        "batch_size": _check_batch,
+        "window": check_window,
+        "stride": check_stride,
+        "baseline": check_baseline,
+        "batch_size": check_batch,
     },
 )
 def occlusion(
@@ -114,3 +65,16 @@ def occlusion(
     """
     # YOUR CODE HERE
     raise NotImplementedError("exercise 07.4 `occlusion` (lesson 07): write it in interp_lib/occlusion.py")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def window_positions(size: int, window: int, stride: int) -> list[int]:
+    """Start positions of a window sliding over ``size`` pixels, captum's convention.
+
+    ``0, stride, 2 stride, ...`` for ``ceil((size - window) / stride) + 1`` positions;
+    the last window may stick out of the image and is then cut at the border.
+    """
+    count = -(-(size - window) // stride) + 1
+    return [k * stride for k in range(count)]

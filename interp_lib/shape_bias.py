@@ -13,7 +13,15 @@ import torch
 from torch import nn
 
 from . import data
-from .exercises import exercise, images01, nonnegative
+from ._checks.shape_bias import (
+    check_background,
+    check_labels,
+    check_masks,
+    check_probe_data,
+    check_texture_labels,
+    check_textures,
+)
+from .exercises import exercise, images01, layer_name, nonnegative
 
 __all__ = [
     "cue_conflict",
@@ -26,7 +34,145 @@ __all__ = [
 ]
 
 
-# --------------------------------------------------------------------------- infrastructure
+# --------------------------------------------------------------------------- exercises
+
+
+@exercise(
+    "03.1",
+    points=2,
+    checks={
+        "masks": check_masks,
+        "shape": check_labels("masks"),
+        "textures": check_textures,
+        "background": check_background,
+    },
+)
+def cue_conflict(
+    masks: torch.Tensor,
+    shape: torch.Tensor,
+    textures: torch.Tensor,
+    background: torch.Tensor,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cue-conflict images: the silhouette of one class filled with another class's texture.
+
+    For each image ``n`` with shape class ``s_n = shape[n]``, draw a texture class that
+    differs from it, with exactly one draw for the whole batch::
+
+        offset = torch.randint(1, K, (N,), generator=generator)     # K = textures.shape[1]
+        t_n    = (s_n + offset_n) % K
+
+    and compose (a mask of 1 shows the texture, 0 the background)::
+
+        image_n = masks_n * textures[n, t_n] + (1 - masks_n) * background_n
+
+    Args:
+        masks: ``(N, 1, H, W)`` silhouettes in [0, 1].
+        shape: ``(N,)`` int64 shape class of each silhouette.
+        textures: ``(N, K, C, H, W)``: for each image, a full-frame fill of every texture
+            class (see :func:`shape_parts`).
+        background: ``(N, C, H, W)`` (or broadcastable to it).
+        generator: the ``torch.Generator`` for the draw (None: torch's global one).
+
+    Returns:
+        ``(images, texture)``: images ``(N, C, H, W)`` and the int64 texture class ``(N,)``
+        of each.
+
+    Hint: ``textures[torch.arange(N), t]`` picks one fill per image.
+    """
+    # YOUR CODE HERE
+    raise NotImplementedError(
+        "exercise 03.1 `cue_conflict` (lesson 03): write it in interp_lib/shape_bias.py"
+    )
+
+
+@exercise(
+    "03.2", points=2, checks={"x": images01, "shape": check_labels("x"), "texture": check_texture_labels}
+)
+def shape_bias(model: nn.Module, x: torch.Tensor, shape: torch.Tensor, texture: torch.Tensor) -> float:
+    """Shape bias (Geirhos et al. 2019) on cue-conflict images.
+
+    Classify every image; count the decisions that name its shape class (shape hits)
+    and those that name its texture class (texture hits); decisions naming neither are
+    left out::
+
+        shape_bias = shape_hits / (shape_hits + texture_hits)
+
+    1.0: always the shape; 0.0: always the texture; ``nan`` when no decision names
+    either.
+
+    Args:
+        model: a classifier (frozen by the wrapper). x: cue-conflict images ``(N, C, H, W)``.
+        shape, texture: ``(N,)`` int64 class of each image's shape and texture (they
+        must differ: that is what cue conflict means).
+
+    Returns:
+        A Python float in [0, 1] (or ``nan``).
+
+    Hint: ``model(x).argmax(1)``, under ``torch.no_grad()``.
+    """
+    # YOUR CODE HERE
+    raise NotImplementedError("exercise 03.2 `shape_bias` (lesson 03): write it in interp_lib/shape_bias.py")
+
+
+@exercise(
+    "03.3",
+    points=3,
+    checks={
+        "layer": layer_name(),
+        "x_train": check_probe_data,
+        "y_train": check_labels("x_train"),
+        "x_test": check_probe_data,
+        "y_test": check_labels("x_test"),
+        "ridge": nonnegative,
+    },
+)
+def linear_probe(
+    model: nn.Module,
+    layer: str,
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    x_test: torch.Tensor,
+    y_test: torch.Tensor,
+    ridge: float = 10.0,
+) -> float:
+    """Held-out accuracy of a linear read-out of ``y`` from one layer's activations.
+
+    1. Activations ``A = layer_activations(model, layer, x)`` (``(N, D)``, float64) for
+       the train and test images (a forward hook, always removed).
+    2. Standardise with the *training* statistics: ``Z = (A - mu) / sd`` with ``mu``, ``sd``
+       the per-feature mean and standard deviation (``unbiased=False``) of the training
+       activations, ``sd`` clamped from below at 1e-6.
+    3. Ridge regression onto one-hot targets ``Y`` (``(N, K)``, ``K = max(y_train) + 1``),
+       closed form::
+
+           W = argmin ||Z W + 1 b^T - Y||^2 + ridge ||W||^2
+             = Z^T (Z Z^T + ridge I)^{-1} (Y - mean(Y)),   b = mean(Y)
+
+       (the "dual" form, an ``N x N`` solve; the primal ``(Z^T Z + ridge I)^{-1} Z^T (Y -
+       mean Y)`` is the same matrix).
+    4. Predict ``argmax(Z_test W + b)``; return the fraction equal to ``y_test``.
+
+    Deterministic: no random draws; the closed form has one answer, so implementations
+    differ only by float rounding.
+
+    Args:
+        model: the network (frozen by the wrapper). layer: a sub-module name, e.g. ``"pool2"``.
+        x_train, y_train: images and int64 labels to fit on; x_test, y_test: to score.
+        ridge: the L2 penalty (>= 0; use > 0 when D > N).
+
+    Returns:
+        A Python float, the held-out accuracy in [0, 1].
+
+    Hint: ``torch.linalg.solve(Z @ Z.T + ridge * I, Yc)``.
+    """
+    # YOUR CODE HERE
+    raise NotImplementedError(
+        "exercise 03.3 `linear_probe` (lesson 03): write it in interp_lib/shape_bias.py"
+    )
+
+
+# --------------------------------------------------------------------------- helpers
 
 
 @dataclasses.dataclass
@@ -97,217 +243,3 @@ def layer_activations(model: nn.Module, layer: str, x: torch.Tensor, batch_size:
         handle.remove()
         model.train(was_training)
     return torch.cat(stored)
-
-
-# --------------------------------------------------------------------------- checks
-
-
-def _check_masks(value, name, _args) -> None:
-    if not isinstance(value, torch.Tensor) or value.dim() != 4 or value.shape[1] != 1:
-        raise ValueError(
-            f"`{name}` must be a tensor (N, 1, H, W) of silhouettes, got "
-            f"{tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__}"
-        )
-    if value.numel() and (value.min() < 0 or value.max() > 1):
-        raise ValueError(f"`{name}` must hold values in [0, 1]")
-
-
-def _labels_check(n_arg: str):
-    def check(value, name, args) -> None:
-        if not isinstance(value, torch.Tensor) or value.dtype != torch.int64 or value.dim() != 1:
-            raise TypeError(f"`{name}` must be a 1-D int64 tensor of class indices")
-        ref = args.get(n_arg)
-        if isinstance(ref, torch.Tensor) and len(ref) != len(value):
-            raise ValueError(f"`{name}` has {len(value)} entries but `{n_arg}` holds {len(ref)}")
-        if value.numel() and value.min() < 0:
-            raise ValueError(f"`{name}` holds a negative class index")
-
-    return check
-
-
-def _check_textures(value, name, args) -> None:
-    masks = args.get("masks")
-    if not isinstance(value, torch.Tensor) or value.dim() != 5:
-        raise ValueError(f"`{name}` must be a tensor (N, K, C, H, W) of texture fills")
-    if isinstance(masks, torch.Tensor) and (len(value) != len(masks) or value.shape[-2:] != masks.shape[-2:]):
-        raise ValueError(f"`{name}` {tuple(value.shape)} does not match `masks` {tuple(masks.shape)}")
-    shape = args.get("shape")
-    if isinstance(shape, torch.Tensor) and shape.numel() and shape.max() >= value.shape[1]:
-        raise ValueError(
-            f"`shape` index {shape.max().item()} is out of range for {value.shape[1]} texture classes"
-        )
-
-
-def _check_background(value, name, args) -> None:
-    tex = args.get("textures")
-    if not isinstance(value, torch.Tensor):
-        raise TypeError(f"`{name}` must be a tensor")
-    if isinstance(tex, torch.Tensor) and tex.dim() == 5:
-        try:
-            ok = torch.broadcast_shapes(value.shape, tex[:, 0].shape) == tex[:, 0].shape
-        except RuntimeError:
-            ok = False
-        if not ok:
-            raise ValueError(f"`{name}` {tuple(value.shape)} must broadcast to {tuple(tex[:, 0].shape)}")
-
-
-def _check_texture_labels(value, name, args) -> None:
-    _labels_check("x")(value, name, args)
-    shape = args.get("shape")
-    if isinstance(shape, torch.Tensor) and shape.shape == value.shape and (shape == value).any():
-        raise ValueError(
-            f"`{name}` equals `shape` for some images: shape bias needs cue-conflict "
-            "images, whose texture class differs from their shape class"
-        )
-
-
-def _check_layer(value, name, args) -> None:
-    if not isinstance(value, str):
-        raise TypeError(f"`{name}` must be the name of a sub-module (a str), got {type(value).__name__}")
-    model = args.get("model")
-    if isinstance(model, nn.Module) and value not in dict(model.named_modules()):
-        names = [n for n, _ in model.named_modules() if n]
-        raise ValueError(f"`{name}` {value!r} is not a sub-module of the model; it has: {', '.join(names)}")
-
-
-def _check_probe_data(value, name, args) -> None:
-    if not isinstance(value, torch.Tensor) or not value.is_floating_point() or value.dim() != 4:
-        raise ValueError(f"`{name}` must be a float tensor of images (N, C, H, W)")
-
-
-# --------------------------------------------------------------------------- exercises
-
-
-@exercise(
-    "03.1",
-    points=2,
-    checks={
-        "masks": _check_masks,
-        "shape": _labels_check("masks"),
-        "textures": _check_textures,
-        "background": _check_background,
-    },
-)
-def cue_conflict(
-    masks: torch.Tensor,
-    shape: torch.Tensor,
-    textures: torch.Tensor,
-    background: torch.Tensor,
-    generator: torch.Generator | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cue-conflict images: the silhouette of one class filled with another class's texture.
-
-    For each image ``n`` with shape class ``s_n = shape[n]``, draw a texture class that
-    differs from it, with exactly one draw for the whole batch::
-
-        offset = torch.randint(1, K, (N,), generator=generator)     # K = textures.shape[1]
-        t_n    = (s_n + offset_n) % K
-
-    and compose (a mask of 1 shows the texture, 0 the background)::
-
-        image_n = masks_n * textures[n, t_n] + (1 - masks_n) * background_n
-
-    Args:
-        masks: ``(N, 1, H, W)`` silhouettes in [0, 1].
-        shape: ``(N,)`` int64 shape class of each silhouette.
-        textures: ``(N, K, C, H, W)``: for each image, a full-frame fill of every texture
-            class (see :func:`shape_parts`).
-        background: ``(N, C, H, W)`` (or broadcastable to it).
-        generator: the ``torch.Generator`` for the draw (None: torch's global one).
-
-    Returns:
-        ``(images, texture)``: images ``(N, C, H, W)`` and the int64 texture class ``(N,)``
-        of each.
-
-    Hint: ``textures[torch.arange(N), t]`` picks one fill per image.
-    """
-    # YOUR CODE HERE
-    raise NotImplementedError(
-        "exercise 03.1 `cue_conflict` (lesson 03): write it in interp_lib/shape_bias.py"
-    )
-
-
-@exercise(
-    "03.2", points=2, checks={"x": images01, "shape": _labels_check("x"), "texture": _check_texture_labels}
-)
-def shape_bias(model: nn.Module, x: torch.Tensor, shape: torch.Tensor, texture: torch.Tensor) -> float:
-    """Shape bias (Geirhos et al. 2019) on cue-conflict images.
-
-    Classify every image; count the decisions that name its shape class (shape hits)
-    and those that name its texture class (texture hits); decisions naming neither are
-    left out::
-
-        shape_bias = shape_hits / (shape_hits + texture_hits)
-
-    1.0: always the shape; 0.0: always the texture; ``nan`` when no decision names
-    either.
-
-    Args:
-        model: a classifier (frozen by the wrapper). x: cue-conflict images ``(N, C, H, W)``.
-        shape, texture: ``(N,)`` int64 class of each image's shape and texture (they
-        must differ: that is what cue conflict means).
-
-    Returns:
-        A Python float in [0, 1] (or ``nan``).
-
-    Hint: ``model(x).argmax(1)``, under ``torch.no_grad()``.
-    """
-    # YOUR CODE HERE
-    raise NotImplementedError("exercise 03.2 `shape_bias` (lesson 03): write it in interp_lib/shape_bias.py")
-
-
-@exercise(
-    "03.3",
-    points=3,
-    checks={
-        "layer": _check_layer,
-        "x_train": _check_probe_data,
-        "y_train": _labels_check("x_train"),
-        "x_test": _check_probe_data,
-        "y_test": _labels_check("x_test"),
-        "ridge": nonnegative,
-    },
-)
-def linear_probe(
-    model: nn.Module,
-    layer: str,
-    x_train: torch.Tensor,
-    y_train: torch.Tensor,
-    x_test: torch.Tensor,
-    y_test: torch.Tensor,
-    ridge: float = 10.0,
-) -> float:
-    """Held-out accuracy of a linear read-out of ``y`` from one layer's activations.
-
-    1. Activations ``A = layer_activations(model, layer, x)`` (``(N, D)``, float64) for
-       the train and test images (a forward hook, always removed).
-    2. Standardise with the *training* statistics: ``Z = (A - mu) / sd`` with ``mu``, ``sd``
-       the per-feature mean and standard deviation (``unbiased=False``) of the training
-       activations, ``sd`` clamped from below at 1e-6.
-    3. Ridge regression onto one-hot targets ``Y`` (``(N, K)``, ``K = max(y_train) + 1``),
-       closed form::
-
-           W = argmin ||Z W + 1 b^T - Y||^2 + ridge ||W||^2
-             = Z^T (Z Z^T + ridge I)^{-1} (Y - mean(Y)),   b = mean(Y)
-
-       (the "dual" form, an ``N x N`` solve; the primal ``(Z^T Z + ridge I)^{-1} Z^T (Y -
-       mean Y)`` is the same matrix).
-    4. Predict ``argmax(Z_test W + b)``; return the fraction equal to ``y_test``.
-
-    Deterministic: no random draws; the closed form has one answer, so implementations
-    differ only by float rounding.
-
-    Args:
-        model: the network (frozen by the wrapper). layer: a sub-module name, e.g. ``"pool2"``.
-        x_train, y_train: images and int64 labels to fit on; x_test, y_test: to score.
-        ridge: the L2 penalty (>= 0; use > 0 when D > N).
-
-    Returns:
-        A Python float, the held-out accuracy in [0, 1].
-
-    Hint: ``torch.linalg.solve(Z @ Z.T + ridge * I, Yc)``.
-    """
-    # YOUR CODE HERE
-    raise NotImplementedError(
-        "exercise 03.3 `linear_probe` (lesson 03): write it in interp_lib/shape_bias.py"
-    )

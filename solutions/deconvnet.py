@@ -101,12 +101,13 @@ class ReLURule(torch.autograd.Function):
     @staticmethod
     def backward(ctx, R):
         (out,) = ctx.saved_tensors
+        # out = relu(a) >= 0, so out.sign() is the mask 1[a > 0] (as floats)
         if ctx.rule == "gradient":
-            R_in = R.masked_fill(out <= 0, 0)
+            R_in = R * out.sign()
         elif ctx.rule == "deconvnet":
             R_in = R.clamp(min=0)
         else:
-            R_in = R.clamp(min=0).masked_fill_(out <= 0, 0)
+            R_in = R.clamp(min=0) * out.sign()
         return R_in, None, None
 
 

@@ -2,13 +2,9 @@ import torch
 import torch.nn.functional as F
 
 from interp_lib import featvis
-from interp_lib.featvis import (
-    Visualisation,
-    default_input_shape,
-    find_layer,
-    image_parameterisation,
-    unit_objective,
-)
+from interp_lib.featvis import Visualisation
+from interp_lib.featvis_param import image_parameterisation
+from interp_lib.featvis_units import default_input_shape, find_layer, unit_objective
 
 
 def total_variation(x, beta=2.0, eps=0.0):
@@ -59,15 +55,9 @@ def activation_maximisation(
     from tqdm.auto import trange
 
     generator = torch.Generator().manual_seed(0) if generator is None else generator
-    if start is not None:
-        n = len(start)
-    else:
-        n = len(channel) if isinstance(channel, (list, tuple)) else 1
-    c, h, w = (
-        shape
-        if shape is not None
-        else (tuple(start.shape[1:]) if start is not None else default_input_shape(model))
-    )
+    # N images: one per start image, else one per listed channel; (C, H, W): shape, start's or the model's
+    n = len(start) if start is not None else len(channel) if isinstance(channel, (list, tuple)) else 1
+    c, h, w = shape or (start.shape[1:] if start is not None else default_input_shape(model))
     options = transforms if isinstance(transforms, dict) else {}
 
     img_param = image_parameterisation(param, (n, c, h, w), generator, start, decorrelate)

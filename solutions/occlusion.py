@@ -13,14 +13,14 @@ def occlusion(model, x, target, window=4, stride=2, baseline=0.5, batch_size=256
     n, c, H, W = x.shape
     (h, w), (sh, sw) = _pair(window), _pair(stride)
     target = torch.as_tensor(target).expand(n)
-    masks = torch.stack(
-        [
-            torch.zeros(H, W, dtype=x.dtype).index_fill_(0, torch.arange(i, min(i + h, H)), 1)
-            * torch.zeros(W, dtype=x.dtype).index_fill_(0, torch.arange(j, min(j + w, W)), 1)
-            for i in window_positions(H, h, sh)
-            for j in window_positions(W, w, sw)
-        ]
-    )  # (P, H, W)
+    # one mask per window position: 1 inside the window, 0 elsewhere
+    masks = []
+    for i in window_positions(H, h, sh):
+        for j in window_positions(W, w, sw):
+            mask = torch.zeros(H, W, dtype=x.dtype)
+            mask[i : i + h, j : j + w] = 1
+            masks.append(mask)
+    masks = torch.stack(masks)  # (P, H, W)
     baseline = torch.as_tensor(baseline, dtype=x.dtype).expand_as(x)
     P = len(masks)
     drops = torch.empty(n, P, dtype=x.dtype)
@@ -39,5 +39,6 @@ def occlusion(model, x, target, window=4, stride=2, baseline=0.5, batch_size=256
                 ]
             )
             drops[start : start + per_chunk] = clean[start : start + per_chunk, None] - scores.view(-1, P)
+    # each pixel: the mean drop over the windows that cover it, the same for every channel
     heat = torch.einsum("np,phw->nhw", drops, masks) / masks.sum(0)
-    return heat[:, None].expand(n, c, H, W).contiguous()
+    return heat[:, None].repeat(1, c, 1, 1)

@@ -9,7 +9,7 @@ import torch
 from helpers import assert_unchanged, snapshot
 from torch import nn
 
-from interp_lib import exercises, featvis
+from interp_lib import exercises, featvis, featvis_param, featvis_units
 from interp_lib.utils import assert_close
 
 # --------------------------------------------------------------------------- helpers
@@ -54,7 +54,7 @@ def tiny_model(boom_after=None):
 
 @pytest.fixture(scope="module")
 def conv3_max(shapes_model, shapes_test):
-    return featvis.dataset_maximum(shapes_model, "conv3", shapes_test.x)
+    return featvis_units.dataset_maximum(shapes_model, "conv3", shapes_test.x)
 
 
 # --------------------------------------------------------------------------- 06.1 total_variation
@@ -117,7 +117,9 @@ def test_random_transform_shape_and_gradient():
 def test_random_transform_exact_integer_shift():
     x = torch.rand(8, 2, 16, 20, generator=gen(4))
     g = gen(5)
-    dx, dy, _, _ = featvis.transform_parameters(copy.deepcopy(g), 8, jitter=3, scale=(1.0, 1.0), degrees=0.0)
+    dx, dy, _, _ = featvis_param.transform_parameters(
+        copy.deepcopy(g), 8, jitter=3, scale=(1.0, 1.0), degrees=0.0
+    )
     assert (dx != 0).any() and (dy != 0).any()
     out = featvis.random_transform(x, g, jitter=3, scale=(1.0, 1.0), degrees=0.0)
     for n in range(8):
@@ -142,7 +144,7 @@ def test_random_transform_follows_the_generator():
     g = gen(7)
     twin = copy.deepcopy(g)
     out = featvis.random_transform(x, g, jitter=3, scale=(0.8, 1.2), degrees=30.0)
-    dx, dy, s, angle = featvis.transform_parameters(twin, n, jitter=3, scale=(0.8, 1.2), degrees=30.0)
+    dx, dy, s, angle = featvis_param.transform_parameters(twin, n, jitter=3, scale=(0.8, 1.2), degrees=30.0)
     # the generator must be consumed exactly as documented
     assert torch.equal(torch.rand(4, generator=g), torch.rand(4, generator=twin))
     centre = torch.tensor([(w - 1) / 2, (h - 1) / 2], dtype=torch.float64)
@@ -192,7 +194,7 @@ def test_activation_maximisation_beats_dataset_maximum(shapes_model, conv3_max):
     assert res.history.grad_fn is None and res.activation.grad_fn is None, "detach what you keep"
     assert (res.activation > conv3_max[channels]).all(), (res.activation, conv3_max[channels])
     # the reported activation is the channel mean of the final image
-    acts = featvis.channel_activations(shapes_model, "conv3", res.image)
+    acts = featvis_units.channel_activations(shapes_model, "conv3", res.image)
     assert_close(res.activation, acts[torch.arange(3), channels], rtol=1e-4)
 
 
@@ -211,7 +213,7 @@ def test_activation_maximisation_logit_neuron_and_start(shapes_model, shapes_tes
     assert res.image.shape == start.shape
     assert (res.image - start).abs().max() <= 8 * 0.015, "a pixel start image is the starting point"
     with torch.no_grad():
-        acts = featvis.channel_activations(shapes_model, "conv2", res.image, neuron=(3, 4))[:, 5]
+        acts = featvis_units.channel_activations(shapes_model, "conv2", res.image, neuron=(3, 4))[:, 5]
     assert_close(res.activation, acts, rtol=1e-4)
 
 
@@ -248,8 +250,8 @@ def test_activation_maximisation_follows_the_documented_loop(shapes_model, param
     )
     model = copy.deepcopy(shapes_model).eval().requires_grad_(False)
     g = gen(2)
-    c, h, w = featvis.default_input_shape(model)
-    img_param = featvis.image_parameterisation(param, (2, c, h, w), g, None, False)
+    c, h, w = featvis_units.default_input_shape(model)
+    img_param = featvis_param.image_parameterisation(param, (2, c, h, w), g, None, False)
     optimiser = torch.optim.Adam(img_param.parameters(), lr=lr)
     acts = {}
     model.conv2.register_forward_hook(lambda m, i, o: acts.__setitem__("a", o))
@@ -257,7 +259,7 @@ def test_activation_maximisation_follows_the_documented_loop(shapes_model, param
     for step in range(steps):
         img = img_param()
         model(featvis.random_transform(img, g, **options))
-        objective = featvis.unit_objective(acts["a"], channels)
+        objective = featvis_units.unit_objective(acts["a"], channels)
         loss = -objective.sum()
         loss = loss + l2 * ((img - 0.5) ** 2).mean(dim=(1, 2, 3)).sum()
         loss = loss + tv * featvis.total_variation(img).sum() / (c * h * w)
@@ -271,7 +273,7 @@ def test_activation_maximisation_follows_the_documented_loop(shapes_model, param
     with torch.no_grad():
         image = img_param()
         model(image)
-        final = featvis.unit_objective(acts["a"], channels)
+        final = featvis_units.unit_objective(acts["a"], channels)
     assert_close(res.image, image, rtol=1e-5, what="final image")
     assert_close(res.history, torch.stack(history), rtol=1e-5, what="history")
     assert_close(res.activation, final, rtol=1e-5, what="activation")
@@ -329,8 +331,8 @@ def test_priors_lower_the_high_frequency_power(shapes_model):
         decorrelate=True,
         transforms=True,
     )
-    hf_naive = featvis.high_frequency_fraction(naive.image).mean()
-    hf_prior = featvis.high_frequency_fraction(prior.image).mean()
+    hf_naive = featvis_param.high_frequency_fraction(naive.image).mean()
+    hf_prior = featvis_param.high_frequency_fraction(prior.image).mean()
     assert hf_prior < hf_naive - 0.15, (hf_naive, hf_prior)
 
 
@@ -360,11 +362,11 @@ def test_activation_maximisation_bad_input(shapes_model):
 
 def test_fourier_image_has_a_one_over_f_spectrum():
     h = w = 32
-    fim = featvis.FourierImage((256, 1, h, w), gen(0), sd=0.01, decorrelate=False)
+    fim = featvis_param.FourierImage((256, 1, h, w), gen(0), sd=0.01, decorrelate=False)
     with torch.no_grad():
         pre = torch.logit(fim.image())  # the image before the sigmoid
     power = torch.fft.rfft2(pre, norm="ortho").abs().pow(2).mean(dim=(0, 1))
-    f = featvis.frequency_radius(h, w)
+    f = featvis_param.frequency_radius(h, w)
     keep = (f > 2 / w) & (f < 0.45)
     slope = torch.linalg.lstsq(
         torch.stack([f[keep].log(), torch.ones(int(keep.sum()))], 1), power[keep].log()[:, None]
@@ -374,32 +376,34 @@ def test_fourier_image_has_a_one_over_f_spectrum():
 
 def test_colour_decorrelation_is_invertible():
     x = torch.randn(2, 3, 5, 5, generator=gen(1), dtype=torch.float64)
-    assert_close(featvis.decorrelate_colours(featvis.correlate_colours(x)), x, rtol=1e-10)
-    assert_close(featvis.correlate_colours(featvis.decorrelate_colours(x)), x, rtol=1e-10)
-    assert not torch.allclose(featvis.correlate_colours(x), x)
+    assert_close(featvis_param.decorrelate_colours(featvis_param.correlate_colours(x)), x, rtol=1e-10)
+    assert_close(featvis_param.correlate_colours(featvis_param.decorrelate_colours(x)), x, rtol=1e-10)
+    assert not torch.allclose(featvis_param.correlate_colours(x), x)
 
 
 def test_fourier_start_image_round_trip(shapes_test):
     img = shapes_test.x[:3].clamp(0.01, 0.99)
     for dec in (False, True):
-        fim = featvis.FourierImage(start=img, decorrelate=dec)
+        fim = featvis_param.FourierImage(start=img, decorrelate=dec)
         assert_close(fim.image().detach(), img, rtol=1e-4)
 
 
 def test_high_frequency_fraction_and_blur():
     noise = torch.rand(64, 3, 32, 32, generator=gen(2))
-    hf = featvis.high_frequency_fraction(noise)
+    hf = featvis_param.high_frequency_fraction(noise)
     assert hf.mean() == pytest.approx(1 - math.pi / 16, abs=0.02)
-    smooth = featvis.gaussian_blur(noise, 1.5)
+    smooth = featvis_param.gaussian_blur(noise, 1.5)
     assert smooth.shape == noise.shape
-    assert featvis.high_frequency_fraction(smooth).mean() < 0.1
-    assert featvis.high_frequency_fraction(torch.full((1, 3, 8, 8), 0.4)).item() == 0.0
-    assert_close(featvis.gaussian_blur(torch.full((1, 2, 9, 9), 0.7), 1.0), torch.full((1, 2, 9, 9), 0.7))
+    assert featvis_param.high_frequency_fraction(smooth).mean() < 0.1
+    assert featvis_param.high_frequency_fraction(torch.full((1, 3, 8, 8), 0.4)).item() == 0.0
+    assert_close(
+        featvis_param.gaussian_blur(torch.full((1, 2, 9, 9), 0.7), 1.0), torch.full((1, 2, 9, 9), 0.7)
+    )
 
 
 def test_top_activating(shapes_model, shapes_test):
-    idx, values = featvis.top_activating(shapes_model, "relu3", 4, shapes_test.x, k=9)
-    acts = featvis.channel_activations(shapes_model, "relu3", shapes_test.x)[:, 4]
+    idx, values = featvis_units.top_activating(shapes_model, "relu3", 4, shapes_test.x, k=9)
+    acts = featvis_units.channel_activations(shapes_model, "relu3", shapes_test.x)[:, 4]
     assert len(idx) == 9 and values[0] == acts.max()
     assert (values[:-1] >= values[1:]).all()
 
