@@ -1,0 +1,1 @@
+"""Argument validators of the exercises, kept out of the worksheets."""
