@@ -12,6 +12,7 @@ import os
 import torch
 
 from interp_lib import lrp as L
+from interp_lib import lrp_rules
 from interp_lib.course.bench import Row
 from interp_lib.data import load_shapes
 from interp_lib.models import load_model
@@ -48,7 +49,7 @@ def _base_rows():
     out.append(
         Row(
             "LRP EpsilonPlus shapes CNN (64 images)",
-            lambda: L.lrp(cnn, x, t, composite=L.EpsilonPlus()),
+            lambda: L.lrp(cnn, x, t, composite=lrp_rules.EpsilonPlus()),
             lambda: _zennit(cnn, x, t, EpsilonPlus()),
             against="zennit 0.5.1",
             goal=0.5,
@@ -59,7 +60,7 @@ def _base_rows():
     out.append(
         Row(
             "LRP EpsilonPlus shapes CNN vs forward+backward",
-            lambda: L.lrp(cnn, x, t, composite=L.EpsilonPlus()),
+            lambda: L.lrp(cnn, x, t, composite=lrp_rules.EpsilonPlus()),
             lambda: _forward_backward(frozen_cnn, x, t),
             against="limit: 1 forward+backward",
             goal=1.5,
@@ -78,7 +79,7 @@ def _base_rows():
     out.append(
         Row(
             f"LRP EpsilonPlus VGG-16 224x224 (batch {batch})",
-            lambda: L.lrp(vgg, xv, tv, composite=L.EpsilonPlus()),
+            lambda: L.lrp(vgg, xv, tv, composite=lrp_rules.EpsilonPlus()),
             lambda: _zennit(vgg, xv, tv, EpsilonPlus()),
             against="zennit 0.5.1",
             goal=0.5,
@@ -88,7 +89,7 @@ def _base_rows():
     out.append(
         Row(
             f"LRP EpsilonPlus VGG-16 vs forward+backward (batch {batch})",
-            lambda: L.lrp(vgg, xv, tv, composite=L.EpsilonPlus()),
+            lambda: L.lrp(vgg, xv, tv, composite=lrp_rules.EpsilonPlus()),
             lambda: _forward_backward(vgg, xv, tv),
             against="limit: 1 forward+backward",
             goal=1.5,
@@ -135,7 +136,7 @@ def _captum_rows():
     return [
         Row(
             "LRP epsilon shapes CNN vs captum (64 images)",
-            lambda: L.lrp(cnn, x, t, composite=L.Uniform(L.Epsilon(1e-6))),
+            lambda: L.lrp(cnn, x, t, composite=lrp_rules.Uniform(lrp_rules.Epsilon(1e-6))),
             captum_lrp,
             against="captum 0.9 LRP",
             goal=1.1,

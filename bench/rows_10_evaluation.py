@@ -4,8 +4,7 @@ read by the lesson's comparison table; 64 images, so divide by 64)."""
 
 import torch
 
-from interp_lib import attribution, data, evaluation, gradients, models
-from interp_lib import lrp as L
+from interp_lib import attribution, data, evaluation, gradients, lrp_rules, models
 from interp_lib.course.bench import Row
 
 IMAGES = 64
@@ -32,8 +31,8 @@ def _methods():
         "occlusion": uniform("occlusion", window=8, stride=8, baseline=0.0),
         "deconvnet": uniform("deconvnet"),
         "guided backprop": uniform("guided_backprop"),
-        "LRP ε/z⁺": uniform("lrp", composite=L.EpsilonPlus()),
-        "LRP ε/γ/box": uniform("lrp", composite=L.EpsilonGammaBox(0.0, 1.0)),
+        "LRP ε/z⁺": uniform("lrp", composite=lrp_rules.EpsilonPlus()),
+        "LRP ε/γ/box": uniform("lrp", composite=lrp_rules.EpsilonGammaBox(0.0, 1.0)),
     }
 
 

@@ -20,72 +20,13 @@ from __future__ import annotations
 
 import torch
 
-from .exercises import exercise, one_of
+from ._checks.dtd import CHECKS, DIRECTIONS
+from .exercises import exercise
 
 __all__ = ["dtd_root_point", "dtd_relevance", "DIRECTIONS", "search_direction"]
 
-DIRECTIONS = ("w", "zplus", "box")
 
-
-def _check_weight(value, name, _args):
-    if not isinstance(value, torch.Tensor) or not value.is_floating_point():
-        raise TypeError(f"`{name}` must be a floating-point tensor, got {type(value).__name__}")
-    if value.dim() != 2:
-        raise ValueError(f"`{name}` must be shaped (K, D) (one row per neuron), got {tuple(value.shape)}")
-
-
-def _check_bias(value, name, args):
-    w = args.get("weight")
-    if not isinstance(value, torch.Tensor) or not value.is_floating_point():
-        raise TypeError(f"`{name}` must be a floating-point tensor, got {type(value).__name__}")
-    if isinstance(w, torch.Tensor) and tuple(value.shape) != (w.shape[0],):
-        raise ValueError(f"`{name}` must be shaped ({w.shape[0]},), got {tuple(value.shape)}")
-
-
-def _check_a(value, name, args):
-    w = args.get("weight")
-    if not isinstance(value, torch.Tensor) or not value.is_floating_point():
-        raise TypeError(f"`{name}` must be a floating-point tensor, got {type(value).__name__}")
-    if value.dim() != 2 or (isinstance(w, torch.Tensor) and value.shape[1] != w.shape[1]):
-        d = w.shape[1] if isinstance(w, torch.Tensor) else "D"
-        raise ValueError(f"`{name}` must be shaped (N, {d}), got {tuple(value.shape)}")
-    if args.get("direction") == "zplus" and (value < 0).any():
-        raise ValueError(f"`{name}` must be >= 0 for direction 'zplus' (inputs after a ReLU)")
-
-
-def _check_bounds(value, name, args):
-    if args.get("direction") != "box":
-        return
-    if value is None:
-        raise ValueError(f"`{name}` is missing: direction 'box' needs both bounds `low` and `high`")
-    if not isinstance(value, (int, float, torch.Tensor)) or isinstance(value, bool):
-        raise TypeError(f"`{name}` must be a number or a tensor broadcastable to `a`")
-
-
-_CHECKS = {
-    "weight": _check_weight,
-    "bias": _check_bias,
-    "a": _check_a,
-    "direction": one_of(*DIRECTIONS),
-    "low": _check_bounds,
-    "high": _check_bounds,
-}
-
-
-def search_direction(weight, a, direction, low=None, high=None) -> torch.Tensor:
-    """The search directions ``v`` ``(N, K, D)`` of the table in the module docstring."""
-    w = weight[None]  # (1, K, D)
-    x = a[:, None, :]  # (N, 1, D)
-    if direction == "w":
-        return w.expand(len(a), -1, -1)
-    if direction == "zplus":
-        return x * (w > 0)
-    low = torch.as_tensor(low, dtype=a.dtype)
-    high = torch.as_tensor(high, dtype=a.dtype)
-    return torch.where(w > 0, x - low, torch.where(w < 0, x - high, torch.zeros_like(x)))
-
-
-@exercise("09.1", points=2, checks=_CHECKS)
+@exercise("09.1", points=2, checks=CHECKS)
 def dtd_root_point(
     weight: torch.Tensor, bias: torch.Tensor, a: torch.Tensor, direction: str = "w", low=None, high=None
 ) -> torch.Tensor:
@@ -117,7 +58,7 @@ def dtd_root_point(
     raise NotImplementedError("exercise 09.1 `dtd_root_point` (lesson 09): write it in interp_lib/dtd.py")
 
 
-@exercise("09.2", points=2, checks=_CHECKS)
+@exercise("09.2", points=2, checks=CHECKS)
 def dtd_relevance(
     weight: torch.Tensor, bias: torch.Tensor, a: torch.Tensor, direction: str = "w", low=None, high=None
 ) -> torch.Tensor:
@@ -137,3 +78,19 @@ def dtd_relevance(
     """
     # YOUR CODE HERE
     raise NotImplementedError("exercise 09.2 `dtd_relevance` (lesson 09): write it in interp_lib/dtd.py")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def search_direction(weight, a, direction, low=None, high=None) -> torch.Tensor:
+    """The search directions ``v`` ``(N, K, D)`` of the table in the module docstring."""
+    w = weight[None]  # (1, K, D)
+    x = a[:, None, :]  # (N, 1, D)
+    if direction == "w":
+        return w.expand(len(a), -1, -1)
+    if direction == "zplus":
+        return x * (w > 0)
+    low = torch.as_tensor(low, dtype=a.dtype)
+    high = torch.as_tensor(high, dtype=a.dtype)
+    return torch.where(w > 0, x - low, torch.where(w < 0, x - high, torch.zeros_like(x)))

@@ -1,8 +1,11 @@
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from interp_lib import lrp as L
+from interp_lib import lrp_graph, lrp_rules
 from interp_lib.attacks import class_scores
 
 
@@ -13,214 +16,99 @@ def _forward(layer, a, weight, bias):
     return F.conv2d(a, weight, bias, layer.stride, layer.padding, layer.dilation, layer.groups)
 
 
-def _backward(layer, a, weight, s):
-    """``c_j = sum_k w_jk s_k``: the gradient of ``_forward(layer, a, weight, .)`` with respect
-    to ``a`` for the output gradient ``s`` (the transposed layer), computed directly -- the
-    kernel autograd would call, without building a graph. None: not available here."""
-    if isinstance(layer, nn.Linear):
-        return s.mm(weight) if a.dim() == 2 else None
-    if isinstance(layer.padding, str):  # 'same' / 'valid': let autograd work out the padding
-        return None
-    return torch.ops.aten.convolution_backward(
-        s,
-        a,
-        weight,
-        None,
-        list(layer.stride),
-        list(layer.padding),
-        list(layer.dilation),
-        False,
-        [0, 0],
-        layer.groups,
-        (True, False, False),
-    )[0]
-
-
-def _terms(layer, a, rule, gamma, zero_bias):
-    """[(modified input, weight, bias)]: the contributions the rule keeps."""
-    w = layer.weight
-    b = layer.bias if layer.bias is not None and not zero_bias else w.new_zeros(w.shape[0])
-    if rule in ("0", "epsilon"):
-        return [[(a, w, b)]]
-    if rule == "wsquare":
-        return [[(torch.ones_like(a), w**2, b**2)]]
-    # after a ReLU a^- = 0 and a^+ = a: the a^- terms are zero, skip them
-    signed = bool(a.amin() < 0) if a.numel() else False
-    pos = a.clamp(min=0) if signed else a
-    if rule == "zplus":
-        terms = [(pos, w.clamp(min=0), b.clamp(min=0))]
-        return [terms + [(a.clamp(max=0), w.clamp(max=0), 0 * b)] if signed else terms]
-    # gamma: one set of terms for outputs z > 0, one for z < 0
-    up = [(pos, w + gamma * w.clamp(min=0), b + gamma * b.clamp(min=0))]
-    down = [(pos, w + gamma * w.clamp(max=0), b + gamma * b.clamp(max=0))]
-    if signed:
-        neg = a.clamp(max=0)
-        up.append((neg, w + gamma * w.clamp(max=0), 0 * b))
-        down.append((neg, w + gamma * w.clamp(min=0), 0 * b))
-    return [up, down]
-
-
-def _via_autograd(layer, terms, s):
-    """[c] for each term by the recipe's steps 1 and 3 (autograd), where _backward cannot."""
-    with torch.enable_grad():
-        inputs = [x.detach().requires_grad_(True) for x, _, _ in terms]
-        z = None
-        for x, (_, w, b) in zip(inputs, terms):
-            zi = _forward(layer, x, w, b)
-            z = zi if z is None else z + zi
-        return torch.autograd.grad(z, inputs, grad_outputs=s)
-
-
-# The forward pass of `lrp` computes every layer's real output z = layer(a) anyway; the rules
-# whose step 1 is that very output (epsilon and 0 with the bias; the case split of gamma) take
-# it from here instead of computing it again. `lrp` fills this for the duration of one call;
-# an entry counts only for the same layer object and the same input tensor object, both
-# unchanged since (versions), so any other call of lrp_layer computes z itself.
-_OUTPUTS = {}
-
-
-def _remember(layer, a, z):
-    versions = [t._version for t in (a, layer.weight, layer.bias) if t is not None]
-    _OUTPUTS[id(layer)] = (layer, a, versions, z)
-
-
-def _own_output(layer, a):
-    """``layer(a)`` as `lrp`'s forward pass computed it, or None."""
-    entry = _OUTPUTS.get(id(layer))
-    if entry is None or entry[0] is not layer or entry[1] is not a:
-        return None
-    if isinstance(layer, nn.Conv2d) and layer.padding_mode != "zeros":
-        return None  # layer(a) pads by itself, _forward would not: not the same z
-    versions = [t._version for t in (a, layer.weight, layer.bias) if t is not None]
-    return entry[3] if versions == entry[2] else None
+def _total(tensors):
+    """The sum of the tensors (as sum() without its start value: no extra 0 + ... pass)."""
+    return functools.reduce(torch.add, tensors)
 
 
 def lrp_layer(
     layer, a, relevance, rule="epsilon", *, epsilon=0.25, gamma=0.25, stabilizer=1e-6, zero_bias=False
 ):
-    # The four-step recipe with steps 1 and 3 written out: the modified weights do not depend
-    # on the input, so the gradient of step 3 is the transposed layer applied to s (_backward),
-    # the very kernel autograd would run, without building or walking a graph.
+    w, a = layer.weight, a.detach()
+    b = layer.bias if layer.bias is not None and not zero_bias else w.new_zeros(w.shape[0])
+    pos, neg = a.clamp(min=0), a.clamp(max=0)
     eps = epsilon if rule == "epsilon" else stabilizer
-    own = _own_output(layer, a)  # z = layer(a) from lrp's forward pass, if there is one
-    a = a.detach()
-    groups = _terms(layer, a, rule, gamma, zero_bias)
-    if rule == "gamma":
-        z = _forward(layer, a, layer.weight, layer.bias) if own is None else own
-        masks = [(z > 0).to(a), (z < 0).to(a)]
-    else:
-        masks = [None]
-    result = None
-    with torch.no_grad():
-        for terms, mask in zip(groups, masks):
-            r = relevance if mask is None else mask * relevance
-            if mask is not None and not r.any():
-                continue  # no relevance on these outputs (e.g. z < 0 after a ReLU)
-            z = None
-            if rule in ("0", "epsilon") and not zero_bias and layer.bias is not None:
-                z = own  # (the very terms of the layer's own forward)
-            for x, w, b in terms if z is None else ():  # step 1
-                zi = _forward(layer, x, w, b)
-                z = zi if z is None else z + zi
-            if rule == "zplus" and len(terms) == 1:
-                # inputs, weights and bias all >= 0 (the bias term makes a zero +0.0): z >= 0,
-                # stab(z) = z + s; computed in place in z, a temporary of this call
-                s = torch.div(r, z.add_(eps), out=z)  # step 2
-            else:
-                s = r / L.stabilize(z, eps)  # step 2
-            grads = [_backward(layer, x, w, s) for x, w, _ in terms]  # step 3
-            if any(c is None for c in grads):
-                grads = _via_autograd(layer, terms, s)
-            for (x, _, _), c in zip(terms, grads):  # step 4
-                c = c.mul_(x)  # (c is a temporary of this call: R_j = x_j c_j in place)
-                result = c if result is None else result.add_(c)
-    # (for 'wsquare' the inputs are ones: R_j = c_j, the input's value plays no part)
-    return torch.zeros_like(a) if result is None else result.detach()
+    # [(terms, relevance)]: the (input, weight, bias) terms whose forward passes sum to z, and
+    # the relevance they distribute (the terms of the negative inputs have no bias)
+    if rule in ("0", "epsilon"):
+        groups = [([(a, w, b)], relevance)]
+    elif rule == "zplus":
+        groups = [([(pos, w.clamp(min=0), b.clamp(min=0)), (neg, w.clamp(max=0), None)], relevance)]
+    elif rule == "wsquare":
+        groups = [([(torch.ones_like(a), w**2, b**2)], relevance)]
+    elif rule == "gamma":  # the outputs z > 0 and z < 0 apart (the real z, bias included)
+        w_up, w_down = w + gamma * w.clamp(min=0), w + gamma * w.clamp(max=0)
+        b_up, b_down = b + gamma * b.clamp(min=0), b + gamma * b.clamp(max=0)
+        real = _forward(layer, a, w, layer.bias)
+        groups = [
+            ([(pos, w_up, b_up), (neg, w_down, None)], relevance * (real > 0)),
+            ([(pos, w_down, b_down), (neg, w_up, None)], relevance * (real < 0)),
+        ]
+    parts = []  # the R_j of every term
+    for terms, r in groups:
+        # a term with neither an input (a^- after a ReLU is zero) nor a bias adds nothing
+        terms = [(x, v, c) for x, v, c in terms if c is not None or x.any()]
+        with torch.enable_grad():
+            # (1) leaf copies of the inputs, z = the sum of the terms' forward passes
+            leaves = [x.detach().requires_grad_(True) for x, _, _ in terms]
+            z = _total(_forward(layer, x, v, c) for x, (_, v, c) in zip(leaves, terms))
+            # (2) the relevance per unit of z
+            s = r / L.stabilize(z.detach(), eps)
+            # (3) c_j = sum_k w'_jk s_k, the gradient of z with respect to each input copy
+            c = torch.autograd.grad(z, leaves, s)
+        # (4) R_j = sum over the terms of x_j c_j
+        parts += [x * c_x for x, c_x in zip(leaves, c)]
+    return _total(parts).detach()
 
 
 def zb_rule(layer, a, relevance, low=None, high=None, *, stabilizer=1e-6):
-    w = layer.weight
-    a = a.detach()
-    lo = torch.as_tensor(low, dtype=a.dtype).expand_as(a).clone()
-    hi = torch.as_tensor(high, dtype=a.dtype).expand_as(a).clone()
-    terms = [(a, w), (lo, w.clamp(min=0)), (hi, w.clamp(max=0))]
-    with torch.no_grad():
-        x_z, lo_z, hi_z = (_forward(layer, t, v, None) for t, v in terms)
-        z = x_z - lo_z - hi_z
-        s = relevance / L.stabilize(z, stabilizer)
-        cx, cl, ch = (_backward(layer, t, v, g) for (t, v), g in zip(terms, (s, -s, -s)))
-    if cx is None or cl is None or ch is None:  # (padding 'same'/'valid'): through autograd
-        with torch.enable_grad():
-            x, lo, hi = (t.clone().requires_grad_(True) for t in (a, lo, hi))
-            z = (
-                _forward(layer, x, w, None)
-                - _forward(layer, lo, terms[1][1], None)
-                - _forward(layer, hi, terms[2][1], None)
-            )
-            cx, cl, ch = torch.autograd.grad(z, (x, lo, hi), grad_outputs=s)
-    # the c of lo and hi carry the minus sign of their terms (the transposed layer of -s)
-    return (a * cx + lo * cl + hi * ch).detach()
+    w, a = layer.weight, a.detach()
+    low = torch.as_tensor(low, dtype=a.dtype).expand_as(a)
+    high = torch.as_tensor(high, dtype=a.dtype).expand_as(a)
+    terms = [(a, w), (low, w.clamp(min=0)), (high, w.clamp(max=0))]
+    with torch.enable_grad():
+        # (1) leaf copies, three forward passes without bias (its terms cancel)
+        leaves = [x.detach().requires_grad_(True) for x, _ in terms]
+        z_a, z_low, z_high = (_forward(layer, x, v, None) for x, (_, v) in zip(leaves, terms))
+        z = z_a - z_low - z_high
+        # (2) the relevance per unit of z
+        s = relevance / L.stabilize(z.detach(), stabilizer)
+        # (3) the c of each input (those of the bounds carry the minus sign of their terms)
+        c = torch.autograd.grad(z, leaves, s)
+    # (4) R_j = a_j c_j + l_j c_j^l + h_j c_j^h
+    return _total(x * c_x for x, c_x in zip(leaves, c)).detach()
 
 
 def lrp(model, x, target=None, composite=None):
-    if not L.is_sequential(model):  # residual additions, concatenations: the graph path
-        return L.lrp_graph(model, x, target, composite)
-    layers = L.as_sequential(model)
-    composite = composite or L.EpsilonPlus()
+    if not lrp_rules.is_sequential(model):  # residual additions, concatenations
+        return lrp_graph.lrp_graph(model, x, target, composite)
+    layers = lrp_rules.as_sequential(model)
+    composite = composite or lrp_rules.EpsilonPlus()
     rules = composite.rules(layers)
-    L.check_supported(layers, rules)
-
-    _OUTPUTS.clear()
-    try:
-        return _walk(layers, rules, x.detach(), target)
-    finally:
-        _OUTPUTS.clear()  # (hold no activations after the call)
-
-
-def _walk(layers, rules, a, target):
-    """The forward pass keeping every layer's input, then the relevance pass backwards."""
-    inputs = []  # the input of every layer (for max-pool & co: its graph)
-    own = False  # is `a` a dense/conv output that only the walk holds?
+    lrp_rules.check_supported(layers, rules)
+    # the forward pass, keeping every layer's input; the layers the gradient passes keep
+    # their graph (input leaf, output) as well, so the relevance pass need not run them again
+    inputs = []
+    a = x.detach()
     for layer, rule in zip(layers, rules):
-        if rule is not None or isinstance(layer, nn.ReLU):
+        if rule is None and not isinstance(layer, nn.ReLU):
+            with torch.enable_grad():
+                leaf = a.requires_grad_(True)
+                inputs.append((leaf, layer(leaf)))
+            a = inputs[-1][1].detach()
+        else:
             inputs.append(a)
             with torch.no_grad():
-                if isinstance(layer, nn.ReLU):  # (in place on such an output: one copy fewer)
-                    out = a.relu_() if own else torch.relu(a)
-                else:
-                    out = layer(a)
-            remember = getattr(rule, "rule", None) in ("0", "epsilon", "gamma")
-            if remember:
-                _remember(layer, a, out)  # step 1 of these rules, computed already
-            own = (
-                isinstance(layer, (nn.Linear, nn.Conv2d))
-                and not remember
-                and not (layer._forward_hooks or nn.modules.module._global_forward_hooks)
-            )
-            a = out
-        else:  # keep the graph: its backward is the plain gradient
-            # (max-pooling of small feature maps in channels-last memory: the same values and
-            # winners, a several times faster CPU kernel than the default layout's; for large
-            # maps, 56 x 56 and up, the two layout conversions cost more than they save)
-            fast = isinstance(layer, nn.MaxPool2d) and a.dim() == 4 and a.shape[-2] * a.shape[-1] <= 1024
-            leaf = (a.contiguous(memory_format=torch.channels_last) if fast else a).requires_grad_(True)
-            with torch.enable_grad():
-                out = layer(leaf)
-            inputs.append((leaf, out, fast))
-            a, own = out.detach().contiguous(), False
-    target = a.argmax(1) if target is None else target
+                a = torch.relu(a) if isinstance(layer, nn.ReLU) else layer(a)
+    # the relevance at the output: the target logit, zero elsewhere
     index = torch.as_tensor(target).expand(len(a))
     R = torch.zeros_like(a).scatter(1, index[:, None], class_scores(a, index)[:, None])
-
     for layer, a, rule in reversed(list(zip(layers, inputs, rules))):
         if rule is not None:
             R = rule.relevance(layer, a, R)
         elif isinstance(layer, nn.ReLU):
             pass  # relevance passes through
-        else:  # max-pool (winner takes all), flatten, dropout
-            leaf, out, fast = a
-            if fast:
-                R = R.contiguous(memory_format=torch.channels_last)
-            (R,) = torch.autograd.grad(out, leaf, grad_outputs=R)
-            R = R.contiguous()
+        else:  # max-pooling (winner takes all), flatten, dropout: the gradient
+            leaf, out = a
+            (R,) = torch.autograd.grad(out, leaf, R)
     return R.detach()

@@ -6,6 +6,7 @@ from helpers import assert_unchanged, snapshot
 from torch import nn
 
 from interp_lib import lrp as L
+from interp_lib import lrp_graph, lrp_rules
 from interp_lib.models import bias_free_copy
 from interp_lib.utils import assert_close
 
@@ -160,7 +161,7 @@ def test_lrp_layer_bad_input():
     with pytest.raises(TypeError, match="layer"):
         L.lrp_layer(nn.ReLU(), a, R, "epsilon")
     with pytest.raises(ValueError, match="gamma"):
-        L.Gamma(-1.0)
+        lrp_rules.Gamma(-1.0)
 
 
 # --------------------------------------------------------------------------- 08.2
@@ -215,7 +216,7 @@ def test_zb_rule_bad_input():
     with pytest.raises(ValueError, match="box"):
         L.zb_rule(conv, a + 2, R, 0.0, 1.0)
     with pytest.raises(ValueError, match="low"):
-        L.ZBox(None, 1.0)
+        lrp_rules.ZBox(None, 1.0)
 
 
 # --------------------------------------------------------------------------- 08.3
@@ -231,7 +232,11 @@ def test_lrp_conserves_on_bias_free_copies(digits_model, shapes_model, digits_im
         clean = bias_free_copy(model)
         target = clean(x).argmax(1)
         logit = clean(x).gather(1, target[:, None]).squeeze(1).detach()
-        for composite in (L.EpsilonPlus(), L.EpsilonGammaBox(0.0, 1.0), L.Uniform(L.Zero())):
+        for composite in (
+            lrp_rules.EpsilonPlus(),
+            lrp_rules.EpsilonGammaBox(0.0, 1.0),
+            lrp_rules.Uniform(lrp_rules.Zero()),
+        ):
             R = L.lrp(clean, x, target, composite=composite)
             assert R.shape == x.shape and R.grad_fn is None
             assert_close(R.flatten(1).sum(1), logit, rtol=1e-4, what=f"{name} {composite}")
@@ -242,7 +247,7 @@ def test_lrp_single_linear_layer_is_lrp_layer():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
     x = torch.rand(2, 1, 3, 4)
-    R = L.lrp(model, x, 1, composite=L.Uniform(L.Epsilon(0.1)))
+    R = L.lrp(model, x, 1, composite=lrp_rules.Uniform(lrp_rules.Epsilon(0.1)))
     logits = model(x).detach()
     top = torch.zeros_like(logits)
     top[:, 1] = logits[:, 1]
@@ -266,11 +271,17 @@ def test_lrp_matches_zennit_shipped(digits_model, shapes_model, digits_images, s
     for name, model, x in _models(digits_model, shapes_model, digits_images, shapes_images):
         target = model(x).argmax(1)
         cases = [
-            (L.EpsilonPlus(), zc.EpsilonPlus()),
-            (L.EpsilonGammaBox(0.0, 1.0), zc.EpsilonGammaBox(low=0.0, high=1.0)),
-            (L.EpsilonPlus(epsilon=0.25, zero_bias=True), zc.EpsilonPlus(epsilon=0.25, zero_params="bias")),
-            (L.Uniform(L.Gamma(0.5)), _zennit_uniform(zr.Gamma(0.5))),
-            (L.Uniform(L.WSquare(zero_bias=True)), _zennit_uniform(zr.WSquare(zero_params="bias"))),
+            (lrp_rules.EpsilonPlus(), zc.EpsilonPlus()),
+            (lrp_rules.EpsilonGammaBox(0.0, 1.0), zc.EpsilonGammaBox(low=0.0, high=1.0)),
+            (
+                lrp_rules.EpsilonPlus(epsilon=0.25, zero_bias=True),
+                zc.EpsilonPlus(epsilon=0.25, zero_params="bias"),
+            ),
+            (lrp_rules.Uniform(lrp_rules.Gamma(0.5)), _zennit_uniform(zr.Gamma(0.5))),
+            (
+                lrp_rules.Uniform(lrp_rules.WSquare(zero_bias=True)),
+                _zennit_uniform(zr.WSquare(zero_params="bias")),
+            ),
         ]
         for ours, theirs in cases:
             assert_close(
@@ -293,8 +304,8 @@ def test_lrp_matches_zennit_vgg16():
     x = torch.rand(1, 3, 64, 64)
     target = model(x).argmax(1)
     for ours, theirs in [
-        (L.EpsilonPlus(), zc.EpsilonPlus()),
-        (L.EpsilonGammaBox(0.0, 1.0), zc.EpsilonGammaBox(low=0.0, high=1.0)),
+        (lrp_rules.EpsilonPlus(), zc.EpsilonPlus()),
+        (lrp_rules.EpsilonGammaBox(0.0, 1.0), zc.EpsilonGammaBox(low=0.0, high=1.0)),
     ]:
         assert_close(
             L.lrp(model, x, target, composite=ours),
@@ -320,7 +331,7 @@ def _zennit(model, x, target, composite):
     return rel
 
 
-class _Broken(L.Rule):
+class _Broken(lrp_rules.Rule):
     def relevance(self, layer, a, relevance):
         raise RuntimeError("broken rule")
 
@@ -334,12 +345,15 @@ def test_lrp_bad_input_and_model_unchanged(digits_model, digits_images):
     with pytest.raises(TypeError, match="composite"):
         L.lrp(model, digits_images, 0, composite="epsilon_plus")
     with pytest.raises(ValueError, match="low"):
-        L.EpsilonGammaBox(None, 1.0)
+        lrp_rules.EpsilonGammaBox(None, 1.0)
     with pytest.raises(ValueError, match="gamma"):
-        L.EpsilonGammaBox(0.0, 1.0, gamma=-0.5)
+        lrp_rules.EpsilonGammaBox(0.0, 1.0, gamma=-0.5)
     with pytest.raises(RuntimeError, match="broken"):
         L.lrp(
-            model, digits_images, 0, composite=L.Composite([(nn.Linear, _Broken()), (nn.Conv2d, L.ZPlus())])
+            model,
+            digits_images,
+            0,
+            composite=lrp_rules.Composite([(nn.Linear, _Broken()), (nn.Conv2d, lrp_rules.ZPlus())]),
         )
     with pytest.raises(TypeError, match="model"):
         L.lrp(nn.ModuleList([nn.Linear(2, 2)]), digits_images, 0)
@@ -355,7 +369,7 @@ def test_lrp_bad_input_and_model_unchanged(digits_model, digits_images):
 
 def test_lrp_model_unchanged_after_success(shapes_model, shapes_images):
     before = snapshot(shapes_model)
-    L.lrp(shapes_model, shapes_images, 0, composite=L.EpsilonGammaBox(0.0, 1.0))
+    L.lrp(shapes_model, shapes_images, 0, composite=lrp_rules.EpsilonGammaBox(0.0, 1.0))
     assert_unchanged(shapes_model, before)
 
 
@@ -457,9 +471,9 @@ def test_lrp_merged_batchnorm_matches_zennit(name):
     target = model(x).argmax(1)
     merged = merge_batchnorm(model)
     cases = [
-        (L.EpsilonPlus(), zc.EpsilonPlus(canonizers=[SequentialMergeBatchNorm()])),
+        (lrp_rules.EpsilonPlus(), zc.EpsilonPlus(canonizers=[SequentialMergeBatchNorm()])),
         (
-            L.EpsilonGammaBox(0.0, 1.0),
+            lrp_rules.EpsilonGammaBox(0.0, 1.0),
             zc.EpsilonGammaBox(low=0.0, high=1.0, canonizers=[SequentialMergeBatchNorm()]),
         ),
     ]
@@ -487,7 +501,11 @@ def test_lrp_resnet18_conserves(resnet_merged):
     x = _image()
     logit = clean(x).max(1).values.detach()
     before = snapshot(clean)
-    for composite in (L.EpsilonPlus(), L.EpsilonGammaBox(0.0, 1.0), L.Uniform(L.Zero())):
+    for composite in (
+        lrp_rules.EpsilonPlus(),
+        lrp_rules.EpsilonGammaBox(0.0, 1.0),
+        lrp_rules.Uniform(lrp_rules.Zero()),
+    ):
         R = L.lrp(clean, x, None, composite=composite)
         assert R.shape == x.shape and R.grad_fn is None
         assert_close(R.flatten(1).sum(1), logit, rtol=1e-3, what=f"resnet18 {composite}")
@@ -507,8 +525,11 @@ def test_lrp_resnet18_matches_zennit(resnet_merged):
     x = _image()
     target = model(x).argmax(1)
     for ours, theirs in [
-        (L.EpsilonPlus(), zc.EpsilonPlus(canonizers=[ResNetCanonizer()])),
-        (L.EpsilonGammaBox(0.0, 1.0), zc.EpsilonGammaBox(low=0.0, high=1.0, canonizers=[ResNetCanonizer()])),
+        (lrp_rules.EpsilonPlus(), zc.EpsilonPlus(canonizers=[ResNetCanonizer()])),
+        (
+            lrp_rules.EpsilonGammaBox(0.0, 1.0),
+            zc.EpsilonGammaBox(low=0.0, high=1.0, canonizers=[ResNetCanonizer()]),
+        ),
     ]:
         got = L.lrp(merged, x, target, composite=ours)
         assert_close(got, _zennit_canonized(model, x, target, theirs), rtol=1e-5, what=f"resnet18 {ours}")
@@ -528,11 +549,11 @@ def test_lrp_googlenet_conserves_and_matches_zennit():
     x = _image()
     clean = bias_free_copy(model)
     logit = clean(x).max(1).values.detach()
-    R = L.lrp(clean, x, None, composite=L.EpsilonPlus())
+    R = L.lrp(clean, x, None, composite=lrp_rules.EpsilonPlus())
     assert_close(R.flatten(1).sum(1), logit, rtol=1e-3, what="googlenet conservation")
     target = model(x).argmax(1)  # concatenations only: zennit needs no canonizer once ReLUs are modules
     assert_close(
-        L.lrp(model, x, target, composite=L.EpsilonPlus()),
+        L.lrp(model, x, target, composite=lrp_rules.EpsilonPlus()),
         _zennit(model, x, target, zc.EpsilonPlus()),
         rtol=1e-5,
         what="googlenet vs zennit",
@@ -544,9 +565,9 @@ def test_lrp_graph_path_equals_sequential_path(shapes_model, shapes_images):
     from interp_lib.models import convert_relus
 
     graph = convert_relus(shapes_model)  # a torch.fx.GraphModule: not a Sequential
-    assert not L.is_sequential(graph)
+    assert not lrp_rules.is_sequential(graph)
     target = shapes_model(shapes_images).argmax(1)
-    for composite in (L.EpsilonPlus(), L.EpsilonGammaBox(0.0, 1.0), L.LayerGroups()):
+    for composite in (lrp_rules.EpsilonPlus(), lrp_rules.EpsilonGammaBox(0.0, 1.0), lrp_rules.LayerGroups()):
         assert_close(
             L.lrp(graph, shapes_images, target, composite=composite),
             L.lrp(shapes_model, shapes_images, target, composite=composite),
@@ -558,7 +579,7 @@ def test_lrp_graph_path_equals_sequential_path(shapes_model, shapes_images):
 def test_lrp_graph_refuses_unmerged_batchnorm(resnet_merged):
     model, _ = resnet_merged
     with pytest.raises(ValueError, match="BatchNorm"):
-        L.lrp_graph(model, _image(), 0)
+        lrp_graph.lrp_graph(model, _image(), 0)
 
 
 @pytest.mark.exercise("08.1", weight=1)

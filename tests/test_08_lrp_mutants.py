@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from interp_lib import lrp as L
+from interp_lib import lrp_rules
 from interp_lib.utils import assert_close
 
 
@@ -102,12 +103,12 @@ def test_lrp_default_composite_is_epsilon_plus(digits_model, digits_images):
     target = torch.arange(len(digits_images)) % 10
     assert_close(
         L.lrp(digits_model, digits_images, target),
-        L.lrp(digits_model, digits_images, target, composite=L.EpsilonPlus()),
+        L.lrp(digits_model, digits_images, target, composite=lrp_rules.EpsilonPlus()),
         rtol=1e-7,
     )
     assert not torch.allclose(
         L.lrp(digits_model, digits_images, target),
-        L.lrp(digits_model, digits_images, target, composite=L.Uniform(L.Epsilon())),
+        L.lrp(digits_model, digits_images, target, composite=lrp_rules.Uniform(lrp_rules.Epsilon())),
     )
 
 
@@ -118,7 +119,7 @@ def test_lrp_of_a_class_that_is_not_predicted():
     x = torch.rand(4, 1, 3, 4)
     logits = model(x).detach()
     other = (logits.argmax(1) + 1) % 3
-    R = L.lrp(model, x, other, composite=L.Uniform(L.Epsilon(0.1)))
+    R = L.lrp(model, x, other, composite=lrp_rules.Uniform(lrp_rules.Epsilon(0.1)))
     top = torch.zeros_like(logits).scatter(1, other[:, None], logits.gather(1, other[:, None]))
     want = L.lrp_layer(model[1], x.flatten(1), top, "epsilon", epsilon=0.1).view_as(x)
     assert_close(R, want, rtol=1e-6)
@@ -135,6 +136,6 @@ def test_lrp_refuses_layers_it_cannot_handle(digits_images):
     with pytest.raises(ValueError, match="BatchNorm"):
         L.lrp(with_bn, digits_images, 0)
     plain = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(1352, 3)).eval()
-    convs_only = L.Composite([(nn.Conv2d, L.ZPlus())])
+    convs_only = lrp_rules.Composite([(nn.Conv2d, lrp_rules.ZPlus())])
     with pytest.raises(ValueError, match="no rule"):
         L.lrp(plain, digits_images, 0, composite=convs_only)

@@ -470,6 +470,7 @@ def test_lrp_on_merged_vgg16_bn_matches_zennit():
     from zennit.canonizers import SequentialMergeBatchNorm
 
     from interp_lib import lrp as L
+    from interp_lib import lrp_rules
     from interp_lib.models import merge_batchnorm
 
     model = _torchvision("vgg16_bn")
@@ -478,7 +479,7 @@ def test_lrp_on_merged_vgg16_bn_matches_zennit():
             m.eps = 0.0  # zennit's "identity" BatchNorm still divides by sqrt(1 + eps) after merging
     x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(3))
     target = model(x).argmax(1)
-    ours = L.lrp(merge_batchnorm(model), x, target, composite=L.EpsilonPlus())
+    ours = L.lrp(merge_batchnorm(model), x, target, composite=lrp_rules.EpsilonPlus())
     reference = copy.deepcopy(model)
     with Gradient(reference, zc.EpsilonPlus(canonizers=[SequentialMergeBatchNorm()])) as att:
         out = reference(x)

@@ -38,7 +38,7 @@ import torchvision
 from helpers import assert_unchanged, reference_grad_cam, snapshot
 from torch import nn
 
-from interp_lib import deconvnet, gradients, models, occlusion
+from interp_lib import deconvnet, gradients, lrp_graph, lrp_rules, models, occlusion
 from interp_lib import integrated_gradients as ig
 from interp_lib import lrp as L
 from interp_lib.activations import check_activations
@@ -340,7 +340,7 @@ def _zennit_epsilon_plus(model, x, target, canonizer):
 @pytest.mark.parametrize("name", LRP_ZENNIT)
 def test_lrp_matches_zennit(zoo, name):
     model, x, y = zoo(name, "merged")
-    ours = L.lrp(model, x, y, composite=L.EpsilonPlus())
+    ours = L.lrp(model, x, y, composite=lrp_rules.EpsilonPlus())
     # zennit sees only ReLU modules (not GoogLeNet's F.relu): give it the converted graph,
     # except for ResNet, whose canonizer needs torchvision's own blocks
     theirs = model if LRP_ZENNIT[name] == "resnet" else models.convert_relus(model)
@@ -357,7 +357,7 @@ def test_lrp_conserves_on_bias_free_copies(zoo, name):
     clean = models.bias_free_copy(model)
     with torch.no_grad():
         logit = class_scores(clean(x), y)
-    R = L.lrp(clean, x, y, composite=L.Uniform(L.Zero()))
+    R = L.lrp(clean, x, y, composite=lrp_rules.Uniform(lrp_rules.Zero()))
     assert R.shape == x.shape and R.grad_fn is None
     assert_close(R.flatten(1).sum(1), logit, rtol=1e-3, what=name)
 
@@ -383,7 +383,7 @@ def test_lrp_refuses_other_activations(zoo, name):
             L.lrp(model, zoo(name).x, 0)
         assert_unchanged(model, before)
     with pytest.raises(ValueError, match=kind):
-        L.lrp_graph(zoo(name, "merged").model, zoo(name).x, 0)
+        lrp_graph.lrp_graph(zoo(name, "merged").model, zoo(name).x, 0)
 
 
 @pytest.mark.parametrize("name", [n for n in RELU_NETS if n not in ("alexnet", "squeezenet1_1")])  # (no BN)
@@ -476,7 +476,7 @@ def test_guided_backprop_explains_relu_and_refuses_the_rest(kind):
 def test_lrp_explains_relu_and_refuses_the_rest(kind):
     x, y = _x(), torch.tensor([0, 2])
     relu_net = _tiny(nn.ReLU())
-    R = L.lrp(models.bias_free_copy(relu_net), x, y, composite=L.Uniform(L.Zero()))
+    R = L.lrp(models.bias_free_copy(relu_net), x, y, composite=lrp_rules.Uniform(lrp_rules.Zero()))
     with torch.no_grad():
         assert_close(R.flatten(1).sum(1), class_scores(models.bias_free_copy(relu_net)(x), y), rtol=1e-4)
     model = OTHER_TINY[kind]()

@@ -23,16 +23,16 @@ _CHOICES = {
 
 def make_rule(choice: str, epsilon: float = 0.25, gamma: float = 0.25, zero_bias: bool = False):
     """A rule object from the explorer's label for it."""
-    from .. import lrp as L
+    from .. import lrp_rules
 
     if choice.startswith("z^B"):
-        return L.ZBox(0.0, 1.0)
+        return lrp_rules.ZBox(0.0, 1.0)
     return {
-        "w^2": lambda: L.WSquare(zero_bias=zero_bias),
-        "z+": lambda: L.ZPlus(zero_bias=zero_bias),
-        "gamma": lambda: L.Gamma(gamma, zero_bias=zero_bias),
-        "epsilon": lambda: L.Epsilon(epsilon, zero_bias=zero_bias),
-        "0": lambda: L.Zero(zero_bias=zero_bias),
+        "w^2": lambda: lrp_rules.WSquare(zero_bias=zero_bias),
+        "z+": lambda: lrp_rules.ZPlus(zero_bias=zero_bias),
+        "gamma": lambda: lrp_rules.Gamma(gamma, zero_bias=zero_bias),
+        "epsilon": lambda: lrp_rules.Epsilon(epsilon, zero_bias=zero_bias),
+        "0": lambda: lrp_rules.Zero(zero_bias=zero_bias),
     }[choice]()
 
 
@@ -40,7 +40,7 @@ def explorer(model: nn.Module, images: torch.Tensor, labels=None, class_names=No
     """An LRP explorer for a shipped sequential CNN and a batch of ``images`` in [0, 1]."""
     import ipywidgets as W
 
-    from .. import lrp as L
+    from .. import lrp, lrp_graph, lrp_rules
     from ..models import bias_free_copy
     from ..plot import heatmap, to_image
     from . import LABEL_FONT, TITLE_FONT, description_style, figure, show
@@ -66,13 +66,13 @@ def explorer(model: nn.Module, images: torch.Tensor, labels=None, class_names=No
     def draw(_=None):
         net = clean if no_bias.value else model
         x = images[index.value : index.value + 1]
-        composite = L.LayerGroups(
+        composite = lrp_rules.LayerGroups(
             **{g: make_rule(w.value, epsilon.value, gamma.value) for g, w in groups.items()}
         )
         cls = None if target.value == "predicted" else int(target.value)
         try:
-            sums = L.layer_relevances(net, x, cls, composite=composite)
-            R = L.lrp(net, x, cls, composite=composite)
+            sums = lrp_graph.layer_relevances(net, x, cls, composite=composite)
+            R = lrp.lrp(net, x, cls, composite=composite)
         except Exception as err:  # shown in the widget, never printed
             status.value = f"<span style='color:#b00'>{type(err).__name__}: {err}</span>"
             return
