@@ -40,6 +40,8 @@ def test_release_has_no_solution_text(built):
     makefile = (out / "Makefile").read_text()
     assert "--solutions" not in makefile and "pytest" in makefile
     assert "student copy" in (out / "README.md").read_text()
+    photos = out / "interp_lib" / "photos"  # the shipped photographs and their licences
+    assert (photos / "SOURCES.md").exists() and len(list(photos.glob("*.jpg"))) >= 12
     for ex in load_all().values():  # stubs only
         stub = re.compile(rf'raise NotImplementedError\(\s*"exercise {re.escape(ex.id)} `{ex.name}`')
         assert stub.search((out / ex.path).read_text()), ex.id
