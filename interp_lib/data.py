@@ -10,12 +10,16 @@ Nothing here downloads anything.
   class-correlated corner tag and flip labels. Shape, texture and label are returned,
   so the ground truth is always known.
 * :func:`flip_labels` - flip a given fraction of labels; returns the flipped mask.
+* :func:`load_photos` - twelve real photographs shipped in ``interp_lib/photos/``
+  (public domain, CC0 or CC BY 2.0; source, author, licence and changes of each in
+  ``interp_lib/photos/SOURCES.md``), for the lessons' "On real photographs" sections.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import pathlib
 
 import numpy as np
 import torch
@@ -31,6 +35,10 @@ __all__ = [
     "load_shapes",
     "flip_labels",
     "TAG_SIZE",
+    "PHOTOS",
+    "PHOTO_CLASSES",
+    "PHOTOS_DIR",
+    "load_photos",
 ]
 
 DIGIT_CLASSES = tuple(str(d) for d in range(10))
@@ -330,3 +338,77 @@ def flip_labels(labels, rate: float, n_classes: int | None = None, seed: int = 0
     if is_torch:
         return torch.as_tensor(noisy, dtype=labels.dtype), torch.as_tensor(flipped)
     return noisy, flipped
+
+
+# --------------------------------------------------------------------------- photographs
+
+PHOTOS_DIR = pathlib.Path(__file__).resolve().parent / "photos"
+
+# name -> (ImageNet-1k class index, its name in torchvision's ``weights.meta["categories"]``)
+# for the class the photo mainly shows, or None where no ImageNet class fits. Approximate:
+# a photo is not an ImageNet validation image, and e.g. a Falcon 9 launch is only roughly
+# a "missile". The files are ``PHOTOS_DIR / f"{name}.jpg"``, in this order.
+PHOTOS: dict[str, tuple[int, str] | None] = {
+    "cat": (281, "tabby"),
+    "coffee": (967, "espresso"),
+    "astronaut": None,
+    "rocket": (657, "missile"),
+    "hubble_deep_field": None,
+    "retina": None,
+    "summer_palace": (698, "palace"),
+    "dahlia": None,
+    "grace_hopper": (652, "military uniform"),
+    "raccoon": None,  # ImageNet-1k has no raccoon class
+    "cameraman": (872, "tripod"),  # greyscale original
+    "ascent": None,  # greyscale original
+}
+PHOTO_CLASSES: dict[str, int] = {name: c[0] for name, c in PHOTOS.items() if c is not None}
+
+
+def load_photos(size: int = 224, names=None) -> tuple[torch.Tensor, list[str]]:
+    """The shipped photographs as ``(x, names)``: ``x`` float32 ``(N, 3, size, size)`` in
+    [0, 1], ``names`` the list of their names (keys of :data:`PHOTOS`).
+
+    Each photo is resized (bicubic, antialiased) so that its short side is ``size``, then
+    centre-cropped to ``size x size``; greyscale originals (``cameraman``, ``ascent``) are
+    repeated over the three channels. The stored files are 256 px on the short side, so
+    sizes above 256 are upsampled. Not ImageNet-normalised: apply the network's own
+    normalisation (e.g. ``weights.transforms()``'s mean and std) yourself.
+
+    ``names`` is ``None`` (all twelve, in :data:`PHOTOS` order) or a list of names, in the
+    order wanted. The result is the same on every call and every machine. Nothing is
+    downloaded. :data:`PHOTO_CLASSES` maps a photo to the ImageNet class index it mainly
+    shows, where one fits (approximate). Sources and licences: ``interp_lib/photos/SOURCES.md``.
+    """
+    from PIL import Image
+
+    if isinstance(size, bool) or not isinstance(size, int):
+        raise TypeError(f"`size` must be an int, got {type(size).__name__}")
+    if not 8 <= size <= 1024:
+        raise ValueError(f"`size` must be between 8 and 1024 pixels, got {size}")
+    if names is None:
+        names = list(PHOTOS)
+    elif isinstance(names, str) or not isinstance(names, (list, tuple)):
+        raise TypeError(f"`names` must be None or a list of photo names, got {names!r}")
+    else:
+        names = list(names)
+        if not names:
+            raise ValueError("`names` is empty; pass None for all photos")
+        for name in names:
+            if not isinstance(name, str):
+                raise TypeError(f"photo names are strings, got {name!r}")
+            if name not in PHOTOS:
+                raise ValueError(f"unknown photo {name!r}; choose from {', '.join(PHOTOS)}")
+    images = []
+    for name in names:
+        with Image.open(PHOTOS_DIR / f"{name}.jpg") as im:
+            im = im.convert("RGB")
+            w, h = im.size
+            scale = size / min(w, h)
+            new_w, new_h = max(size, round(w * scale)), max(size, round(h * scale))
+            im = im.resize((new_w, new_h), Image.Resampling.BICUBIC)
+            left, top = (new_w - size) // 2, (new_h - size) // 2
+            im = im.crop((left, top, left + size, top + size))
+            images.append(np.asarray(im, dtype=np.float32) / 255.0)
+    x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
+    return x, names

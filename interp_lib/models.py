@@ -195,37 +195,61 @@ def bias_free_copy(model: nn.Module) -> nn.Module:
 
 # --------------------------------------------------------------------------- torchvision
 
-TORCHVISION_MODELS = ("vgg16", "vgg16_bn", "resnet18", "googlenet")
+TORCHVISION_MODELS = ("vgg16", "vgg16_bn", "resnet18", "googlenet", "squeezenet1_1")
+# what `python -m interp_lib fetch-weights` fetches by default: SqueezeNet 1.1 (CS231n's
+# choice, 5 MB), ResNet-18 (45 MB), VGG-16 (the LRP tutorial's, 528 MB)
+IMAGENET_MODELS = ("squeezenet1_1", "resnet18", "vgg16")
 
 
-def torchvision_model(name: str, pretrained: bool = True, download: bool = False) -> nn.Module:
-    """A torchvision ImageNet classifier in eval mode: VGG-16 (``vgg16``, ``vgg16_bn``),
-    ResNet-18 or GoogLeNet.
+class WeightsMissing(FileNotFoundError):
+    """The ImageNet weights of a torchvision model are not in torch's cache."""
 
-    ``pretrained=False`` gives randomly initialised weights (what the tests use: nothing
-    is downloaded). With ``pretrained=True`` the ImageNet weights are read from torch's
-    cache (``$TORCH_HOME/hub/checkpoints``); when they are not there, ``download=True``
-    fetches them (needs internet), otherwise a ``FileNotFoundError`` says where to put
-    them. Inputs are ImageNet-normalised 224x224 RGB images (``weights.transforms()``).
-    """
+
+def imagenet_weights(name: str):
+    """torchvision's default ImageNet weights entry of ``name`` (``weights.url``,
+    ``weights.meta["categories"]``...); needs no download."""
     import torchvision
 
     if name not in TORCHVISION_MODELS:
         raise ValueError(f"unknown torchvision model {name!r}; choose one of {', '.join(TORCHVISION_MODELS)}")
+    return torchvision.models.get_model_weights(name).DEFAULT
+
+
+def imagenet_weights_path(name: str) -> pathlib.Path:
+    """Where torch's cache keeps ``name``'s ImageNet weights: the file
+    ``torch.hub.load_state_dict_from_url`` writes, ``$TORCH_HOME/hub/checkpoints/<file>``."""
+    url = imagenet_weights(name).url
+    return pathlib.Path(torch.hub.get_dir()) / "checkpoints" / pathlib.Path(url).name
+
+
+def torchvision_model(name: str, pretrained: bool = True, download: bool = False) -> nn.Module:
+    """A torchvision ImageNet classifier in eval mode: VGG-16 (``vgg16``, ``vgg16_bn``),
+    ResNet-18, GoogLeNet or SqueezeNet 1.1.
+
+    ``pretrained=False`` gives randomly initialised weights (what the tests use: nothing
+    is downloaded). With ``pretrained=True`` the ImageNet weights are read from torch's
+    cache (``$TORCH_HOME/hub/checkpoints``); when they are not there, ``download=True``
+    fetches them (needs internet), otherwise :class:`WeightsMissing` (a
+    ``FileNotFoundError``) says how to get them. Inputs are ImageNet-normalised 224x224
+    RGB images (``weights.transforms()``).
+    """
+    import torchvision
+
+    weights = imagenet_weights(name)
     extra = {"aux_logits": False, "init_weights": False} if name == "googlenet" else {}
     model = torchvision.models.get_model(name, weights=None, **extra)
     if pretrained:
-        weights = torchvision.models.get_model_weights(name).DEFAULT
-        path = pathlib.Path(torch.hub.get_dir()) / "checkpoints" / pathlib.Path(weights.url).name
+        path = imagenet_weights_path(name)
         if path.exists():
             state = torch.load(path, map_location="cpu", weights_only=True)
         elif download:
             state = weights.get_state_dict(progress=True)
         else:
-            raise FileNotFoundError(
-                f"the pretrained weights of {name} are not in torch's cache ({path}). On a machine "
-                f"with internet run `interp_lib.models.torchvision_model({name!r}, download=True)` "
-                f"once, or copy {weights.url} to that path; pretrained=False gives random weights."
+            raise WeightsMissing(
+                f"the ImageNet weights of {name} are not in torch's cache ({path}). With internet run "
+                f"`python -m interp_lib fetch-weights {name}` (or "
+                f"`interp_lib.models.torchvision_model({name!r}, download=True)`) once, or copy "
+                f"{weights.url} to that path; pretrained=False gives random weights."
             )
         if name == "googlenet":
             state = {k: v for k, v in state.items() if not k.startswith(("aux1.", "aux2."))}
@@ -233,7 +257,33 @@ def torchvision_model(name: str, pretrained: bool = True, download: bool = False
     return model.eval()
 
 
-__all__ += ["TORCHVISION_MODELS", "torchvision_model"]
+def imagenet_model(name: str = "squeezenet1_1") -> tuple[nn.Module, list[str]]:
+    """``(model, categories)``: a torchvision ImageNet classifier with its ImageNet weights
+    from torch's cache, in eval mode, and its 1,000 class names (torchvision's
+    ``weights.meta["categories"]``, which need no download). Never downloads: raises
+    :class:`WeightsMissing`, whose message says to run
+    ``python -m interp_lib fetch-weights <name>``, when the weights are not there.
+    Inputs: ImageNet-normalised RGB, e.g. ``interp_lib.data.load_photos()`` then
+    ``(x - mean) / std`` with ``IMAGENET_MEAN`` and ``IMAGENET_STD``."""
+    model = torchvision_model(name, pretrained=True, download=False)
+    return model, list(imagenet_weights(name).meta["categories"])
+
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # torchvision's ImageNet normalisation
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+__all__ += [
+    "TORCHVISION_MODELS",
+    "IMAGENET_MODELS",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "WeightsMissing",
+    "imagenet_weights",
+    "imagenet_weights_path",
+    "torchvision_model",
+    "imagenet_model",
+]
 
 # --------------------------------------------------------------------------- ReLU converter
 # Hook-based methods (guided backprop, deconvnet, captum's, zennit's) change the backward

@@ -41,6 +41,8 @@ def test_release_has_no_solution_text(built):
     assert "--solutions" not in makefile and "pytest" in makefile
     readme = (out / "README.md").read_text()
     assert "student copy" in readme and "make pytest" in readme and "make test PYTEST=1" in readme
+    photos = out / "interp_lib" / "photos"  # the shipped photographs and their licences
+    assert (photos / "SOURCES.md").exists() and len(list(photos.glob("*.jpg"))) >= 12
     for ex in load_all().values():  # stubs only
         stub = rf'raise NotImplementedError\(\s*"exercise {re.escape(ex.id)} `{ex.name}`'
         assert re.search(stub, (out / ex.path).read_text()), ex.id  # also when wrapped by the formatter

@@ -10,6 +10,7 @@ submit     zip your exercise modules for hand-in
 release    build the student copy of the course (instructors; interp_lib/course/release.py)
 slides     reveal.js lecture slides that work offline (interp_lib/course/slides.py)
 mutants    do the tests catch plausible student bugs? (maintainers; interp_lib/course/mutants.py)
+fetch-weights  torchvision's ImageNet weights into torch's cache (interp_lib/course/fetch_weights.py)
 """
 
 from __future__ import annotations
@@ -125,6 +126,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return bench_main(args)
 
 
+# --------------------------------------------------------------------------- fetch-weights
+
+
+def cmd_fetch_weights(args: argparse.Namespace) -> int:
+    from .fetch_weights import fetch_weights
+
+    fetch_weights(args.names, progress=not args.quiet)
+    return 0
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -161,6 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-lessons", action="store_true", help="skip the lesson timings")
     p.add_argument("--readme", action="store_true", help="also rewrite README.md's Performance section")
     p.set_defaults(func=cmd_bench)
+    p = sub.add_parser("fetch-weights", help="download torchvision's ImageNet weights into torch's cache")
+    p.add_argument("names", nargs="*", help="squeezenet1_1 resnet18 vgg16 (default), vgg16_bn, googlenet")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_fetch_weights)
     from . import grading, release  # grade, submit (interp_lib/course/grading.py); release
 
     grading.add_commands(sub)

@@ -302,6 +302,13 @@ reference libraries that your copy skips; `check -v` names what it could not run
 exercise modules (`interp_lib/<topic>.py`) and a manifest into `submission.zip`.
 Hand in that file.
 
+## Real photographs and ImageNet networks
+`interp_lib.data.load_photos()` gives the twelve photographs shipped in
+`interp_lib/photos/` (licences in its SOURCES.md). ImageNet networks are optional:
+`python -m interp_lib fetch-weights` downloads SqueezeNet 1.1, ResNet-18 and VGG-16 into
+torch's cache (about 580 MB; name one to fetch less), then
+`interp_lib.models.imagenet_model("squeezenet1_1")` loads one with its class names.
+
 {lessons}
 """
 
