@@ -87,14 +87,15 @@ def spectrum_scale(h: int, w: int, decay_power: float = 1.0) -> torch.Tensor:
     return 1.0 / frequency_radius(h, w).clamp(min=1.0 / max(h, w)) ** decay_power
 
 
-def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+def gaussian_blur(x: torch.Tensor, sigma: float, truncate: float = 2.0) -> torch.Tensor:
     """Blur each channel of ``x`` ``(N, C, H, W)`` with a Gaussian of std ``sigma`` pixels.
 
-    Kernel radius ``ceil(2 sigma)``, reflect padding (shape kept). ``sigma <= 0``: a copy.
+    Kernel radius ``ceil(truncate * sigma)``, reflect padding (shape kept). ``sigma <= 0``:
+    a copy.
     """
     if sigma <= 0:
         return x.clone()
-    radius = max(1, math.ceil(2 * sigma))
+    radius = max(1, math.ceil(truncate * sigma))
     t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
     k = torch.exp(-0.5 * (t / sigma) ** 2)
     k = k / k.sum()

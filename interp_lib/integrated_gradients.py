@@ -12,8 +12,6 @@ The integral is a quadrature: nodes ``a_k`` in [0, 1] and weights ``w_k``
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 from torch import nn
@@ -27,6 +25,7 @@ from ._checks.integrated_gradients import (
     check_steps,
 )
 from .exercises import exercise, one_of
+from .featvis_param import gaussian_blur
 
 __all__ = [
     "METHODS",
@@ -244,16 +243,9 @@ def quadrature(method: str, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def blurred(x: torch.Tensor, sigma: float = 3.0) -> torch.Tensor:
-    """A Gaussian blur of ``x`` (a "blurred" IG baseline), same shape; reflect padding."""
-    radius = max(1, int(math.ceil(3 * sigma)))
-    t = torch.arange(-radius, radius + 1, dtype=x.dtype)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    k = k / k.sum()
-    c = x.shape[1]
-    out = torch.nn.functional.pad(x, (radius, radius, 0, 0), mode="reflect")
-    out = torch.nn.functional.conv2d(out, k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
-    out = torch.nn.functional.pad(out, (0, 0, radius, radius), mode="reflect")
-    return torch.nn.functional.conv2d(out, k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+    """A Gaussian blur of ``x`` (a "blurred" IG baseline), same shape; kernel radius
+    ``ceil(3 sigma)``, reflect padding."""
+    return gaussian_blur(x, sigma, truncate=3.0)
 
 
 def patch_masks(height: int, width: int, grid: int) -> torch.Tensor:

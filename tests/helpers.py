@@ -76,3 +76,57 @@ def reference_grad_cam(model, x, y, layer):
     g = torch.autograd.grad(s, acts["a"])[0]
     cam = torch.relu((g.mean((2, 3), keepdim=True) * acts["a"]).sum(1, keepdim=True))
     return F.interpolate(cam.detach(), size=x.shape[-2:], mode="bilinear")
+
+
+def free_port() -> int:
+    """A TCP port on the loopback interface that nothing listens on now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve_lab(root, env, *args, log=None, timeout: float = 120):
+    """``python -m interp_lib lab`` for the course in ``root`` on a free loopback port, without
+    token or password, with ``env`` and the extra server ``args``; a context manager
+    yielding ``(base URL, process)`` once ``/api/status`` answers. The server's process
+    group is stopped afterwards, also on failure."""
+    import contextlib
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    @contextlib.contextmanager
+    def served():
+        port = free_port()
+        out = log if log is not None else subprocess.DEVNULL
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "interp_lib", "lab", "--no-browser", "--port", str(port)]
+            + ["--ServerApp.token=", "--ServerApp.password=", "--ServerApp.ip=127.0.0.1", *args],
+            cwd=root,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT if log is not None else subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.time() + timeout
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"JupyterLab exited with code {proc.returncode}")
+                try:
+                    with urllib.request.urlopen(f"{base}/api/status", timeout=5) as r:
+                        if r.status == 200:
+                            break
+                except OSError:
+                    if time.time() > deadline:
+                        raise TimeoutError("JupyterLab did not answer") from None
+                    time.sleep(0.5)
+            yield base, proc
+        finally:
+            stop_group(proc)
+
+    return served()

@@ -17,14 +17,10 @@ import contextlib
 import json
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 
 import pytest
-from helpers import stop_group
+from helpers import serve_lab
 
 from interp_lib.course import common
 from interp_lib.course.pytest_plugin import needs
@@ -48,26 +44,6 @@ SETTINGS = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for_lab(base: str, proc: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"JupyterLab exited with code {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"{base}/api/status", timeout=5) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError("JupyterLab did not answer")
-
-
 @pytest.fixture
 def chromium():
     """Path of the system chromium and playwright's sync API (skip on a laptop without)."""
@@ -84,7 +60,6 @@ def _serve(root, tmp_path, **env_extra):
         path = settings / f"{name}.jupyterlab-settings"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(values))
-    port = _free_port()
     env = dict(
         os.environ,
         INTERP_LIB_THREADS="1",
@@ -99,35 +74,10 @@ def _serve(root, tmp_path, **env_extra):
     )
     env.pop("INTERP_LIB_SOLUTIONS", None)
     env.update(env_extra)
-    log = open(tmp_path / "lab.log", "w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "interp_lib",
-            "lab",
-            "--no-browser",
-            "--port",
-            str(port),
-            "--ServerApp.token=",
-            "--ServerApp.password=",
-            "--ServerApp.ip=127.0.0.1",
-            "--ServerApp.port_retries=0",
-            f"--FileCheckpoints.root_dir={tmp_path / 'checkpoints'}",
-        ],
-        cwd=root,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_for_lab(base, proc)
-        yield base
-    finally:
-        stop_group(proc)
-        log.close()
+    with open(tmp_path / "lab.log", "w") as log:
+        extra = ["--ServerApp.port_retries=0", f"--FileCheckpoints.root_dir={tmp_path / 'checkpoints'}"]
+        with serve_lab(root, env, *extra, log=log) as (base, _):
+            yield base
 
 
 @pytest.fixture

@@ -3,19 +3,18 @@
 import json
 import os
 import pathlib
+import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 
 import pytest
 from grading_helpers import make_submission
-from helpers import stop_group
+from helpers import serve_lab
 
-from interp_lib.course import common
+from interp_lib.course import cli, common
 from interp_lib.course.release import fill_bodies
 from interp_lib.exercises import load_all, weights
 
@@ -208,56 +207,47 @@ def test_lesson_selection():
         common.lesson_paths(["77"])
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# JupyterLab's announcements plugin asks about "official Jupyter news" on first open
+NEWS_PLUGIN = "@jupyterlab/apputils-extension:announcements"
+
+
+def test_course_labconfig_disables_the_news_plugin():
+    page = json.loads((cli.LAB_CONFIG / "labconfig" / "page_config.json").read_text())
+    assert page["disabledExtensions"] == {NEWS_PLUGIN: True}
+
+
+def test_lab_environment_prepends_the_course_config():
+    env = cli.lab_environment({"JUPYTER_CONFIG_PATH": os.pathsep.join(["/a", str(cli.LAB_CONFIG)])})
+    assert env["JUPYTER_CONFIG_PATH"].split(os.pathsep) == [str(cli.LAB_CONFIG), "/a"]
+    assert cli.lab_environment({})["JUPYTER_CONFIG_PATH"] == str(cli.LAB_CONFIG)
 
 
 @pytest.mark.slow
-def test_lab_serves_jupyterlab(tmp_path):
-    port = _free_port()
-    env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path), JUPYTER_CONFIG_DIR=str(tmp_path / "cfg"))
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "interp_lib",
-            "lab",
-            "--no-browser",
-            "--port",
-            str(port),
-            "--ServerApp.token=",
-            "--ServerApp.password=",
-            "--ServerApp.ip=127.0.0.1",
-        ],
-        cwd=common.ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.time() + 90
-        status, body = None, ""
-        while time.time() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/lab", timeout=5) as r:
-                    status, body = r.status, r.read().decode()
-                break
-            except OSError:
-                time.sleep(0.5)
-        assert status == 200, "JupyterLab did not answer on /lab"
-        assert "JupyterLab" in body
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/contents/lessons", timeout=10) as r:
+def test_lab_serves_jupyterlab_without_the_news_prompt(tmp_path):
+    """`lab` serves the course; JupyterLab's announcements plugin (the "official Jupyter
+    news" prompt) is disabled by the course's own labconfig, and the user's Jupyter
+    configuration is not written."""
+    user_config = tmp_path / "cfg"
+    env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path / "rt"), JUPYTER_CONFIG_DIR=str(user_config))
+    env.pop("JUPYTER_CONFIG_PATH", None)
+    with serve_lab(common.ROOT, env) as (base, proc):
+        with urllib.request.urlopen(f"{base}/lab", timeout=10) as r:
+            status, body = r.status, r.read().decode()
+        assert status == 200 and "JupyterLab" in body
+        data = re.search(
+            r'<script id="jupyter-config-data" type="application/json">(.*?)</script>', body, re.S
+        )
+        disabled = json.loads(data.group(1))["disabledExtensions"]
+        assert NEWS_PLUGIN in disabled, disabled
+        with urllib.request.urlopen(f"{base}/api/contents/lessons", timeout=10) as r:
             assert b"00_what_is_ai.ipynb" in r.read()
         # `lab` becomes JupyterLab (exec): the process we started is the server itself
         with open(f"/proc/{proc.pid}/cmdline", "rb") as fh:
             assert b"jupyterlab" in fh.read()
-    finally:
-        stop_group(proc)
     with pytest.raises(OSError):
-        urllib.request.urlopen(f"http://127.0.0.1:{port}/lab", timeout=5)
+        urllib.request.urlopen(f"{base}/lab", timeout=5)
+    written = [p for p in user_config.rglob("*") if p.is_file() and "labconfig" in p.parts]
+    assert not written, f"lab wrote the user's labconfig: {written}"
 
 
 def test_transfer_probe_matches_what_the_grader_cannot_send(shapes_model):
