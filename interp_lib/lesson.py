@@ -31,10 +31,30 @@ import contextlib
 import hashlib
 import json
 import pathlib
+import re
 import symtable
 import sys
 from collections.abc import Iterator
 from typing import Any
+
+#: lesson notebooks: ``LL_topic.ipynb`` and appendix notebooks ``LLb_topic.ipynb`` (a lesson's
+#: second part, e.g. ``06b_``: its exercises keep the lesson's ids ``06.N``)
+NOTEBOOK_GLOB = "[0-9][0-9]*_*.ipynb"
+_KEY = re.compile(r"(\d\d[a-z]?)_")
+
+
+def lesson_key(path: pathlib.Path | str) -> str:
+    """``"06"`` for ``06_feature_visualisation.ipynb``, ``"06b"`` for an appendix ``06b_...``."""
+    match = _KEY.match(pathlib.Path(path).name)
+    if not match:
+        raise ValueError(f"not a lesson notebook name: {pathlib.Path(path).name!r}")
+    return match.group(1)
+
+
+def lesson_notebooks(folder: pathlib.Path) -> list[pathlib.Path]:
+    """The lesson and appendix notebooks in ``folder``, in course order (06, 06b, 07, ...)."""
+    return sorted((p for p in folder.glob(NOTEBOOK_GLOB) if _KEY.match(p.name)), key=lambda p: lesson_key(p))
+
 
 __all__ = ["load_ipython_extension", "unload_ipython_extension", "register", "reference_outputs"]
 
@@ -92,7 +112,7 @@ def write_reference(notebook: pathlib.Path, folder: pathlib.Path) -> pathlib.Pat
     """Write ``folder/LL.json``, the reference outputs of lesson ``notebook``."""
     nb = json.loads(notebook.read_text(encoding="utf-8"))
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{notebook.name[:2]}.json"
+    path = folder / f"{lesson_key(notebook)}.json"
     path.write_text(json.dumps(reference_entries(nb), separators=(",", ":")), encoding="utf-8")
     return path
 
@@ -107,7 +127,7 @@ def trust_lessons(folder: pathlib.Path) -> int:
     except ImportError:
         return 0
     notary, signed = NotebookNotary(), 0
-    for path in sorted(folder.glob("[0-9][0-9]_*.ipynb")):
+    for path in lesson_notebooks(folder):
         try:
             nb = nbformat.read(path, as_version=4)
             if not notary.check_signature(nb):
@@ -136,7 +156,7 @@ class _Index:
         self.by_id = {}
         for folder in self.folders():
             # the notebooks first, the reference files (which a save cannot touch) over them
-            files = sorted(folder.glob("[0-9][0-9]_*.ipynb")) + sorted((folder / "reference").glob("*.json"))
+            files = lesson_notebooks(folder) + sorted((folder / "reference").glob("*.json"))
             for path in files:
                 try:
                     data = json.loads(path.read_text(encoding="utf-8"))

@@ -207,6 +207,20 @@ def test_lesson_selection():
         common.lesson_paths(["77"])
 
 
+def test_appendix_notebooks_follow_their_lesson(tmp_path, monkeypatch):
+    from interp_lib.lesson import lesson_key, lesson_notebooks
+
+    for name in ("07_c.ipynb", "06b_b.ipynb", "06_a.ipynb", "10_d.ipynb", "notes.ipynb", "6_x.ipynb"):
+        (tmp_path / name).write_text("{}")
+    found = lesson_notebooks(tmp_path)
+    assert [lesson_key(p) for p in found] == ["06", "06b", "07", "10"]
+    monkeypatch.setattr(common, "LESSONS", tmp_path)
+    assert [p.name for p in common.lesson_paths(["6"])] == ["06_a.ipynb", "06b_b.ipynb"]
+    assert [p.name for p in common.lesson_paths(["06b"])] == ["06b_b.ipynb"]
+    with pytest.raises(ValueError, match="not a lesson notebook"):
+        lesson_key("notes.ipynb")
+
+
 # JupyterLab's announcements plugin asks about "official Jupyter news" on first open
 NEWS_PLUGIN = "@jupyterlab/apputils-extension:announcements"
 

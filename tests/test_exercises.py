@@ -20,6 +20,7 @@ from torch import nn
 
 from interp_lib import exercises
 from interp_lib.exercises import exercise, guard_model, load_all, solutions_selected, weights
+from interp_lib.lesson import lesson_key, lesson_notebooks
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -272,10 +273,11 @@ def _tested_ids() -> set[str]:
 
 
 def _lesson_sources() -> dict[str, str]:
-    out = {}
-    for path in (ROOT / "lessons").glob("[0-9][0-9]_*.ipynb"):
+    out: dict[str, str] = {}
+    for path in lesson_notebooks(ROOT / "lessons"):  # a lesson with its appendix notebooks
         nb = json.loads(path.read_text())
-        out[path.name[:2]] = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+        code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+        out[lesson_key(path)[:2]] = out.get(lesson_key(path)[:2], "") + "\n" + code
     return out
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from interp_lib.course import common, slides
 from interp_lib.course.pytest_plugin import needs
+from interp_lib.lesson import lesson_key
 
 ROOT = common.ROOT
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -26,7 +27,7 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.mark.parametrize("path", common.lesson_paths(), ids=lambda p: p.name[:2])
+@pytest.mark.parametrize("path", common.lesson_paths(), ids=lesson_key)
 def test_every_cell_has_slide_metadata(path):
     nb = nbformat.read(path, as_version=4)
     kinds = [cell.metadata.get("slideshow", {}).get("slide_type") for cell in nb.cells]
@@ -216,7 +217,7 @@ def test_every_slide_fits_and_notes_only_for_instructors(chromium, deck_dir):
     student = slides.build(out=deck_dir, quiet=True)
     teacher_dir = slides.INSTRUCTOR_OUT
     teacher = slides.build(out=teacher_dir, quiet=True, instructor=True)
-    assert len(student) == len(teacher) == len(common.lesson_paths()) == 11
+    assert len(student) == len(teacher) == len(common.lesson_paths())
     report, problems = {}, []
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
@@ -224,7 +225,7 @@ def test_every_slide_fits_and_notes_only_for_instructors(chromium, deck_dir):
             page = browser.new_page(viewport={"width": 1280, "height": 720})
             for deck in student:
                 shown = _measure(page, deck)
-                report[deck.name[:2]] = (len(shown), max(s["height"] for s in shown))
+                report[lesson_key(deck)] = (len(shown), max(s["height"] for s in shown))
                 for s in shown:
                     where = f"{deck.name} slide {s['h']}/{s['v']}"
                     assert (

@@ -15,22 +15,25 @@ import subprocess
 import sys
 import tempfile
 
+from ..lesson import lesson_key, lesson_notebooks
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 LESSONS = ROOT / "lessons"
 
 
 def lesson_paths(numbers: list[str] | None = None) -> list[pathlib.Path]:
-    """Lesson notebooks, all or those whose number is given (``"1"`` or ``"01"``)."""
-    paths = sorted(LESSONS.glob("[0-9][0-9]_*.ipynb"))
+    """Lesson notebooks, all or those whose number is given (``"1"`` or ``"01"``: the lesson
+    with its appendix notebooks ``01b_...``; ``"06b"``: that appendix alone)."""
+    paths = lesson_notebooks(LESSONS)
     if not numbers:
         return paths
-    wanted = {n.zfill(2) for n in numbers}
-    chosen = [p for p in paths if p.name[:2] in wanted]
-    missing = wanted - {p.name[:2] for p in chosen}
+    wanted = {n.zfill(2) if n.isdigit() else n.zfill(3) for n in numbers}
+    chosen = [p for p in paths if lesson_key(p) in wanted or lesson_key(p)[:2] in wanted]
+    found = {lesson_key(p) for p in chosen} | {lesson_key(p)[:2] for p in chosen}
+    missing = wanted - found
     if missing:
-        raise SystemExit(
-            f"no lesson numbered {', '.join(sorted(missing))}; have: {', '.join(p.name[:2] for p in paths)}"
-        )
+        have = ", ".join(lesson_key(p) for p in paths)
+        raise SystemExit(f"no lesson numbered {', '.join(sorted(missing))}; have: {have}")
     return chosen
 
 

@@ -18,7 +18,7 @@ import re
 import shutil
 import textwrap
 
-from ..lesson import write_reference
+from ..lesson import lesson_notebooks, write_reference
 from .common import ROOT, is_stub
 
 # What the release takes from the checkout (everything else is left out).
@@ -315,7 +315,7 @@ torch's cache (about 580 MB; name one to fetch less), then
 
 def _lesson_list(root: pathlib.Path) -> str:
     rows = ["## Lessons", ""]
-    for nb in sorted((root / "lessons").glob("[0-9][0-9]_*.ipynb")):
+    for nb in lesson_notebooks(root / "lessons"):
         rows.append(f"* [{nb.stem.replace('_', ' ')}](lessons/{nb.name})")
     return "\n".join(rows) + "\n"
 
@@ -334,7 +334,7 @@ def build_release(out: pathlib.Path | str, root: pathlib.Path = ROOT) -> dict:
     # lessons with their stored outputs
     shutil.copytree(root / "lessons", out / "lessons", ignore=junk)
     # their reference outputs, which a student's save cannot erase (interp_lib.lesson)
-    for nb in sorted((root / "lessons").glob("[0-9][0-9]_*.ipynb")):
+    for nb in lesson_notebooks(root / "lessons"):
         write_reference(nb, out / "lessons" / "reference")
     # tests: the lesson test files without hidden tests, the shared fixtures
     (out / "tests").mkdir()

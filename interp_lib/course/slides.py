@@ -46,6 +46,7 @@ import shutil
 import subprocess
 import time
 
+from ..lesson import lesson_key
 from .common import ROOT
 
 OUT = ROOT / "build" / "slides"
@@ -434,7 +435,7 @@ def lecture_notebook(nb, answers: str | None = None):
 
 def answers_path(path: pathlib.Path) -> pathlib.Path:
     """solutions/answers/LL.md for the lesson at ``path``."""
-    return ROOT / "solutions" / "answers" / f"{path.name[:2]}.md"
+    return ROOT / "solutions" / "answers" / f"{lesson_key(path)}.md"
 
 
 # --------------------------------------------------------------------------- npm
@@ -560,7 +561,7 @@ def _title(nb) -> str | None:
 
 
 def _write_index(out: pathlib.Path) -> pathlib.Path:
-    decks = sorted(out.glob("[0-9][0-9]_*.slides.html"))
+    decks = sorted(out.glob("[0-9][0-9]*_*.slides.html"), key=lambda d: lesson_key(d))
     items = "\n".join(f'<li><a href="{d.name}">{d.name.split(".")[0]}</a></li>' for d in decks)
     index = out / "index.html"
     index.write_text(
