@@ -361,9 +361,17 @@ def test_bad_input_is_refused_with_the_argument_named(call, match):
 
 def test_toy_explorer_draws_and_stays_silent(capsys):
     W_ = pytest.importorskip("ipywidgets")
-    from test_widgets import _check_figure
+    import matplotlib.text
 
+    from interp_lib import plot, widgets
     from interp_lib.widgets.superposition import toy_explorer
+
+    def _check_figure(box):
+        fig = box.children[-1].figure
+        assert fig.dpi >= widgets.DPI and box.children[-1].outputs, "drawn into the Output widget"
+        texts = [t for t in fig.findobj(matplotlib.text.Text) if t.get_visible() and t.get_text().strip()]
+        assert texts and min(t.get_fontsize() for t in texts) >= widgets.MIN_FONT
+        assert not plot.heatmaps_without_colorbar(fig), "a heatmap without its colour bar"
 
     pentagon = _pentagon()
     dedicated = torch.zeros(2, 5)
