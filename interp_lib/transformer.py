@@ -358,6 +358,8 @@ def relevance_budget(model: nn.Module, x: torch.Tensor, target, attention: str =
     from .attacks import class_scores
     from .lrp import zb_rule
 
+    check_vit(model, "model", {})
+    one_of(*RULES)(attention, "attention", {})
     target = _resolve(model, x, target)
     first: list[torch.Tensor] = []
     hook = model.blocks.register_forward_pre_hook(lambda _m, inputs: first.append(inputs[0]))

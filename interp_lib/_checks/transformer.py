@@ -46,8 +46,11 @@ def check_attention(value, name: str, _args: dict) -> None:
                 f"`{name}[{i}]` must be a float tensor (N, heads, T, T), got "
                 f"{tuple(a.shape) if isinstance(a, torch.Tensor) else type(a).__name__}"
             )
-        if shape is not None and a.shape != shape:
-            raise ValueError(f"`{name}[{i}]` has shape {tuple(a.shape)}, `{name}[0]` {tuple(shape)}")
+        if shape is not None and (a.shape[0], a.shape[-1]) != (shape[0], shape[-1]):
+            raise ValueError(
+                f"`{name}[{i}]` has shape {tuple(a.shape)}, `{name}[0]` {tuple(shape)}: the images "
+                "and tokens must agree"
+            )
         shape = a.shape
 
 
