@@ -415,3 +415,37 @@ def test_attention_is_not_the_explanation_here(scores):
     assert mass["LRP (CP)"] > mass["rollout"]
     assert auc["LRP (CP)"] < auc["raw attention"] and auc["AttnLRP"] < auc["raw attention"]
     assert auc["patch IG"] < auc["raw attention"]
+
+
+def test_lxt_is_installed_without_its_dependencies_by_make_only():
+    """lxt declares transformers, bitsandbytes... but its rules need only torch: the Makefile's
+    dev step installs it with --no-deps; pyproject (which cannot say so) and the student
+    environment do not list it."""
+    import pathlib
+
+    import tomllib
+
+    root = pathlib.Path(__file__).resolve().parent.parent
+    recipe = (root / "Makefile").read_text().split("$(VENV)/.installed-dev:")[1].split("\n\n")[0]
+    assert "$(PIP) --no-deps lxt==2.1" in recipe
+    dev = tomllib.loads((root / "pyproject.toml").read_text())["project"]["optional-dependencies"]["dev"]
+    assert not any(r.replace(" ", "").startswith("lxt") for r in dev)
+    env = (root / "environment.yml").read_text()
+    assert "--no-deps lxt==2.1" in env and not any(
+        line.strip().startswith("- lxt") for line in env.splitlines()
+    )
+    assert "pip install --no-deps lxt==2.1" in (root / "CONTRIBUTING.md").read_text()
+
+
+def test_vit_explorer_draws_with_colour_bars(vit, tagged):
+    pytest.importorskip("ipywidgets")
+    from interp_lib import plot
+    from interp_lib.widgets.transformer import vit_explorer
+
+    box = vit_explorer(vit, tagged.x[:3], tagged.y[:3], tag_mask=tagged.tag_mask)
+    (out,) = [c for c in box.children if type(c).__name__ == "Output"]
+    assert out.outputs and not plot.heatmaps_without_colorbar(out.figure)
+    method = box.children[1].children[0]
+    for name in T.METHODS:
+        method.value = name
+        assert not plot.heatmaps_without_colorbar(out.figure)
