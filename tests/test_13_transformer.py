@@ -449,3 +449,14 @@ def test_vit_explorer_draws_with_colour_bars(vit, tagged):
     for name in T.METHODS:
         method.value = name
         assert not plot.heatmaps_without_colorbar(out.figure)
+
+
+def test_patch_ig_target_none_is_the_predicted_class(small_vit, small_x):
+    with torch.no_grad():
+        pred = small_vit(small_x).argmax(1)
+    assert torch.equal(
+        T.patch_integrated_gradients(small_vit, small_x, None, steps=4),
+        T.patch_integrated_gradients(small_vit, small_x, pred, steps=4),
+    )
+    for name, method in T.METHODS.items():
+        assert torch.equal(method(small_vit, small_x, None), method(small_vit, small_x, pred)), name
