@@ -30,7 +30,7 @@ def vit_explorer(model, x, y, tag_mask=None, class_names=None):
     target = W.Dropdown(
         options=[(n, i) for i, n in enumerate(names)], value=int(y[0]), description="class", style=style
     )
-    method = W.Dropdown(options=list(T.METHODS), value="rollout", description="method", style=style)
+    method = W.Dropdown(options=list(T.METHODS), value="raw attention", description="method", style=style)
     block = W.IntSlider(len(model.blocks) - 1, 0, len(model.blocks) - 1, description="block", style=style)
     heads = model.blocks[0].attn.heads
     head = W.Dropdown(options=["mean", *range(heads)], value="mean", description="head", style=style)
