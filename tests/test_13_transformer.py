@@ -426,6 +426,8 @@ def test_lxt_is_installed_without_its_dependencies_by_make_only():
     import tomllib
 
     root = pathlib.Path(__file__).resolve().parent.parent
+    if not (root / "solutions").exists():
+        pytest.skip("the maintainers' tree only (the student release has its own Makefile)")
     recipe = (root / "Makefile").read_text().split("$(VENV)/.installed-dev:")[1].split("\n\n")[0]
     assert "$(PIP) --no-deps lxt==2.1" in recipe
     dev = tomllib.loads((root / "pyproject.toml").read_text())["project"]["optional-dependencies"]["dev"]
