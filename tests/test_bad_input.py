@@ -508,7 +508,8 @@ TARGET_METHODS = {
     "sanity_check": {"method": "saliency", "layers": ["fc2", "fc1"], "generator": "seeded"},
 }
 REFUSE_NONE = {"adversarial_patch"}
-VIT_ONLY = {"patch_integrated_gradients"}  # needs a ViT: its target=None test is in tests/test_13_transformer.py
+# needs a ViT: its target=None test is in tests/test_13_transformer.py
+VIT_ONLY = {"patch_integrated_gradients"}
 
 
 def _options(m, opts):
