@@ -35,6 +35,10 @@ $(VENV)/.installed: pyproject.toml | $(PY)
 $(VENV)/.installed-dev: pyproject.toml | $(PY)
 	@echo "[2/3] installing the course with the dev extras into $(VENV) (first run: a few minutes)"
 	@start=$$(date +%s); $(PIP) -e ".[dev]" && echo "      done in $$(( $$(date +%s) - start )) s"
+	@# lxt (lesson 13's reference, AttnLRP) declares transformers, accelerate, bitsandbytes,
+	@# open_clip_torch and zennit as requirements; its rules need only torch: no deps
+	@# (pyproject.toml cannot say --no-deps, so it is not in the dev extras; CONTRIBUTING.md)
+	@$(PIP) --no-deps lxt==2.1
 	@touch $@ $(VENV)/.installed
 
 lab: $(VENV)/.installed

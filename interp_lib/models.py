@@ -29,6 +29,8 @@ __all__ = [
     "training_record",
     "weights_path",
     "bias_free_copy",
+    "VisionTransformer",
+    "shapes_vit",
 ]
 
 WEIGHTS_DIR = pathlib.Path(__file__).resolve().parent / "weights"
@@ -77,13 +79,111 @@ def shapes_cnn(n_classes: int = 4) -> nn.Sequential:
     )
 
 
+# --------------------------------------------------------------------------- vision transformer
+# Lesson 13. Not the CNN contract above: a pre-LN ViT (Dosovitskiy et al. 2021) whose every
+# step that an explanation method reads or changes is its own module: the softmax (hooks
+# read the attention), the two matrix products (``MatMul``), the LayerNorms, the GELU.
+
+
+class MatMul(nn.Module):
+    """``a @ b`` as a module, so that a forward hook can change how relevance crosses it."""
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return a @ b
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with explicit q, k, v, softmax and output projection:
+    ``A = softmax(q k^T / sqrt(d))`` (N, heads, T, T), ``out = proj(A v)``."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.heads, self.scale = heads, (dim // heads) ** -0.5
+        self.q, self.k, self.v = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
+        self.qk, self.softmax, self.av = MatMul(), nn.Softmax(dim=-1), MatMul()
+        self.proj = nn.Linear(dim, dim)
+
+    def _split(self, t: torch.Tensor) -> torch.Tensor:  # (N, T, D) -> (N, heads, T, D / heads)
+        return t.unflatten(-1, (self.heads, -1)).transpose(1, 2)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        q, k, v = self._split(self.q(h) * self.scale), self._split(self.k(h)), self._split(self.v(h))
+        attn = self.softmax(self.qk(q, k.transpose(-1, -2)))
+        return self.proj(self.av(attn, v).transpose(1, 2).flatten(2))
+
+
+class Block(nn.Module):
+    """A pre-LN transformer block: ``h + attn(norm1(h))``, then ``h + mlp(norm2(h))``."""
+
+    def __init__(self, dim: int, heads: int, hidden: int) -> None:
+        super().__init__()
+        self.norm1, self.attn = nn.LayerNorm(dim), Attention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(
+            collections.OrderedDict(
+                [("fc1", nn.Linear(dim, hidden)), ("act", nn.GELU()), ("fc2", nn.Linear(hidden, dim))]
+            )
+        )
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        h = h + self.attn(self.norm1(h))
+        return h + self.mlp(self.norm2(h))
+
+
+class VisionTransformer(nn.Module):
+    """Image ``(N, C, H, W)`` -> logits: ``patch x patch`` patches embedded by a strided
+    convolution, a CLS token in front, learned position embeddings, ``depth`` pre-LN
+    blocks, a final LayerNorm and a linear head on the CLS token.
+
+    ``embed(x)`` gives the patch tokens ``(N, P, dim)`` (row-major patches) and
+    ``forward_tokens(tokens)`` the rest, so ``forward(x) == forward_tokens(embed(x))``.
+    Token 0 is CLS, token ``1 + p`` patch ``p``.
+    """
+
+    def __init__(
+        self,
+        image_size: int = 32,
+        patch: int = 4,
+        channels: int = 3,
+        dim: int = 32,
+        depth: int = 3,
+        heads: int = 4,
+        hidden: int = 64,
+        n_classes: int = 4,
+    ) -> None:
+        super().__init__()
+        self.patch, self.grid = patch, image_size // patch
+        self.patch_embed = nn.Conv2d(channels, dim, patch, stride=patch)
+        self.cls_token = nn.Parameter(0.02 * torch.randn(1, 1, dim))
+        self.pos_embed = nn.Parameter(0.02 * torch.randn(1, 1 + self.grid**2, dim))
+        self.blocks = nn.Sequential(*[Block(dim, heads, hidden) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, n_classes)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.patch_embed(x).flatten(2).transpose(1, 2)
+
+    def forward_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        cls = self.cls_token.expand(tokens.shape[0], -1, -1)  # (not len(): torch.fx traces it)
+        h = torch.cat([cls, tokens], 1) + self.pos_embed
+        return self.head(self.norm(self.blocks(h))[:, 0])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_tokens(self.embed(x))
+
+
+def shapes_vit(n_classes: int = 4) -> VisionTransformer:
+    """3x32x32 -> 4 logits: 4x4 patches (an 8x8 grid), width 32, 3 blocks of 4 heads."""
+    return VisionTransformer(n_classes=n_classes)
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
     """How a shipped model is built, what data it learns from and how it is trained."""
 
     name: str
     description: str
-    arch: str  # "digits" or "shapes"
+    arch: str  # a key of _ARCHS: "digits", "shapes", "shapes_vit"
     data: dict  # knobs for the dataset (see interp_lib.course.train)
     epochs: int
     seed: int = 0
@@ -141,10 +241,19 @@ MODELS: dict[str, ModelSpec] = {
             lr=2e-3,
             min_accuracy=0.9,
         ),
+        ModelSpec(
+            "shapes_vit_cleverhans",
+            "tiny vision transformer on the Clever Hans shapes (class tag in the corner, 80 %)",
+            "shapes_vit",
+            {"texture_rate": 1.0, "tag_rate": 0.8},
+            epochs=15,
+            lr=2e-3,
+            min_accuracy=0.85,
+        ),
     ]
 }
 
-_ARCHS = {"digits": digits_cnn, "shapes": shapes_cnn}
+_ARCHS = {"digits": digits_cnn, "shapes": shapes_cnn, "shapes_vit": shapes_vit}
 
 
 def _spec(name: str) -> ModelSpec:
@@ -167,7 +276,7 @@ def training_record(name: str) -> dict:
     return json.loads(path.read_text())
 
 
-def load_model(name: str) -> nn.Sequential:
+def load_model(name: str) -> nn.Module:
     """A shipped model by name (see ``MODELS``), with its trained weights, in eval mode."""
     spec = _spec(name)
     path = weights_path(name)
