@@ -25,6 +25,7 @@ __all__ = [
     "MODELS",
     "digits_cnn",
     "shapes_cnn",
+    "scenes_vgg",
     "load_model",
     "training_record",
     "weights_path",
@@ -77,19 +78,48 @@ def shapes_cnn(n_classes: int = 4) -> nn.Sequential:
     )
 
 
+def scenes_vgg(n_classes: int = 4) -> nn.Sequential:
+    """3x64x64 -> 4 logits, VGG-like: seven 3x3 conv layers with ReLUs in four max-pooled
+    blocks (8 | 16, 16 | 32, 32 | 32, 32 channels), a 64-unit hidden layer (69,188
+    parameters). The course's deeper model, for :func:`interp_lib.data.make_scenes`.
+    Conv and linear weights start He-normal (fan-in, ReLU gain), biases at zero: with
+    torch's default initialisation the signal shrinks layer by layer and a plain stack
+    this deep (no batch norm) hardly starts to learn."""
+    layers, c_in, k = [], 3, 0
+    for block, widths in enumerate(((8,), (16, 16), (32, 32), (32, 32)), start=1):
+        for width in widths:
+            k += 1
+            layers += [(f"conv{k}", nn.Conv2d(c_in, width, 3, padding=1)), (f"relu{k}", nn.ReLU())]
+            c_in = width
+        layers.append((f"pool{block}", nn.MaxPool2d(2)))
+    layers += [
+        ("flatten", nn.Flatten()),
+        ("fc1", nn.Linear(c_in * 4 * 4, 64)),
+        (f"relu{k + 1}", nn.ReLU()),
+        ("fc2", nn.Linear(64, n_classes)),
+    ]
+    model = nn.Sequential(collections.OrderedDict(layers))
+    for m in model:
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            nn.init.zeros_(m.bias)
+    return model
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
     """How a shipped model is built, what data it learns from and how it is trained."""
 
     name: str
     description: str
-    arch: str  # "digits" or "shapes"
+    arch: str  # "digits", "shapes" or "scenes"
     data: dict  # knobs for the dataset (see interp_lib.course.train)
     epochs: int
     seed: int = 0
     lr: float = 1e-3
     batch_size: int = 64
     adversarial: dict | None = None  # PGD training: {"eps", "alpha", "steps"}
+    augment: bool = False  # a random flip / quarter turn per batch (labels must not change)
     min_accuracy: float = 0.97  # on the test split of its own distribution
 
 
@@ -141,10 +171,19 @@ MODELS: dict[str, ModelSpec] = {
             lr=2e-3,
             min_accuracy=0.9,
         ),
+        ModelSpec(
+            "scenes_deep",
+            "VGG-like CNN (7 conv layers) on 64x64 scenes: the largest object's shape is the label",
+            "scenes",
+            {},
+            epochs=30,
+            augment=True,
+            min_accuracy=0.75,
+        ),
     ]
 }
 
-_ARCHS = {"digits": digits_cnn, "shapes": shapes_cnn}
+_ARCHS = {"digits": digits_cnn, "shapes": shapes_cnn, "scenes": scenes_vgg}
 
 
 def _spec(name: str) -> ModelSpec:
