@@ -10,6 +10,9 @@ Nothing here downloads anything.
   class-correlated corner tag and flip labels. Shape, texture and label are returned,
   so the ground truth is always known.
 * :func:`flip_labels` - flip a given fraction of labels; returns the flipped mask.
+* :func:`make_scenes` - 64x64 scenes for the deeper model: several textured shapes (drawn
+  by the same code as :func:`make_shapes`) on natural-image-like 1/f noise, under a
+  lighting gradient, the largest one (whose shape is the label) partly occluded.
 * :func:`load_photos` - twelve real photographs shipped in ``interp_lib/photos/``
   (public domain, CC0 or CC BY 2.0; source, author, licence and changes of each in
   ``interp_lib/photos/SOURCES.md``), for the lessons' "On real photographs" sections.

@@ -1,4 +1,5 @@
-"""The course's models: small CNNs with shipped weights, and torchvision architectures.
+"""The course's models: small CNNs with shipped weights (and one deeper VGG-like one,
+``scenes_deep``, where depth matters), and torchvision architectures.
 
 Model contract for the shipped CNNs (later lessons rely on it): an ``nn.Sequential``
 of named Conv2d / ReLU / MaxPool2d blocks, then Flatten and Linear layers; every ReLU

@@ -162,7 +162,7 @@ def test_lrp_composites_differ_on_the_deep_model(deep_scenes):
         assert cos(composite) < 0.6
     digits, xs = models.load_model("digits"), data.load_digits("test")[0][:5]
     b = _unit(lrp(digits, xs, None, composite=lrp_rules.Uniform(lrp_rules.Zero())))
-    assert cos(lrp_rules.EpsilonPlus(), digits, xs, b) > 0.8
+    assert cos(lrp_rules.EpsilonPlus(), digits, xs, b) > 0.75  # measured 0.87
 
 
 def test_crispness_measures_by_hand():
