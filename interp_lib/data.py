@@ -10,6 +10,9 @@ Nothing here downloads anything.
   class-correlated corner tag and flip labels. Shape, texture and label are returned,
   so the ground truth is always known.
 * :func:`flip_labels` - flip a given fraction of labels; returns the flipped mask.
+* :func:`make_scenes` - 64x64 scenes for the deeper model: several textured shapes (drawn
+  by the same code as :func:`make_shapes`) on natural-image-like 1/f noise, under a
+  lighting gradient, the largest one (whose shape is the label) partly occluded.
 * :func:`load_photos` - twelve real photographs shipped in ``interp_lib/photos/``
   (public domain, CC0 or CC BY 2.0; source, author, licence and changes of each in
   ``interp_lib/photos/SOURCES.md``), for the lessons' "On real photographs" sections.
@@ -412,3 +415,155 @@ def load_photos(size: int = 224, names=None) -> tuple[torch.Tensor, list[str]]:
             images.append(np.asarray(im, dtype=np.float32) / 255.0)
     x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
     return x, names
+
+
+# --------------------------------------------------------------------------- scenes
+# A richer procedural world for the deeper model (issue #15 §3): 64x64 scenes with several
+# textured shapes drawn by the same code as make_shapes, on natural-image-like 1/f noise,
+# under a lighting gradient, the labelled object partly occluded.
+
+
+@dataclasses.dataclass
+class Scenes:
+    """A batch of generated scenes and everything known about them."""
+
+    x: torch.Tensor  # (N, 3, size, size) float32 in [0, 1]
+    y: torch.Tensor  # (N,) the label: the shape of the foreground (largest) object
+    shape: torch.Tensor  # (N,) index into SHAPES of the foreground object
+    texture: torch.Tensor  # (N,) index into TEXTURES of its fill (random: no shortcut)
+    mask: torch.Tensor  # (N, 1, size, size) bool: the visible pixels of the foreground object
+    occluded: torch.Tensor  # (N,) bool: a small object is drawn over the foreground one
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, idx) -> Scenes:
+        return Scenes(
+            self.x[idx], self.y[idx], self.shape[idx], self.texture[idx], self.mask[idx], self.occluded[idx]
+        )
+
+
+_SCENE_BLOCK = 64  # scenes drawn at once by make_scenes (fixed: the draws depend on it)
+
+
+def _pink_noise(n: int, g: torch.Generator, size: int) -> torch.Tensor:
+    """``(n, 1, size, size)`` noise with a 1/f amplitude spectrum (like natural images),
+    zero mean and unit standard deviation per image."""
+    white = torch.randn(n, 1, size, size, generator=g)
+    f = torch.fft.fftfreq(size).abs()
+    radius = torch.sqrt(f[:, None] ** 2 + f[None, :] ** 2).clamp(min=1.0 / size)
+    field = torch.fft.ifft2(torch.fft.fft2(white) / radius).real
+    field = field - field.mean((2, 3), keepdim=True)
+    return field / field.std(dim=(2, 3), keepdim=True)
+
+
+def _paint(img: torch.Tensor, scene: _Scene, shape_ids, tex_ids, present, size: int) -> torch.Tensor:
+    """Draw one object per image (where ``present``) over ``img`` in place, with the
+    shape masks and textures of :func:`make_shapes`; returns the drawn pixels' mask."""
+    u, v, a, b = _scene_coordinates(scene, size)
+    inside = _shape_masks(u, v, shape_ids) & present.view(-1, 1, 1)
+    pattern = _textures(a, b, tex_ids)
+    obj = torch.where(pattern[:, None], scene.ink[:, :, None, None], scene.paper[:, :, None, None])
+    img.copy_(torch.where(inside[:, None], obj, img))
+    return inside[:, None]
+
+
+def _shrunk(scene: _Scene, factor: torch.Tensor) -> _Scene:
+    return dataclasses.replace(scene, radius=scene.radius * factor)
+
+
+def make_scenes(
+    n: int,
+    seed: int = 0,
+    *,
+    distractors: int = 2,
+    occlusion: float = 0.5,
+    lighting: float = 0.35,
+    size: int = 64,
+) -> Scenes:
+    """Generate ``n`` scenes; the label is the shape of the largest (foreground) object.
+
+    Each scene, drawn from ``seed`` in blocks of 64 images (so the first ``n`` scenes of a
+    seed do not depend on ``n``; each block: foreground shape,
+    the distractors' and occluder's shapes, all textures, then the geometry and colours
+    of the foreground, distractors and occluder as in :func:`make_shapes`, then the
+    background, occlusion flags and lighting):
+
+    * background: a random dark colour plus coloured 1/f noise (natural-image-like);
+    * ``distractors`` objects of random shape and texture at 40-55 % of the foreground's
+      radius (so always smaller than it), behind the foreground object;
+    * the foreground object: random shape (the label), random texture (no shortcut),
+      radius 14-24 px at 64 px;
+    * with probability ``occlusion`` a third small object (30-45 % of the radius) is drawn
+      over the foreground's edge (partial occlusion);
+    * a linear lighting gradient (gain ``1 +- lighting`` across the image, random
+      direction) and pixel noise.
+
+    ``Scenes.mask`` holds the foreground's visible pixels. Same call, same images.
+    """
+    if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
+        raise ValueError(f"`n` must be a positive int, got {n!r}")
+    if not isinstance(distractors, int) or isinstance(distractors, bool) or not 0 <= distractors <= 4:
+        raise ValueError(f"`distractors` must be an int from 0 to 4, got {distractors!r}")
+    for name, rate in (("occlusion", occlusion), ("lighting", lighting)):
+        if not isinstance(rate, (int, float)) or not 0.0 <= rate <= 1.0:
+            raise ValueError(f"`{name}` must be in [0, 1], got {rate!r}")
+    if not isinstance(size, int) or size < 32:
+        raise ValueError(f"`size` must be an int >= 32 pixels, got {size!r}")
+    g = torch.Generator().manual_seed(int(seed))
+    k = len(SHAPES)
+    coords = (torch.arange(size, dtype=torch.float32) + 0.5) / size - 0.5
+    py, px = torch.meshgrid(coords, coords, indexing="ij")
+    parts = []
+    for _start in range(0, n, _SCENE_BLOCK):
+        m = _SCENE_BLOCK
+        U = lambda *shape: torch.rand(*shape, generator=g)  # noqa: E731
+        shape_ids = torch.randint(
+            k, (distractors + 2, m), generator=g
+        )  # [foreground, distractors..., occluder]
+        tex_ids = torch.randint(len(TEXTURES), (distractors + 2, m), generator=g)
+        fg = _draw_scene(m, g, size)
+        others = [_shrunk(_draw_scene(m, g, size), 0.40 + 0.15 * U(m)) for _ in range(distractors)]
+        occluder = _shrunk(_draw_scene(m, g, size), 0.30 + 0.15 * U(m))
+        phi = 2 * math.pi * U(m)
+        reach = fg.radius * (0.75 + 0.25 * U(m))  # the occluder's centre: near the foreground's edge
+        occluder = dataclasses.replace(
+            occluder, cx=fg.cx + reach * torch.cos(phi), cy=fg.cy + reach * torch.sin(phi)
+        )
+        base = 0.1 + 0.3 * U(m, 3)
+        tint = 0.5 + 0.5 * U(m, 3)
+        contrast = 0.06 + 0.08 * U(m, 1)
+        img = base[:, :, None, None] + contrast[:, :, None, None] * tint[:, :, None, None] * _pink_noise(
+            m, g, size
+        )
+        occluded = U(m) < occlusion
+        light_angle = 2 * math.pi * U(m)
+        strength = lighting * U(m)
+        everywhere = torch.ones(m, dtype=torch.bool)
+        for j, obj in enumerate(others):
+            _paint(img, obj, shape_ids[1 + j], tex_ids[1 + j], everywhere, size)
+        mask = _paint(img, fg, shape_ids[0], tex_ids[0], everywhere, size)
+        mask &= ~_paint(img, occluder, shape_ids[-1], tex_ids[-1], occluded, size)
+        ramp = torch.cos(light_angle).view(-1, 1, 1) * px + torch.sin(light_angle).view(-1, 1, 1) * py
+        img = img * (1 + 2 * strength.view(-1, 1, 1, 1) * ramp[:, None]) + fg.noise
+        parts.append((img.clamp(0.0, 1.0), shape_ids[0], tex_ids[0], mask, occluded))
+    x, shape, texture, mask, occluded = (torch.cat(p)[:n] for p in zip(*parts))
+    return Scenes(x, shape.clone(), shape, texture, mask, occluded)
+
+
+SCENES_SPLIT_SEEDS = {"train": 0, "test": 1, "val": 2}
+
+
+def load_scenes(split: str = "train", n: int | None = None, **knobs) -> Scenes:
+    """A fixed split of :func:`make_scenes` (train 4,000 / test 1,000 / val 1,000 scenes).
+
+    ``knobs`` are passed to :func:`make_scenes`; the seed is fixed by the split. ``n``
+    smaller than the default gives the split's first ``n`` scenes.
+    """
+    if split not in SCENES_SPLIT_SEEDS:
+        raise ValueError(f"`split` must be one of {tuple(SCENES_SPLIT_SEEDS)}, got {split!r}")
+    default = 4000 if split == "train" else 1000
+    return make_scenes(default if n is None else n, seed=2000 + SCENES_SPLIT_SEEDS[split], **knobs)
+
+
+__all__ += ["Scenes", "make_scenes", "load_scenes", "SCENES_SPLIT_SEEDS"]

@@ -229,3 +229,52 @@ def sequential_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
     visit("", model)
     return out
+
+
+# Crispness, measured (issue #14 item 14): the lesson compares the three rules' maps by numbers,
+# not only by eye. Both take maps shaped like the images, (N, C, H, W), and return one value per image.
+
+
+def _map_and_images(maps: torch.Tensor, images: torch.Tensor | None = None) -> None:
+    if not isinstance(maps, torch.Tensor) or maps.dim() != 4 or not maps.is_floating_point():
+        raise ValueError(f"`maps` must be a float tensor (N, C, H, W), got {getattr(maps, 'shape', maps)!r}")
+    if min(maps.shape[2:]) < 3:
+        raise ValueError(f"`maps` must be at least 3x3 pixels, got {tuple(maps.shape)}")
+    if images is not None and (
+        not isinstance(images, torch.Tensor)
+        or images.shape[0] != maps.shape[0]
+        or images.shape[2:] != maps.shape[2:]
+    ):
+        raise ValueError(
+            f"`images` must be (N, C', H, W) like `maps` {tuple(maps.shape)}, got {getattr(images, 'shape', images)!r}"
+        )
+
+
+def roughness(maps: torch.Tensor) -> torch.Tensor:
+    """How speckled each map is: the total variation of the channel-summed map ``a`` over
+    its L1 norm, ``(sum |a[i+1,j] - a[i,j]| + sum |a[i,j+1] - a[i,j]|) / (2 sum |a|)``.
+
+    ``(N, C, H, W) -> (N,)``; scale-free. About 1.1-1.4 for pixel noise, near 0 for a
+    smooth map; a crisp drawing of edges lies in between."""
+    _map_and_images(maps)
+    a = maps.detach().sum(1)
+    tv = (a[:, 1:] - a[:, :-1]).abs().flatten(1).sum(1) + (a[:, :, 1:] - a[:, :, :-1]).abs().flatten(1).sum(1)
+    return tv / (2 * a.abs().flatten(1).sum(1)).clamp_min(1e-12)
+
+
+def edge_alignment(maps: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """How much each map draws the image's edges: the Pearson correlation over pixels of
+    ``|maps|`` (summed over channels) with the image's edge magnitude (the norm of the
+    Sobel gradient, summed over channels). ``(N, C, H, W), (N, C', H, W) -> (N,)`` in [-1, 1]."""
+    _map_and_images(maps, images)
+    sobel = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
+    kernels = torch.stack([sobel, sobel.T])[:, None]  # (2, 1, 3, 3): d/dx, d/dy
+    img = images.detach().float().flatten(0, 1)[:, None]
+    grad = torch.nn.functional.conv2d(torch.nn.functional.pad(img, (1, 1, 1, 1), mode="replicate"), kernels)
+    edges = grad.norm(dim=1).view(images.shape[0], -1, *images.shape[2:]).sum(1).flatten(1)
+    mag = maps.detach().abs().sum(1).flatten(1)
+    edges, mag = edges - edges.mean(1, keepdim=True), mag - mag.mean(1, keepdim=True)
+    return (edges * mag).sum(1) / (edges.norm(dim=1) * mag.norm(dim=1)).clamp_min(1e-12)
+
+
+__all__ += ["roughness", "edge_alignment"]

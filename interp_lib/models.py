@@ -1,4 +1,5 @@
-"""The course's models: small CNNs with shipped weights, and torchvision architectures.
+"""The course's models: small CNNs with shipped weights (and one deeper VGG-like one,
+``scenes_deep``, where depth matters), and torchvision architectures.
 
 Model contract for the shipped CNNs (later lessons rely on it): an ``nn.Sequential``
 of named Conv2d / ReLU / MaxPool2d blocks, then Flatten and Linear layers; every ReLU
@@ -25,6 +26,7 @@ __all__ = [
     "MODELS",
     "digits_cnn",
     "shapes_cnn",
+    "scenes_vgg",
     "load_model",
     "training_record",
     "weights_path",
@@ -77,6 +79,34 @@ def shapes_cnn(n_classes: int = 4) -> nn.Sequential:
             ]
         )
     )
+
+
+def scenes_vgg(n_classes: int = 4) -> nn.Sequential:
+    """3x64x64 -> 4 logits, VGG-like: seven 3x3 conv layers with ReLUs in four max-pooled
+    blocks (8 | 16, 16 | 32, 32 | 32, 32 channels), a 64-unit hidden layer (69,188
+    parameters). The course's deeper model, for :func:`interp_lib.data.make_scenes`.
+    Conv and linear weights start He-normal (fan-in, ReLU gain), biases at zero: with
+    torch's default initialisation the signal shrinks layer by layer and a plain stack
+    this deep (no batch norm) hardly starts to learn."""
+    layers, c_in, k = [], 3, 0
+    for block, widths in enumerate(((8,), (16, 16), (32, 32), (32, 32)), start=1):
+        for width in widths:
+            k += 1
+            layers += [(f"conv{k}", nn.Conv2d(c_in, width, 3, padding=1)), (f"relu{k}", nn.ReLU())]
+            c_in = width
+        layers.append((f"pool{block}", nn.MaxPool2d(2)))
+    layers += [
+        ("flatten", nn.Flatten()),
+        ("fc1", nn.Linear(c_in * 4 * 4, 64)),
+        (f"relu{k + 1}", nn.ReLU()),
+        ("fc2", nn.Linear(64, n_classes)),
+    ]
+    model = nn.Sequential(collections.OrderedDict(layers))
+    for m in model:
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            nn.init.zeros_(m.bias)
+    return model
 
 
 # --------------------------------------------------------------------------- vision transformer
@@ -183,13 +213,14 @@ class ModelSpec:
 
     name: str
     description: str
-    arch: str  # a key of _ARCHS: "digits", "shapes", "shapes_vit"
+    arch: str  # a key of _ARCHS: "digits", "shapes", "scenes", "shapes_vit"
     data: dict  # knobs for the dataset (see interp_lib.course.train)
     epochs: int
     seed: int = 0
     lr: float = 1e-3
     batch_size: int = 64
     adversarial: dict | None = None  # PGD training: {"eps", "alpha", "steps"}
+    augment: bool = False  # a random flip / quarter turn per batch (labels must not change)
     min_accuracy: float = 0.97  # on the test split of its own distribution
 
 
@@ -242,6 +273,15 @@ MODELS: dict[str, ModelSpec] = {
             min_accuracy=0.9,
         ),
         ModelSpec(
+            "scenes_deep",
+            "VGG-like CNN (7 conv layers) on 64x64 scenes: the largest object's shape is the label",
+            "scenes",
+            {},
+            epochs=30,
+            augment=True,
+            min_accuracy=0.75,
+        ),
+        ModelSpec(
             "shapes_vit_cleverhans",
             "tiny vision transformer on the Clever Hans shapes (class tag in the corner, 80 %)",
             "shapes_vit",
@@ -253,7 +293,7 @@ MODELS: dict[str, ModelSpec] = {
     ]
 }
 
-_ARCHS = {"digits": digits_cnn, "shapes": shapes_cnn, "shapes_vit": shapes_vit}
+_ARCHS = {"digits": digits_cnn, "shapes": shapes_cnn, "scenes": scenes_vgg, "shapes_vit": shapes_vit}
 
 
 def _spec(name: str) -> ModelSpec:
