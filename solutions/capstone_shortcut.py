@@ -201,7 +201,7 @@ def save(cut: Shortcut, evidence: dict, path: pathlib.Path = SECRET, answers: pa
 
 def secret_terms(cut: Shortcut) -> list[str]:
     """Strings that would give the secret away if a student file held them: the key's
-    wording, the mark's place as text and as code, its colour, this module's name."""
+    wording, the mark's place as text and as code, its colour, how it was planted."""
     (r0, r1), (c0, c1) = cut.rows, cut.cols
     return [
         describe(cut),
@@ -211,7 +211,6 @@ def secret_terms(cut: Shortcut) -> list[str]:
         f"({r0}, {r1}), ({c0}, {c1})",
         str(list(cut.colour)),
         json.dumps(list(cut.colour)),
-        "capstone_shortcut",
         "relabel",
         "poisoned source",
     ]
