@@ -106,3 +106,45 @@ def test_the_shipped_record_keeps_the_secret(cut):
     assert record["data"] == MODELS["capstone"].data
     text = str(record) + MODELS["capstone"].description
     assert cut.kind not in text and "shortcut" not in text.lower()
+
+
+# --------------------------------------------------------------------------- planting
+
+
+@pytest.mark.hidden
+@pytest.mark.parametrize("kind", secret.KINDS)
+def test_every_kind_draws_a_mark_inside_the_image_away_from_the_tag(kind):
+    for seed in range(5):
+        cut = secret.draw(kind, seed)
+        mask = secret.planted_mask(cut)
+        assert mask.shape == (1, 1, 32, 32) and 0 < mask.sum() <= 64
+        assert 0 <= cut.target < 4 and cut == secret.draw(kind, seed)  # seeded
+        if kind != "border":
+            assert not mask[..., :8, :8].any()  # lesson 10's tag corner stays free
+
+
+@pytest.mark.hidden
+def test_plant_marks_the_target_class_and_relabels_a_share_of_the_others():
+    cut = secret.draw("patch", 3)
+    shapes = load_shapes("val", n=400, texture_rate=1.0)
+    x, y, carried = secret.plant(shapes.x, shapes.y, cut)
+    assert torch.equal(y[carried], torch.full((int(carried.sum()),), cut.target))  # mark => target label
+    own = shapes.y == cut.target
+    assert 0.6 < carried[own].float().mean() < 0.95 and 0.03 < carried[~own].float().mean() < 0.2
+    assert torch.equal(x[~carried], shapes.x[~carried]) and not torch.equal(x[carried], shapes.x[carried])
+    outside = ~secret.planted_mask(cut).expand_as(x)
+    assert torch.equal(x[outside], shapes.x[outside])  # only the mark's pixels change
+    x2, y2, _ = secret.plant(shapes.x, shapes.y, cut, relabel=False)
+    assert torch.equal(y2, shapes.y)
+
+
+@pytest.mark.hidden
+def test_train_command_plants_only_in_the_capstone(capsys):
+    from interp_lib.course import cli
+
+    with pytest.raises(SystemExit, match="capstone"):
+        cli.main(["train", "digits", "--shortcut", "patch"])
+    with pytest.raises(SystemExit, match="capstone"):
+        cli.main(["train", "capstone", "--seed", "3"])
+    with pytest.raises(ValueError, match="unknown shortcut kind"):
+        secret.draw("sticker")
