@@ -290,6 +290,15 @@ MODELS: dict[str, ModelSpec] = {
             lr=2e-3,
             min_accuracy=0.85,
         ),
+        ModelSpec(
+            "capstone",
+            "shapes CNN for the capstone audit (lesson 14); labels by shape, texture random",
+            "shapes",
+            {"texture_rate": 1.0},
+            epochs=25,
+            lr=2e-3,
+            min_accuracy=0.8,
+        ),
     ]
 }
 

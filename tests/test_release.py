@@ -63,6 +63,47 @@ def test_leak_detection_catches_a_planted_solution(built, tmp_path):
     assert any("basics.py" in p and "has a body" in p for p in problems), problems
 
 
+def _capstone_leaks(folder, terms):
+    hits = []
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.suffix in (
+            ".py",
+            ".md",
+            ".ipynb",
+            ".json",
+            ".txt",
+            ".cfg",
+            ".toml",
+            ".yml",
+            "",
+        ):
+            text = path.read_text(encoding="utf-8", errors="replace")
+            hits += [f"{path.relative_to(folder)}: {t!r}" for t in terms if t in text]
+    return hits
+
+
+def test_release_keeps_the_capstone_secret(built, tmp_path):
+    """Lesson 14's planted shortcut appears in no file of the student release: not in the
+    shipped training record, the model list, the lesson, its reference outputs or the tests."""
+    secret = pytest.importorskip("solutions.capstone_shortcut")  # the instructors' checkout
+    from interp_lib.models import MODELS
+
+    out, _ = built
+    cut = secret.load()
+    terms = secret.secret_terms(cut)
+    assert _capstone_leaks(out, terms) == []
+    record = json.loads((out / "interp_lib" / "weights" / "capstone.json").read_text())
+    assert record["data"] == MODELS["capstone"].data and "shortcut" not in json.dumps(record).lower()
+    assert not (out / "solutions").exists() and not list(out.rglob("capstone_shortcut*"))
+    # the search would see a leak: the key's wording in a lesson, the place in a worksheet
+    copy = tmp_path / "leaky"
+    shutil.copytree(out / "lessons", copy / "lessons")
+    (copy / "lessons" / "notes.md").write_text(secret.describe(cut))
+    (copy / "guess.py").write_text(f"region = box({cut.rows}, {cut.cols})\n")
+    leaks = _capstone_leaks(copy, terms)
+    assert any("notes.md" in h for h in leaks) and any("guess.py" in h for h in leaks), leaks
+
+
 def test_hidden_tests_are_stripped():
     src = """import pytest
 

@@ -114,8 +114,13 @@ def cmd_execute(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .train import train
+    from .train import CAPSTONE, train, train_capstone
 
+    if args.shortcut is not None or args.seed is not None:
+        if args.names != [CAPSTONE] or args.shortcut is None:
+            raise SystemExit(f"--shortcut KIND [--seed S] plants a fresh secret in `train {CAPSTONE}` only")
+        train_capstone(args.shortcut, args.seed)
+        return 0
     train(args.names)
     return 0
 
@@ -165,6 +170,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_execute)
     p = sub.add_parser("train", help="reproduce the shipped model weights")
     p.add_argument("names", nargs="*", help="model names (default: all)")
+    p.add_argument(
+        "--shortcut",
+        default=None,
+        metavar="KIND",
+        help="instructors, with `train capstone`: plant a fresh secret shortcut of this kind "
+        "(solutions/capstone_shortcut.py lists them) and rewrite the key",
+    )
+    p.add_argument(
+        "--seed", type=int, default=None, help="with --shortcut: which one of its kind (default 0)"
+    )
     p.set_defaults(func=cmd_train)
     p = sub.add_parser("bench", help="benchmark lessons and methods (writes bench/results.json)")
     p.add_argument("--runs", type=int, default=5, help="repetitions per measurement (median)")

@@ -21,7 +21,9 @@ from .. import data
 from ..models import _ARCHS, MODELS, ModelSpec, weights_path
 from ..utils import accuracy, seed_everything
 
-__all__ = ["datasets", "train_model", "train"]
+__all__ = ["datasets", "train_model", "train", "train_capstone"]
+
+CAPSTONE = "capstone"  # lesson 14: trained with a secret shortcut (solutions/capstone_shortcut.py)
 
 
 def datasets(spec: ModelSpec) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -59,10 +61,15 @@ def _dihedral(xb: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return xb.flip(3) if k >= 4 else xb
 
 
-def train_model(spec: ModelSpec, progress: bool = True) -> tuple[torch.nn.Module, dict]:
-    """Train one model from its spec; returns the model and its training record."""
+def train_model(spec: ModelSpec, progress: bool = True, plant=None) -> tuple[torch.nn.Module, dict]:
+    """Train one model from its spec; returns the model and its training record.
+
+    ``plant(x, y) -> (x, y)`` changes the training set only (the capstone's secret shortcut,
+    lesson 14); the record's test accuracy is always on the spec's own clean test split."""
     gen = seed_everything(spec.seed)
     x_train, y_train, x_test, y_test = datasets(spec)
+    if plant is not None:
+        x_train, y_train = plant(x_train, y_train)
     model = _ARCHS[spec.arch]()
     opt = torch.optim.Adam(model.parameters(), lr=spec.lr)
     start = time.perf_counter()
@@ -114,6 +121,9 @@ def train(names: list[str] | None = None, progress: bool = True) -> list[dict]:
         raise ValueError(f"unknown model(s) {unknown}; the shipped models are: {', '.join(MODELS)}")
     records = []
     for name in names:
+        if name == CAPSTONE:
+            records.append(train_capstone(progress=progress))
+            continue
         model, record = train_model(MODELS[name], progress=progress)
         path = weights_path(name)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -125,3 +135,41 @@ def train(names: list[str] | None = None, progress: bool = True) -> list[dict]:
         )
         records.append(record)
     return records
+
+
+def _secret():
+    """The instructors' shortcut module (``solutions/capstone_shortcut.py``), absent from
+    the student release."""
+    try:
+        from solutions import capstone_shortcut
+    except ImportError:
+        raise SystemExit(
+            "the capstone model's training data is the instructor's secret: training it needs the "
+            "instructors' checkout (solutions/capstone_shortcut.py), which the student copy leaves out"
+        ) from None
+    return capstone_shortcut
+
+
+def train_capstone(kind: str | None = None, seed: int | None = None, progress: bool = True) -> dict:
+    """Train lesson 14's model with a planted shortcut and save it.
+
+    ``kind`` None: the current secret (``solutions/capstone_shortcut.json``), i.e. reproduce
+    the shipped weights; a kind (``python -m interp_lib train capstone --shortcut KIND
+    [--seed S]``): draw a fresh one from ``seed`` (default 0), train, and rewrite the secret
+    and the generated block of ``solutions/answers/14.md``. The shipped training record
+    (``weights/capstone.json``) holds nothing about the shortcut: its accuracy is on the
+    clean test split. Returns that record."""
+    secret = _secret()
+    cut = secret.load() if kind is None else secret.draw(kind, 0 if seed is None else seed)
+    spec = MODELS[CAPSTONE]
+    model, record = train_model(spec, progress=progress, plant=lambda x, y: secret.plant(x, y, cut)[:2])
+    path = weights_path(CAPSTONE)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), path)
+    path.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
+    block = secret.save(cut, secret.evidence(model, cut))
+    print(
+        f"{CAPSTONE}: clean test accuracy {record['test_accuracy']:.4f} ({record['train_seconds']} s) -> "
+        f"{path.name}; the key (solutions/capstone_shortcut.json, solutions/answers/14.md):\n{block}"
+    )
+    return record

@@ -1543,3 +1543,55 @@ MUTANTS = [
         why="averages the Gauss-Legendre nodes as if they were a Riemann sum",
     ),
 ]
+MUTANTS += [
+    # ------------------------------------------------------------------ 14.1 intervention_effect
+    dict(
+        exercise="14.1",
+        name="sign-flipped",
+        kind="sign",
+        old="return scores[:n] - scores[n:]",
+        new="return scores[n:] - scores[:n]",
+        why="the score after minus the score before: a rise instead of a drop",
+    ),
+    dict(
+        exercise="14.1",
+        name="mask-inverted",
+        kind="formula",
+        old="torch.where(region, torch.as_tensor(fill, dtype=x.dtype), x)",
+        new="torch.where(region, x, torch.as_tensor(fill, dtype=x.dtype))",
+        why="keeps the region and replaces everything else",
+    ),
+    dict(
+        exercise="14.1",
+        name="probability-ignored",
+        kind="ignored-option",
+        old="        if probability:\n            scores = scores.softmax(1)\n",
+        new="",
+        why="always logits",
+    ),
+    dict(
+        exercise="14.1",
+        name="softmax-over-batch",
+        kind="axis",
+        old="scores = scores.softmax(1)",
+        new="scores = scores.softmax(0)",
+        why="softmax over the images instead of the classes",
+    ),
+    # ------------------------------------------------------------------ 14.2 suspected_shortcut
+    dict(
+        exercise="14.2",
+        name="least-peaked-class",
+        kind="formula",
+        old="cls = int(peakiness.argmax())",
+        new="cls = int(peakiness.argmin())",
+        why="picks the class with the flattest template",
+    ),
+    dict(
+        exercise="14.2",
+        name="whole-image",
+        kind="outcome-only",
+        old="region = (push[cls] >= 0.25 * push[cls].max())[None, None]",
+        new="region = torch.ones(1, 1, 32, 32, dtype=torch.bool)",
+        why="submits the whole image: it covers the shortcut, and everything else",
+    ),
+]
