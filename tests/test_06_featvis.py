@@ -426,3 +426,70 @@ def test_explorer_runs_silently(shapes_model, shapes_test, capsys):
     right.children[4].click()
     assert right.children[5].value.startswith("final objective")
     assert "final objective" not in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- lesson 06b claims
+
+
+def _pure_channels(model, shapes, layer="conv3", k=9):
+    """(texture, shape): how many channels' top-k images all share one texture / one shape."""
+    top = featvis_units.channel_activations(model, layer, shapes.x).topk(k, dim=0).indices
+    return tuple(
+        int((labels[top] == labels[top[:1]]).all(0).sum()) for labels in (shapes.texture, shapes.shape)
+    )
+
+
+def test_texture_purity_of_dataset_maxima_is_specific_to_the_texture_biased_model(shapes_model):
+    """06b: on texture-randomised images the texture-biased model's conv3 favourites share a
+    texture far more often than a shape; the shape-biased control's do not."""
+    from interp_lib import data, models
+
+    randomised = data.load_shapes("test", texture_rate=1.0)
+    assert not torch.equal(randomised.texture, randomised.shape)  # the cues are independent
+    tex = _pure_channels(shapes_model, randomised)
+    control = _pure_channels(models.load_model("shapes_shape"), randomised)
+    assert tex == (11, 2), tex
+    assert control == (4, 4), control
+    assert tex[0] > 3 * tex[1] and control[0] <= control[1] and tex[0] > 2 * control[0]
+
+
+def test_pure_channels_by_hand():
+    """The count of the lesson on a layer whose channels copy the input's colour channels."""
+    from interp_lib.data import Shapes
+
+    x = torch.zeros(6, 3, 4, 4)
+    x[[0, 1], 0] = 1.0  # channel 0 fires on images 0 and 1
+    x[[2, 3], 1] = 1.0  # channel 1 on images 2 and 3
+    x[[4, 5], 2] = 1.0
+    texture = torch.tensor([0, 0, 1, 2, 3, 3])
+    shape = torch.tensor([1, 2, 0, 0, 3, 3])
+    shapes = Shapes(
+        x, shape, shape, texture, torch.zeros(6, dtype=torch.bool), torch.zeros(6, dtype=torch.bool), None
+    )
+    model = nn.Sequential(collections.OrderedDict([("conv", nn.Identity())]))
+    assert _pure_channels(model, shapes, "conv", k=2) == (2, 2)  # textures: ch 0, 2; shapes: ch 1, 2
+
+
+@pytest.mark.exercise("06.3", weight=1)
+def test_robust_class_visualisations_are_smoother_not_more_recognisable():
+    """06b: from the mean digit, 64 steps at lr 0.01: the robust model's class visualisations
+    have lower total variation than the standard model's; held-out judges name every class
+    in both sets."""
+    from interp_lib import data, models
+
+    digits_x, digits_y = data.load_digits("train")
+    start = digits_x.mean(0, keepdim=True).expand(10, -1, -1, -1).contiguous()
+    nets = {"standard": models.load_model("digits"), "robust": models.load_model("digits_robust")}
+    images = {
+        n: featvis.activation_maximisation(m, "fc2", list(range(10)), start=start, steps=64, lr=0.01).image
+        for n, m in nets.items()
+    }
+    tv = {n: featvis.total_variation(im).mean().item() / im[0].numel() for n, im in images.items()}
+    assert tv["robust"] < 0.8 * tv["standard"], tv
+    assert 0.06 < tv["robust"] < 0.09 and 0.10 < tv["standard"] < 0.13, tv
+    with torch.no_grad():
+        assert torch.equal(nets["standard"](images["robust"]).argmax(1), torch.arange(10))
+        assert torch.equal(nets["robust"](images["standard"]).argmax(1), torch.arange(10))
+    centroids = torch.stack([digits_x[digits_y == k].mean(0) for k in range(10)]).flatten(1)
+    for im in images.values():
+        assert torch.equal(torch.cdist(im.flatten(1), centroids).argmin(1), torch.arange(10))

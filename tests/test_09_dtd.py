@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from interp_lib import dtd
+from interp_lib import dtd, lrp_rules
 from interp_lib import lrp as L
 from interp_lib.utils import assert_close
 
@@ -96,3 +96,66 @@ def test_dtd_bad_input(layer_data):
         dtd.dtd_root_point(w, b[:2], a)
     with pytest.raises(ValueError, match="weight"):
         dtd.dtd_root_point(w[0], b, a)
+
+
+# --------------------------------------------------------------------------- two layers (lesson 09)
+
+
+def _two_layer_net(seed=1):
+    g = torch.Generator().manual_seed(seed)
+    net = nn.Sequential(
+        nn.Flatten(), nn.Linear(16, 12), nn.ReLU(), nn.Linear(12, 8), nn.ReLU(), nn.Linear(8, 1)
+    ).double()
+    with torch.no_grad():
+        for lin in (net[1], net[3]):
+            lin.weight.copy_(torch.randn(lin.weight.shape, generator=g, dtype=torch.float64) / 4.0)
+            lin.bias.copy_(-0.1 * torch.rand(lin.bias.shape, generator=g, dtype=torch.float64))
+        net[5].weight.fill_(1.0)  # sum-pooling output
+        net[5].bias.zero_()
+    x = torch.rand(16, 1, 4, 4, generator=g, dtype=torch.float64)
+    return net, x
+
+
+def _dtd_two_layers(net, x):
+    """DTD layer by layer: R_k = a2_k, z+ direction (exact), then the relevance model
+    R_j = c_j a1_j (c_j frozen) as a neuron with scaled weights, box direction."""
+    W1, b1, W2, b2 = (p.detach() for p in (net[1].weight, net[1].bias, net[3].weight, net[3].bias))
+    flat = x.flatten(1)
+    a1 = torch.relu(flat @ W1.T + b1)
+    R1 = dtd.dtd_relevance(W2, b2, a1, "zplus")
+    c = torch.where(a1 > 0, R1 / a1.clamp_min(1e-300), 0.0)
+    R0 = torch.stack(
+        [
+            dtd.dtd_relevance(W1 * c[n, :, None], b1 * c[n], flat[n : n + 1], "box", 0.0, 1.0)[0]
+            for n in range(len(x))
+        ]
+    )
+    return R1, R0
+
+
+@pytest.mark.exercise("09.2")
+def test_dtd_through_two_layers_is_the_zb_zplus_composite():
+    net, x = _two_layer_net()
+    R1, R0 = _dtd_two_layers(net, x)
+    y = net(x).detach()[:, 0]
+    assert (y > 0).sum() >= 8  # most images have something to explain
+    assert_close(R1.sum(1), y, rtol=1e-10)  # conservation, middle layer
+    assert_close(R0.sum(1), y, rtol=1e-10)  # and at the pixels
+    # by hand: z+ for the middle layer, z^B (l = 0, h = 1) for the pixels
+    W1, b1, W2 = net[1].weight.detach(), net[1].bias.detach(), net[3].weight.detach()
+    flat = x.flatten(1)
+    a1 = torch.relu(flat @ W1.T + b1)
+    a2 = torch.relu(a1 @ W2.T + net[3].bias.detach())
+    zp = a1[:, :, None] * W2.clamp(min=0).T[None]  # (N, J, K)
+    R1_hand = (zp / zp.sum(1, keepdim=True).clamp_min(1e-300) * a2[:, None, :]).sum(2)
+    assert_close(R1, R1_hand, rtol=1e-10)
+    zb = flat[:, :, None] * W1.T[None] - W1.clamp(min=0).T[None] * 0.0 - W1.clamp(max=0).T[None] * 1.0
+    den = zb.sum(1, keepdim=True)
+    R0_hand = (zb / torch.where(den == 0, 1.0, den) * R1_hand[:, None, :]).sum(2)
+    assert_close(R0, R0_hand, rtol=1e-9)
+    # and the course's lrp under that composite
+    composite = lrp_rules.Composite(
+        [(nn.Linear, lrp_rules.ZPlus(stabilizer=1e-12))],
+        first_map=[(nn.Linear, lrp_rules.ZBox(0.0, 1.0, stabilizer=1e-12))],
+    )
+    assert_close(L.lrp(net, x, 0, composite).flatten(1), R0, rtol=1e-9)

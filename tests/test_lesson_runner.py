@@ -156,11 +156,15 @@ def _run(nb, solutions: str | None):
 
 
 def _summary(outputs) -> list:
-    """What nbval compares: text, and which kinds of data (images and model ids vary)."""
+    """What nbval compares: text (consecutive stream chunks joined, as nbval does), and which
+    kinds of data (images and model ids vary)."""
     rows = []
     for out in outputs:
         if out["output_type"] == "stream":
-            rows.append((out["name"], out["text"]))
+            if rows and rows[-1][0] == out["name"]:  # one stream, however the kernel chunked it
+                rows[-1] = (out["name"], rows[-1][1] + out["text"])
+            else:
+                rows.append((out["name"], out["text"]))
         else:
             data = out.get("data", {})
             rows.append(

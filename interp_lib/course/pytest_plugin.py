@@ -15,6 +15,11 @@ Options:
                       grader could not send to its sandbox (the same pickling test) is
                       recorded with ``transferable: false``: neither check nor grade counts it.
 
+Environment: ``INTERP_LIB_NBVAL_THREADS=N`` gives the notebook kernels nbval starts N torch
+threads (``INTERP_LIB_THREADS`` in the kernel; the tests keep theirs). The stored outputs
+come from one thread (``execute``); CI compares them at two (``.ci/run``), so an output that
+depends on the thread count fails there without a second run.
+
 Markers: ``exercise(id, weight=1)`` ties a test to an exercise (partial credit by
 weight); ``browser`` and ``npm`` mark tests that need those tools: a skip there is a
 failure when ``CI=true``.
@@ -136,6 +141,24 @@ def _stub_check_mode(request, monkeypatch):
     ):
         _probe_transfers(request, monkeypatch, marker[0])
     yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item):
+    """Start nbval's kernel (in its notebook's setup) with ``INTERP_LIB_NBVAL_THREADS`` threads."""
+    threads = os.environ.get("INTERP_LIB_NBVAL_THREADS")
+    if not threads or not type(item).__module__.startswith("nbval"):
+        yield
+        return
+    old = os.environ.get("INTERP_LIB_THREADS")
+    os.environ["INTERP_LIB_THREADS"] = threads  # the kernel inherits the environment
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("INTERP_LIB_THREADS", None)
+        else:
+            os.environ["INTERP_LIB_THREADS"] = old
 
 
 @pytest.hookimpl(hookwrapper=True)
