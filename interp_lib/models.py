@@ -431,6 +431,38 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)  # torchvision's ImageNet normalisation
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+class ImageNetNormalise(nn.Module):
+    """The fixed per-channel map ``(x - IMAGENET_MEAN) / IMAGENET_STD`` as a layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+def pixel_model(net: nn.Module) -> nn.Sequential:
+    """``net`` behind :class:`ImageNetNormalise`: ``nn.Sequential(normalise=..., net=net)``
+    (shared, not copied), in eval mode. It takes pixels in [0, 1], so attack budgets,
+    baselines and maps are in pixel units; its layers are ``net.<name of the layer in net>``."""
+    return nn.Sequential(collections.OrderedDict(normalise=ImageNetNormalise(), net=net)).eval()
+
+
+def imagenet_or_skip(name: str = "squeezenet1_1", out=print) -> tuple[nn.Module, list[str]] | None:
+    """:func:`imagenet_model` for a lesson's "On real photographs" section: ``(model,
+    categories)``, or, when the weights are not in torch's cache, ``None`` after one line
+    to ``out`` saying how to get them (the section then skips). Never downloads."""
+    if imagenet_weights_path(name).exists():  # (checked first: building VGG-16 alone takes seconds)
+        return imagenet_model(name)
+    out(
+        f"skipped: the ImageNet weights of {name} are not in torch's cache; with internet run "
+        f"`python -m interp_lib fetch-weights {name}` once, then this cell again"
+    )
+    return None
+
+
 __all__ += [
     "TORCHVISION_MODELS",
     "IMAGENET_MODELS",
@@ -441,6 +473,9 @@ __all__ += [
     "imagenet_weights_path",
     "torchvision_model",
     "imagenet_model",
+    "ImageNetNormalise",
+    "pixel_model",
+    "imagenet_or_skip",
 ]
 
 # --------------------------------------------------------------------------- ReLU converter

@@ -31,6 +31,7 @@ __all__ = [
     "shape_parts",
     "decision_counts",
     "layer_activations",
+    "photo_cue_conflict",
 ]
 
 
@@ -243,3 +244,33 @@ def layer_activations(model: nn.Module, layer: str, x: torch.Tensor, batch_size:
         handle.remove()
         model.train(was_training)
     return torch.cat(stored)
+
+
+def photo_cue_conflict(
+    shape: torch.Tensor, texture: torch.Tensor, patch: int = 16, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """A cue-conflict image from two photographs ``(3, H, W)`` in [0, 1] (no style transfer).
+
+    Texture: the ``texture`` photo cut into ``patch x patch`` squares that are put back in a
+    random order (one ``torch.randperm`` draw from ``generator``), each divided by its own
+    mean luminance: its colours and local statistics stay, its objects' shapes and shading
+    are scrambled. Shape: the luminance of ``shape`` (its outlines and shading) scales that
+    texture pixel by pixel, ``out = clip(tiles / tile_luminance * luminance, 0, 1)``.
+    ``H`` and ``W`` must be multiples of ``patch``.
+    """
+    c, h, w = texture.shape
+    if shape.shape != texture.shape or c != 3 or h % patch or w % patch:
+        raise ValueError(
+            f"`shape` and `texture` must both be (3, H, W) with H, W multiples of patch={patch}, "
+            f"got {tuple(shape.shape)} and {tuple(texture.shape)}"
+        )
+    tiles = texture.unfold(1, patch, patch).unfold(2, patch, patch)  # (3, h/p, w/p, p, p)
+    rows, cols = h // patch, w // patch
+    order = torch.randperm(rows * cols, generator=generator)
+    tiles = tiles.reshape(3, rows * cols, patch, patch)[:, order]
+    weights = torch.tensor([0.299, 0.587, 0.114], dtype=texture.dtype)[:, None, None, None]
+    tile_lum = (tiles * weights).sum(0).mean((1, 2))  # (rows * cols,)
+    tiles = tiles / tile_lum.clamp(min=1e-3)[None, :, None, None]
+    tiles = tiles.reshape(3, rows, cols, patch, patch).permute(0, 1, 3, 2, 4).reshape(3, h, w)
+    lum = (shape * weights[:, :, :, 0]).sum(0, keepdim=True)
+    return (tiles * lum).clamp(0, 1)
