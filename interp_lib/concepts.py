@@ -66,6 +66,7 @@ __all__ = [
     "unit_labels",
     "DETECTOR_IOU",
     "layer_activations",
+    "captum_ridge_classifier",
 ]
 
 
@@ -388,3 +389,35 @@ def unit_labels(iou: torch.Tensor, names: list[str], threshold: float = DETECTOR
     else None (ties: the first concept in ``names`` order)."""
     best, k = iou.max(1)
     return [names[int(i)] if b > threshold else None for b, i in zip(best, k)]
+
+
+# --------------------------------------------------------------------------- helpers: captum
+
+
+def captum_ridge_classifier(ridge: float = 1.0):
+    """A ``captum.concept`` ``Classifier`` whose CAVs are :func:`concept_activation_vector`
+    (for the cross-check and the benchmark: captum's TCAV then differs from :func:`tcav`
+    only in its own activations, layer gradients and sign counts). captum is imported
+    here, so the course runs without it."""
+    from captum.concept._utils.classifier import Classifier
+
+    class RidgeCAV(Classifier):
+        def __init__(self) -> None:
+            self.w, self.labels = None, None
+
+        def train_and_eval(self, dataloader, **kwargs):
+            xs, ys = zip(*dataloader)
+            x, y = torch.cat(xs), torch.cat(ys)
+            self.labels = sorted(set(y.tolist()))
+            first = y == self.labels[0]
+            cav = concept_activation_vector(x[first].double(), x[~first].double(), ridge=ridge)
+            self.w = torch.stack([cav, -cav]).float()  # row i points towards concept labels[i]
+            return {}
+
+        def weights(self):
+            return self.w
+
+        def classes(self):
+            return self.labels
+
+    return RidgeCAV()

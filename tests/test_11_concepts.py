@@ -190,27 +190,7 @@ def test_tcav_matches_captum(texture_model, circles, tmp_path):
     as its classifier gives the same scores, to float32 rounding (1e-6)."""
     pytest.importorskip("captum")
     from captum.concept import TCAV, Concept
-    from captum.concept._utils.classifier import Classifier
     from torch.utils.data import DataLoader
-
-    class RidgeCAV(Classifier):
-        def __init__(self):
-            pass
-
-        def train_and_eval(self, dataloader, **kwargs):
-            xs, ys = zip(*dataloader)
-            x, y = torch.cat(xs), torch.cat(ys)
-            self._classes = sorted(set(y.tolist()))
-            first = y == self._classes[0]
-            cav = C.concept_activation_vector(x[first].double(), x[~first].double())
-            self._w = torch.stack([cav, -cav]).float()
-            return {}
-
-        def weights(self):
-            return self._w
-
-        def classes(self):
-            return self._classes
 
     concept = C.texture_images(0, 30, seed=5)
     randoms = [C.random_images(30, seed=100 + i) for i in range(4)]
@@ -220,9 +200,9 @@ def test_tcav_matches_captum(texture_model, circles, tmp_path):
     layers = ["pool2", "pool3", "relu4"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # captum warns about its default classifier's memory use
-        out = TCAV(texture_model, layers=layers, classifier=RidgeCAV(), save_path=str(tmp_path)).interpret(
-            circles, experimental_sets=pairs, target=0
-        )
+        out = TCAV(
+            texture_model, layers=layers, classifier=C.captum_ridge_classifier(), save_path=str(tmp_path)
+        ).interpret(circles, experimental_sets=pairs, target=0)
     for layer in layers:
         theirs = torch.tensor([out[f"{a.id}-{b.id}"][layer]["sign_count"][0].item() for a, b in pairs])
         result = C.tcav(texture_model, circles, 0, layer, concept, randoms)
@@ -377,8 +357,8 @@ def test_control_task_is_a_function_of_the_input_type():
 
 
 def test_probe_selectivity_separates_the_models(texture_model, shape_model):
-    train = data.make_shapes(400, seed=41, texture_rate=1.0)
-    test = data.make_shapes(200, seed=42, texture_rate=1.0)
+    train = data.make_shapes(300, seed=41, texture_rate=1.0)  # the lesson's probe sets
+    test = data.make_shapes(150, seed=42, texture_rate=1.0)
     sel = {
         (m, c): C.probe_selectivity(model, "relu4", train, test, c)[2]
         for m, model in (("texture", texture_model), ("shape", shape_model))
