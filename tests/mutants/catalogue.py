@@ -1343,11 +1343,11 @@ MUTANTS = [
     ),
     dict(
         exercise="11.1",
-        name="targets-not-centred",
+        name="rows-swapped",
         kind="formula",
-        old="t_c = t - t.mean()",
-        new="t_c = t",
-        why="centres the activations but not the +-1 targets (unequal set sizes)",
+        old="a = torch.cat([concept, random]).double()",
+        new="a = torch.cat([random, concept]).double()",
+        why="stacks the random rows first but keeps the targets' order (+1 first)",
     ),
     dict(
         exercise="11.1",
