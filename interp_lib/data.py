@@ -10,6 +10,9 @@ Nothing here downloads anything.
   class-correlated corner tag and flip labels. Shape, texture and label are returned,
   so the ground truth is always known.
 * :func:`flip_labels` - flip a given fraction of labels; returns the flipped mask.
+* :func:`concept_masks` - the pixel mask of every concept an image of :func:`make_shapes`
+  contains (object, background, its shape, its texture, the tag), from the silhouettes
+  ``Shapes.mask`` that :func:`make_shapes` keeps: ground truth for network dissection.
 * :func:`load_photos` - twelve real photographs shipped in ``interp_lib/photos/``
   (public domain, CC0 or CC BY 2.0; source, author, licence and changes of each in
   ``interp_lib/photos/SOURCES.md``), for the lessons' "On real photographs" sections.
