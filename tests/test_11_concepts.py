@@ -398,3 +398,24 @@ def test_dissection_explorer(texture_model, shape_model):
 
         sizes = [t.get_fontsize() for t in fig.findobj(matplotlib.text.Text) if t.get_text().strip()]
         assert sizes and min(sizes) >= widgets.MIN_FONT
+
+
+@pytest.mark.exercise("11.2", weight=1)
+def test_tcav_finds_the_clever_hans_tag(shape_model):
+    """The lesson's tie-back (exact verdicts of the stored notebook): the tag of class k
+    pushes class k up for all four classes in the Clever Hans model, for one in the honest one."""
+    from interp_lib.models import load_model
+
+    clever = load_model("shapes_cleverhans")
+    images = data.make_shapes(200, seed=22, texture_rate=1.0)
+    randoms = [C.random_images(30, seed=100 + i) for i in range(11)]
+    verdicts = {}
+    for name, model in (("clever", clever), ("honest", shape_model)):
+        verdicts[name] = [
+            C.tcav(
+                model, images.x[images.y == k][:40], k, "pool2", C.tag_images(k, 30, seed=7), randoms
+            ).verdict()
+            for k in range(4)
+        ]
+    assert verdicts["clever"] == ["pushes up"] * 4
+    assert verdicts["honest"] == ["pushes down", "not significant", "pushes up", "not significant"]
