@@ -13,6 +13,9 @@ Nothing here downloads anything.
 * :func:`make_scenes` - 64x64 scenes for the deeper model: several textured shapes (drawn
   by the same code as :func:`make_shapes`) on natural-image-like 1/f noise, under a
   lighting gradient, the largest one (whose shape is the label) partly occluded.
+* :func:`concept_masks` - the pixel mask of every concept an image of :func:`make_shapes`
+  contains (object, background, its shape, its texture, the tag), from the silhouettes
+  ``Shapes.mask`` that :func:`make_shapes` keeps: ground truth for network dissection.
 * :func:`load_photos` - twelve real photographs shipped in ``interp_lib/photos/``
   (public domain, CC0 or CC BY 2.0; source, author, licence and changes of each in
   ``interp_lib/photos/SOURCES.md``), for the lessons' "On real photographs" sections.
@@ -42,6 +45,7 @@ __all__ = [
     "PHOTO_CLASSES",
     "PHOTOS_DIR",
     "load_photos",
+    "concept_masks",
 ]
 
 DIGIT_CLASSES = tuple(str(d) for d in range(10))
@@ -97,6 +101,7 @@ class Shapes:
     flipped: torch.Tensor  # (N,) bool: label noise changed this label
     tag: torch.Tensor  # (N,) bool: the image carries the class tag
     tag_mask: torch.Tensor  # (1, 1, size, size) bool: where a tag would be
+    mask: torch.Tensor | None = None  # (N, 1, size, size) bool: the object's silhouette
 
     def __len__(self) -> int:
         return len(self.y)
@@ -110,6 +115,7 @@ class Shapes:
             self.flipped[idx],
             self.tag[idx],
             self.tag_mask,
+            None if self.mask is None else self.mask[idx],
         )
 
 
@@ -278,10 +284,12 @@ def make_shapes(
     shape_ids = torch.tensor([SHAPES.index(s) for s in shapes])[shape_local]
     tex_ids = torch.tensor([TEXTURES.index(t) for t in textures])[texture_local]
     img = torch.empty(n, 3, size, size)
+    silhouettes = torch.empty(n, 1, size, size, dtype=torch.bool)
     for start in range(0, n, _RENDER_CHUNK):  # rendering is deterministic: chunks bound memory
         part = slice(start, start + _RENDER_CHUNK)
         u, v, a, b = _scene_coordinates(scene, size, part)
         inside = _shape_masks(u, v, shape_ids[part])
+        silhouettes[part] = inside[:, None]
         pattern = _textures(a, b, tex_ids[part])
         obj = torch.where(pattern[:, None], scene.ink[part, :, None, None], scene.paper[part, :, None, None])
         img[part] = torch.where(inside[:, None], obj, scene.bg[part, :, None, None]) + scene.noise[part]
@@ -297,7 +305,9 @@ def make_shapes(
         pat = _tag_patterns(labels[tagged], n_classes).unsqueeze(1)
         patch = 0.05 + 0.9 * pat.expand(-1, 3, -1, -1)
         img[tagged, :, 1 : 1 + TAG_SIZE, 1 : 1 + TAG_SIZE] = patch
-    return Shapes(img.clamp(0.0, 1.0), labels, shape_local, texture_local, flipped, tagged, tag_mask)
+    return Shapes(
+        img.clamp(0.0, 1.0), labels, shape_local, texture_local, flipped, tagged, tag_mask, silhouettes
+    )
 
 
 # Fixed seeds for the datasets the shipped models were trained and tested on.
@@ -341,6 +351,29 @@ def flip_labels(labels, rate: float, n_classes: int | None = None, seed: int = 0
     if is_torch:
         return torch.as_tensor(noisy, dtype=labels.dtype), torch.as_tensor(flipped)
     return noisy, flipped
+
+
+def concept_masks(shapes: Shapes) -> tuple[torch.Tensor, list[str]]:
+    """Pixel masks of every concept a :func:`make_shapes` image is known to contain.
+
+    Returns ``(masks, names)``: ``masks`` bool ``(N, K, size, size)``, ``names`` the K
+    concept names, in this order: ``"object"`` (the silhouette), ``"background"`` (its
+    complement, tag excluded), one per shape (``"circle"``...: the silhouette where the
+    image shows that shape), one per texture (``"stripes"``...: the silhouette where it
+    is filled with that texture) and ``"tag"`` (the corner tag where the image carries
+    one). For the default four shapes and four textures (``Shapes.shape`` and
+    ``Shapes.texture`` index :data:`SHAPES` and :data:`TEXTURES`); the ground truth of
+    network dissection (lesson 11).
+    """
+    if shapes.mask is None:
+        raise ValueError("`shapes` has no silhouettes (`mask`): make it with make_shapes")
+    tag = shapes.tag.view(-1, 1, 1) & shapes.tag_mask[0, 0]
+    obj = shapes.mask[:, 0] & ~tag  # the tag is pasted over whatever was there
+    masks = [obj, ~obj & ~tag]
+    masks += [obj & (shapes.shape == k).view(-1, 1, 1) for k in range(len(SHAPES))]
+    masks += [obj & (shapes.texture == k).view(-1, 1, 1) for k in range(len(TEXTURES))]
+    masks.append(tag)
+    return torch.stack(masks, 1), ["object", "background", *SHAPES, *TEXTURES, "tag"]
 
 
 # --------------------------------------------------------------------------- photographs

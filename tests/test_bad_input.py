@@ -506,6 +506,7 @@ TARGET_METHODS = {
     "lrp": {},
     "deletion_curve": {"attributions": "rand", "region": 7},
     "sanity_check": {"method": "saliency", "layers": ["fc2", "fc1"], "generator": "seeded"},
+    "tcav_score": {"layer": "fc1", "cavs": "cavs"},
 }
 REFUSE_NONE = {"adversarial_patch"}
 # needs a ViT: its target=None test is in tests/test_13_transformer.py
@@ -523,6 +524,8 @@ def _options(m, opts):
             v = torch.rand(m.x.shape, generator=torch.Generator().manual_seed(1))
         elif v == "saliency":
             v = gradients.saliency_map
+        elif v == "cavs":  # three directions in the digits CNN's 64-unit fc1 layer
+            v = torch.randn(3, 64, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
         out[k] = v
     return out
 

@@ -1594,4 +1594,143 @@ MUTANTS += [
         new="region = torch.ones(1, 1, 32, 32, dtype=torch.bool)",
         why="submits the whole image: it covers the shortcut, and everything else",
     ),
+    # ------------------------------------------------------------------ 11.1 concept_activation_vector
+    dict(
+        exercise="11.1",
+        name="no-centring",
+        kind="formula",
+        old="a_c = a - a.mean(0)",
+        new="a_c = a",
+        why="fits the boundary through the origin: forgets the intercept",
+    ),
+    dict(
+        exercise="11.1",
+        name="rows-swapped",
+        kind="formula",
+        old="a = torch.cat([concept, random]).double()",
+        new="a = torch.cat([random, concept]).double()",
+        why="stacks the random rows first but keeps the targets' order (+1 first)",
+    ),
+    dict(
+        exercise="11.1",
+        name="ridge-ignored",
+        kind="ignored-option",
+        old="+ ridge * torch.eye(len(a), dtype=torch.float64)",
+        new="+ 1e-9 * torch.eye(len(a), dtype=torch.float64)",
+        why="a tiny fixed jitter instead of the ridge the caller asked for",
+    ),
+    dict(
+        exercise="11.1",
+        name="points-to-random",
+        kind="sign",
+        old="torch.cat([torch.ones(len(concept)), -torch.ones(len(random))])",
+        new="torch.cat([-torch.ones(len(concept)), torch.ones(len(random))])",
+        why="labels the random images +1: the CAV points away from the concept",
+    ),
+    dict(
+        exercise="11.1",
+        name="not-normalised",
+        kind="normalisation",
+        old="return w / w.norm()",
+        new="return w",
+        why="returns the classifier's weights instead of the unit normal",
+    ),
+    # ------------------------------------------------------------------ 11.2 tcav_score
+    dict(
+        exercise="11.2",
+        name="predicted-class",
+        kind="predicted-target",
+        old="class_scores(logits, target).sum()",
+        new="class_scores(logits, logits.argmax(1)).sum()",
+        why="differentiates the predicted class instead of the target",
+    ),
+    dict(
+        exercise="11.2",
+        name="nonnegative-counts",
+        kind="tie-edge",
+        old="(derivatives > 0).double().mean(0)",
+        new="(derivatives >= 0).double().mean(0)",
+        why="counts a zero directional derivative as positive",
+    ),
+    dict(
+        exercise="11.2",
+        name="gradient-times-activation",
+        kind="formula",
+        old="derivatives = grad.flatten(1).double() @ cavs.double().T",
+        new="derivatives = (grad * stored[0]).flatten(1).double() @ cavs.double().T",
+        why="uses gradient x activation (as in captum's LayerGradientXActivation default) instead of the gradient",
+    ),
+    dict(
+        exercise="11.2",
+        name="mean-over-cavs",
+        kind="axis",
+        old="(derivatives > 0).double().mean(0)",
+        new="(derivatives > 0).double().mean(1)[: cavs.shape[0]]",
+        why="averages over the CAVs instead of over the images",
+    ),
+    dict(
+        exercise="11.2",
+        name="sum-of-logits",
+        kind="formula",
+        old="class_scores(logits, target).sum()",
+        new="logits.sum()",
+        why="the gradient of all logits, not the target's",
+    ),
+    # ------------------------------------------------------------------ 11.3 unit_iou
+    dict(
+        exercise="11.3",
+        name="global-threshold",
+        kind="axis",
+        old="threshold = torch.quantile(per_unit, 1 - top, dim=1)",
+        new="threshold = torch.quantile(per_unit.flatten(), 1 - top).expand(units)",
+        why="one threshold for all units instead of one per unit",
+    ),
+    dict(
+        exercise="11.3",
+        name="bottom-quantile",
+        kind="off-by-one",
+        old="torch.quantile(per_unit, 1 - top, dim=1)",
+        new="torch.quantile(per_unit, top, dim=1)",
+        why="takes the `top` quantile itself instead of 1 - top",
+    ),
+    dict(
+        exercise="11.3",
+        name="nearest-upsampling",
+        kind="formula",
+        old='mode="bilinear", align_corners=False',
+        new='mode="nearest"',
+        why="nearest-neighbour upsampling: blocky regions",
+    ),
+    dict(
+        exercise="11.3",
+        name="per-image-mean",
+        kind="normalisation",
+        old="""    inter = torch.einsum("nup,nkp->uk", on, concept)
+    union = on.sum((0, 2))[:, None] + concept.sum((0, 2))[None, :] - inter
+    return torch.where(union > 0, inter / union.clamp(min=1.0), 0.0)""",
+        new="""    inter = torch.einsum("nup,nkp->nuk", on, concept)
+    union = on.sum(2)[:, :, None] + concept.sum(2)[:, None, :] - inter
+    return torch.where(union > 0, inter / union.clamp(min=1.0), 0.0).mean(0)""",
+        why="averages per-image IoUs instead of dividing dataset-wide sums",
+    ),
+    dict(
+        exercise="11.3",
+        name="threshold-after-upsampling",
+        kind="formula",
+        old="""    per_unit = activations.transpose(0, 1).reshape(units, -1)
+    threshold = torch.quantile(per_unit, 1 - top, dim=1)
+    up = F.interpolate(activations, size=masks.shape[-2:], mode="bilinear", align_corners=False)""",
+        new="""    up = F.interpolate(activations, size=masks.shape[-2:], mode="bilinear", align_corners=False)
+    per_unit = up.transpose(0, 1).reshape(units, -1)
+    threshold = torch.quantile(per_unit, 1 - top, dim=1)""",
+        why="computes the quantile on the upsampled maps",
+    ),
+    dict(
+        exercise="11.3",
+        name="on-at-threshold",
+        kind="tie-edge",
+        old="(up > threshold.view(1, units, 1, 1))",
+        new="(up >= threshold.view(1, units, 1, 1))",
+        why="counts activations equal to the threshold as on (a silent unit is then on everywhere)",
+    ),
 ]
