@@ -79,6 +79,7 @@ __all__ = [
     "one_of",
     "images01",
     "same_shape_as",
+    "mask_for",
     "baseline_for",
     "generator",
     "nonempty",
@@ -356,6 +357,30 @@ def same_shape_as(other: str) -> Callable[[Any, str, dict], None]:
             raise ValueError(
                 f"`{name}` {tuple(value.shape)} does not broadcast to `{other}` {tuple(ref.shape)}"
             )
+
+    return check
+
+
+def mask_for(other: str, *, nonempty: bool = False) -> Callable[[Any, str, dict], None]:
+    """A boolean mask ``(1, 1, H, W)`` or ``(N, 1, H, W)`` for the ``(N, C, H, W)`` tensor
+    argument ``other`` (True inside the region); ``nonempty``: at least one pixel True."""
+
+    def check(value: Any, name: str, args: dict) -> None:
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"`{name}` must be a boolean tensor, got {type(value).__name__}")
+        if value.dtype != torch.bool:
+            raise TypeError(f"`{name}` must be a boolean tensor (True inside the region), got {value.dtype}")
+        ref = args.get(other)
+        if isinstance(ref, torch.Tensor) and ref.dim() == 4:
+            n, _, h, w = ref.shape
+            fits = value.dim() == 4 and value.shape[1] == 1 and value.shape[0] in (1, n)
+            if not (fits and value.shape[-2:] == (h, w)):
+                raise ValueError(
+                    f"`{name}` must be shaped (1, 1, {h}, {w}) or ({n}, 1, {h}, {w}) to match "
+                    f"`{other}` {tuple(ref.shape)}, got {tuple(value.shape)}"
+                )
+        if nonempty and not value.any():
+            raise ValueError(f"`{name}` is empty: mark at least one pixel True")
 
     return check
 

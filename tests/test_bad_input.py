@@ -507,6 +507,7 @@ TARGET_METHODS = {
     "deletion_curve": {"attributions": "rand", "region": 7},
     "sanity_check": {"method": "saliency", "layers": ["fc2", "fc1"], "generator": "seeded"},
     "tcav_score": {"layer": "fc1", "cavs": "cavs"},
+    "intervention_effect": {"region": "corner"},
 }
 REFUSE_NONE = {"adversarial_patch"}
 # needs a ViT: its target=None test is in tests/test_13_transformer.py
@@ -526,6 +527,9 @@ def _options(m, opts):
             v = gradients.saliency_map
         elif v == "cavs":  # three directions in the digits CNN's 64-unit fc1 layer
             v = torch.randn(3, 64, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+        elif v == "corner":  # a 7 x 7 region in the top left corner of every digit
+            v = torch.zeros(1, 1, *m.x.shape[-2:], dtype=torch.bool)
+            v[..., :7, :7] = True
         out[k] = v
     return out
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..exercises import baseline_for, positive_int
+from ..exercises import baseline_for, mask_for, positive_int
 
 __all__ = [
     "check_attributions",
@@ -70,25 +70,7 @@ def check_curves(value, name: str, _args: dict) -> None:
         raise ValueError(f"`{name}` must be shaped (N, L+1), got {tuple(value.shape)}")
 
 
-def check_mask(value, name: str, args: dict) -> None:
-    if not isinstance(value, torch.Tensor):
-        raise TypeError(f"`{name}` must be a boolean tensor, got {type(value).__name__}")
-    if value.dtype != torch.bool:
-        raise TypeError(f"`{name}` must be a boolean tensor, got {value.dtype}")
-    a = args.get("attributions")
-    if isinstance(a, torch.Tensor) and a.dim() == 4:
-        n, _, h, w = a.shape
-        ok = (
-            value.dim() == 4
-            and value.shape[1] == 1
-            and value.shape[0] in (1, n)
-            and value.shape[-2:] == (h, w)
-        )
-        if not ok:
-            raise ValueError(
-                f"`{name}` must be shaped (1, 1, {h}, {w}) or ({n}, 1, {h}, {w}) to match "
-                f"`attributions` {tuple(a.shape)}, got {tuple(value.shape)}"
-            )
+check_mask = mask_for("attributions")
 
 
 def check_method(value, name: str, _args: dict) -> None:
