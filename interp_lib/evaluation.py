@@ -7,7 +7,8 @@ parameter randomisation with Spearman rank correlation, 10.4).
 
 Infrastructure (not exercises): :func:`deletion_auc` (area under a deletion or insertion
 curve), :func:`average_ranks` (ranks with ties averaged, as ``scipy.stats.rankdata``),
-:func:`randomisable_layers`, :func:`bootstrap_ci` and :class:`SanityCheck`.
+:func:`randomisable_layers`, :func:`bootstrap_ci`, :func:`tag_mass_verdict` (the
+criterion lessons 04 and 10 share), :func:`lesson_methods` (the methods compared) and :class:`SanityCheck`.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ __all__ = [
     "average_ranks",
     "randomisable_layers",
     "bootstrap_ci",
+    "tag_mass_verdict",
+    "lesson_methods",
     "SanityCheck",
     "region_scores",
 ]
@@ -296,6 +299,80 @@ def bootstrap_ci(
     alpha = (1 - level) / 2
     low, high = torch.quantile(means, torch.tensor([alpha, 1 - alpha], dtype=torch.float64)).tolist()
     return v.mean().item(), low, high
+
+
+def tag_mass_verdict(
+    clever: torch.Tensor,
+    honest: torch.Tensor,
+    area: float,
+    n_boot: int = 1000,
+    generator: torch.Generator | None = None,
+) -> tuple[str, str]:
+    """The one criterion lessons 04 and 10 use for "does a map see the Clever-Hans tag?".
+
+    ``clever`` and ``honest`` are per-image relevance masses on the tag (from
+    :func:`relevance_mass`) of the Clever-Hans model's and the honest model's maps of the
+    same images; ``area`` is the tag's share of the image. Returns ``(numbers, verdict)``:
+    the two means with 95 % bootstrap intervals (:func:`bootstrap_ci`, ``clever``'s
+    resamples drawn first) in whole percent, and
+
+    * ``"singles it out"`` when the interval of ``clever`` lies above 0.5 (most of the
+      map's mass is on the tag),
+    * ``"sees it, but most mass elsewhere"`` when it lies above ``area`` and above the
+      interval of ``honest``,
+    * ``"does not separate it"`` otherwise.
+    """
+    c_mean, c_low, c_high = bootstrap_ci(clever, n_boot=n_boot, generator=generator)
+    h_mean, h_low, h_high = bootstrap_ci(honest, n_boot=n_boot, generator=generator)
+    if c_low > 0.5:
+        verdict = "singles it out"
+    elif c_low > area and c_low > h_high:
+        verdict = "sees it, but most mass elsewhere"
+    else:
+        verdict = "does not separate it"
+    numbers = (
+        f"{c_mean:.0%} ({c_low:.0%}-{c_high:.0%}) vs honest {h_mean:.0%} ({h_low:.0%}-{h_high:.0%}), "
+        f"area {area:.1%}"
+    )
+    return numbers, verdict
+
+
+def lesson_methods() -> dict[str, Callable]:
+    """The methods lessons 10 and 10b compare, ``name -> method(model, x, target)``, every
+    one through :func:`interp_lib.attribution.attribute` (so a student's own answers run).
+
+    SmoothGrad is its magnitude (max over channels of ``|SG|``, 8 samples, the same noise
+    for every call: a fresh generator seeded 0); occlusion uses 8x8 windows on a black
+    baseline; integrated gradients a black baseline and 16 nodes; the two LRP composites are
+    epsilon/z+ and epsilon/gamma/box on [0, 1]. ``"random"`` is the control every metric must
+    beat: uniform noise ``(N, 1, H, W)`` from a generator seeded 1, whatever the model.
+    """
+    from . import attribution, lrp_rules
+
+    def uniform(name, **options):
+        return lambda model, x, target: attribution.attribute(name, model, x, target, **options)
+
+    def smoothgrad_magnitude(model, x, target):
+        g = torch.Generator().manual_seed(0)  # the same noise for every call
+        sg = attribution.attribute("smoothgrad", model, x, target, n_samples=8, generator=g)
+        return sg.abs().amax(1, keepdim=True)
+
+    def random_map(model, x, target):
+        return torch.rand(len(x), 1, *x.shape[-2:], generator=torch.Generator().manual_seed(1))
+
+    return {
+        "saliency": uniform("saliency_map"),
+        "input×gradient": uniform("input_x_gradient"),
+        "SmoothGrad": smoothgrad_magnitude,
+        "Grad-CAM": uniform("grad_cam"),
+        "integrated gradients": uniform("integrated_gradients", steps=16),
+        "occlusion": uniform("occlusion", window=8, stride=8, baseline=0.0),
+        "deconvnet": uniform("deconvnet"),
+        "guided backprop": uniform("guided_backprop"),
+        "LRP ε/z⁺": uniform("lrp", composite=lrp_rules.EpsilonPlus()),
+        "LRP ε/γ/box": uniform("lrp", composite=lrp_rules.EpsilonGammaBox(0.0, 1.0)),
+        "random": random_map,
+    }
 
 
 @dataclasses.dataclass

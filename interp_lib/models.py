@@ -219,7 +219,7 @@ class ModelSpec:
     seed: int = 0
     lr: float = 1e-3
     batch_size: int = 64
-    adversarial: dict | None = None  # PGD training: {"eps", "alpha", "steps"}
+    adversarial: dict | None = None  # PGD training: {"eps", "alpha", "steps", optional "random_start"}
     augment: bool = False  # a random flip / quarter turn per batch (labels must not change)
     min_accuracy: float = 0.97  # on the test split of its own distribution
 
@@ -236,6 +236,26 @@ MODELS: dict[str, ModelSpec] = {
             epochs=20,
             adversarial={"eps": 0.15, "alpha": 0.04, "steps": 7},
             min_accuracy=0.90,
+        ),
+        # lesson 02's pitfall, catastrophic overfitting (Wong, Rice & Kolter 2020): FGSM
+        # training = PGD with one step; without a random start at a large step it collapses
+        ModelSpec(
+            "digits_fgsm",
+            "digits CNN trained with L-inf FGSM (eps 0.2, no random start): catastrophic overfitting",
+            "digits",
+            {},
+            epochs=10,
+            adversarial={"eps": 0.2, "alpha": 0.2, "steps": 1, "random_start": False},
+            min_accuracy=0.85,
+        ),
+        ModelSpec(
+            "digits_fgsm_rs",
+            "digits CNN trained with L-inf FGSM from a random start (eps 0.2, step 0.25; Wong et al.)",
+            "digits",
+            {},
+            epochs=10,
+            adversarial={"eps": 0.2, "alpha": 0.25, "steps": 1, "random_start": True},
+            min_accuracy=0.85,
         ),
         ModelSpec(
             "shapes_texture",

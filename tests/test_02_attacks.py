@@ -4,7 +4,7 @@ import pytest
 import torch
 from helpers import assert_unchanged, snapshot
 
-from interp_lib import attacks
+from interp_lib import attacks, models
 from interp_lib.models import load_model
 from interp_lib.utils import accuracy, assert_close
 
@@ -391,3 +391,47 @@ def test_adversarial_patch_follows_the_documented_loop():
             p.requires_grad_(True)
     assert got.shape == (3, 6, 6) and got.grad_fn is None
     assert_close(got, patch.detach(), rtol=1e-5, what="patch after 4 documented steps")
+
+
+# --------------------------------------------------------------------------- catastrophic overfitting
+
+
+def test_fgsm_training_is_one_step_pgd(digits_model, digits_batch64):
+    """The FGSM-trained models are trained with `pgd(steps=1)`: without a random start and
+    with alpha = eps that is FGSM exactly; with one it is Wong et al.'s FGSM-RS."""
+    from interp_lib.course.train import _adversarial
+
+    x, y = digits_batch64
+    spec = models.MODELS["digits_fgsm"].adversarial
+    assert spec["steps"] == 1 and spec["random_start"] is False and spec["alpha"] == spec["eps"]
+    got = _adversarial(digits_model, x, y, spec, torch.Generator().manual_seed(0))
+    assert torch.equal(got, attacks.fgsm(digits_model, x, y, eps=spec["eps"]))
+    rs = models.MODELS["digits_fgsm_rs"].adversarial
+    assert rs["random_start"] is True and rs["alpha"] == 1.25 * rs["eps"]
+    got = _adversarial(digits_model, x, y, rs, torch.Generator().manual_seed(0))
+    u = torch.empty_like(x).uniform_(-rs["eps"], rs["eps"], generator=torch.Generator().manual_seed(0))
+    start = torch.clamp(x + u, 0, 1)
+    xr = start.clone().requires_grad_(True)
+    grad = torch.autograd.grad(torch.nn.functional.cross_entropy(digits_model(xr), y, reduction="sum"), xr)[0]
+    want = torch.clamp(x + torch.clamp(start + rs["alpha"] * grad.sign() - x, -rs["eps"], rs["eps"]), 0, 1)
+    assert (got - want).abs().max() < 1e-6
+
+
+@pytest.mark.exercise("02.3", weight=1)
+def test_fgsm_training_overfits_catastrophically(digits_test):
+    """Lesson 02: at eps 0.2 the FGSM-trained model keeps about half the test digits under
+    FGSM and almost none under PGD-10; the random start keeps several times more."""
+    x, y = digits_test
+    result = {}
+    for name in ("digits_fgsm", "digits_fgsm_rs", "digits_robust"):
+        model = load_model(name)
+        fgsm_acc = accuracy(model, attacks.fgsm(model, x, y, eps=0.2), y)
+        adv = attacks.pgd(
+            model, x, y, eps=0.2, alpha=0.05, steps=10, generator=torch.Generator().manual_seed(0)
+        )
+        result[name] = (fgsm_acc, accuracy(model, adv, y))
+    fgsm_acc, pgd_acc = result["digits_fgsm"]
+    assert 0.45 <= fgsm_acc <= 0.65 and pgd_acc <= 0.08, result  # measured: 0.537 and 0.031
+    assert result["digits_fgsm_rs"][1] >= 0.12, result  # measured: 0.194
+    assert result["digits_fgsm_rs"][1] > 3 * pgd_acc, result
+    assert result["digits_robust"][1] > pgd_acc + 0.15, result  # measured: 0.254

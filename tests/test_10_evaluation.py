@@ -528,3 +528,61 @@ def test_sanity_check_on_resnet18_copy():
     )
     assert_unchanged(model, before)
     assert result.maps.shape == (3, 2, 1, 64, 64) and result.spearman.shape == (2, 2)
+
+
+# --------------------------------------------------------------------------- the lessons' shared helpers
+
+
+def test_tag_mass_verdict_worked_cases():
+    """The criterion lessons 04 and 10 share: intervals against the area share, the honest
+    model and one half."""
+    g = torch.Generator().manual_seed(0)
+    honest = torch.full((24,), 0.03)
+    spread = torch.linspace(-0.02, 0.02, 24)
+    numbers, verdict = evaluation.tag_mass_verdict(0.8 + spread, honest, 0.035, generator=g)
+    assert verdict == "singles it out"
+    assert numbers == "80% (80%-80%) vs honest 3% (3%-3%), area 3.5%"
+    assert evaluation.tag_mass_verdict(0.16 + spread, honest, 0.035, generator=g)[1] == (
+        "sees it, but most mass elsewhere"
+    )
+    # above the area share but not above the honest model: no evidence of the shortcut
+    assert evaluation.tag_mass_verdict(0.15 + spread, 0.15 - spread, 0.035, generator=g)[1] == (
+        "does not separate it"
+    )
+    # the honest model at the area share and the clever one below it
+    assert evaluation.tag_mass_verdict(0.02 + spread / 4, honest, 0.035, generator=g)[1] == (
+        "does not separate it"
+    )
+
+
+def test_lesson_methods_follow_the_uniform_call(shapes_model, shapes_batch):
+    x, y = shapes_batch
+    x, y = x[:3], y[:3]
+    methods = evaluation.lesson_methods()
+    assert list(methods) == [
+        "saliency",
+        "input×gradient",
+        "SmoothGrad",
+        "Grad-CAM",
+        "integrated gradients",
+        "occlusion",
+        "deconvnet",
+        "guided backprop",
+        "LRP ε/z⁺",
+        "LRP ε/γ/box",
+        "random",
+    ]
+    before = snapshot(shapes_model)
+    for name, method in methods.items():
+        a = method(shapes_model, x, y)
+        assert a.shape[0] == 3 and a.shape[-2:] == x.shape[-2:] and torch.isfinite(a).all(), name
+    assert_unchanged(shapes_model, before)
+    # SmoothGrad and the random control draw the same noise at every call
+    assert torch.equal(methods["SmoothGrad"](shapes_model, x, y), methods["SmoothGrad"](shapes_model, x, y))
+    assert torch.equal(methods["random"](shapes_model, x, y), methods["random"](None, x, y))
+    assert (methods["SmoothGrad"](shapes_model, x, y) >= 0).all()
+    from interp_lib import attribution
+
+    assert torch.equal(
+        methods["saliency"](shapes_model, x, y), attribution.attribute("saliency_map", shapes_model, x, y)
+    )

@@ -38,14 +38,24 @@ def datasets(spec: ModelSpec) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
 
 
 def _adversarial(model, xb, yb, cfg, gen):
-    """PGD examples for adversarial training, from the reference ``pgd`` of lesson 02."""
+    """PGD examples for adversarial training, from the reference ``pgd`` of lesson 02 (one step
+    without a random start is FGSM; one step from a random start is Wong et al.'s FGSM-RS)."""
     from .. import exercises
     from ..attacks import pgd  # an exercise of lesson 02: the reference body is used here
 
     saved = os.environ.get(exercises.ENV_VAR)
     os.environ[exercises.ENV_VAR] = "pgd"
     try:
-        return pgd(model, xb, yb, eps=cfg["eps"], alpha=cfg["alpha"], steps=cfg["steps"], generator=gen)
+        return pgd(
+            model,
+            xb,
+            yb,
+            eps=cfg["eps"],
+            alpha=cfg["alpha"],
+            steps=cfg["steps"],
+            random_start=cfg.get("random_start", True),  # FGSM training: steps 1, no random start
+            generator=gen,
+        )
     finally:
         if saved is None:
             del os.environ[exercises.ENV_VAR]
