@@ -116,3 +116,20 @@ def test_live_channel():
     acts = torch.tensor([[-1.0, -2.0, 0.5], [-0.5, 0.0, 1.0]])
     assert featvis.live_channel(acts) == 2
     assert featvis.live_channel(-acts.abs() - 1) == 0
+
+
+def test_region_probe_reports_the_intervention_effect():
+    from interp_lib import capstone as C
+    from interp_lib import data, models
+    from interp_lib.widgets import capstone
+
+    clever = models.load_model("shapes_cleverhans")
+    shapes = data.load_shapes("test", n=48, texture_rate=1.0, tag_rate=1.0)  # tagged, as in lesson 14
+    box = capstone.region_probe({"Clever Hans": clever}, shapes.x, shapes.y)
+    _check_figure(box)
+    _check_labels(box)
+    (out,) = _outputs(box)
+    (title,) = [a.get_title() for a in out.figure.axes if "images: mean" in a.get_title()]  # effect panel
+    mine = shapes.x[shapes.y == 0]  # opens on class 0 and the 6 x 6 box in the top-left corner
+    want = C.intervention_effect(clever, mine, 0, C.box((0, 6), (0, 6)), fill=0.5).mean().item()
+    assert title.startswith(f"{len(mine)} images: mean {want:+.2f} ["), (title, want)
