@@ -4,36 +4,16 @@ read by the lesson's comparison table; 64 images, so divide by 64)."""
 
 import torch
 
-from interp_lib import attribution, data, evaluation, gradients, lrp_rules, models
+from interp_lib import data, evaluation, gradients, models
 from interp_lib.course.bench import Row
 
 IMAGES = 64
 
 
 def _methods():
-    def smoothgrad(model, x, target):
-        g = torch.Generator().manual_seed(0)
-        return (
-            attribution.attribute("smoothgrad", model, x, target, n_samples=8, generator=g)
-            .abs()
-            .amax(1, keepdim=True)
-        )
-
-    def uniform(name, **options):
-        return lambda model, x, target: attribution.attribute(name, model, x, target, **options)
-
-    return {
-        "saliency": uniform("saliency_map"),
-        "input×gradient": uniform("input_x_gradient"),
-        "SmoothGrad": smoothgrad,
-        "Grad-CAM": uniform("grad_cam"),
-        "integrated gradients": uniform("integrated_gradients", steps=16),
-        "occlusion": uniform("occlusion", window=8, stride=8, baseline=0.0),
-        "deconvnet": uniform("deconvnet"),
-        "guided backprop": uniform("guided_backprop"),
-        "LRP ε/z⁺": uniform("lrp", composite=lrp_rules.EpsilonPlus()),
-        "LRP ε/γ/box": uniform("lrp", composite=lrp_rules.EpsilonGammaBox(0.0, 1.0)),
-    }
+    """The methods lesson 10 compares (:func:`interp_lib.evaluation.lesson_methods`), without
+    the random control, which has no cost worth a row."""
+    return {name: f for name, f in evaluation.lesson_methods().items() if name != "random"}
 
 
 def rows():

@@ -102,6 +102,22 @@ def shapes_model():
 
 
 @pytest.fixture(scope="session")
+def shape_model():
+    """The shape-biased shapes CNN (labels by shape, textures random: lesson 03's control)."""
+    from interp_lib.models import load_model
+
+    return load_model("shapes_shape")
+
+
+@pytest.fixture(scope="session")
+def cleverhans():
+    """Lesson 10's Clever Hans CNN (a class tag in the corner on 80 % of its training images)."""
+    from interp_lib.models import load_model
+
+    return load_model("shapes_cleverhans")
+
+
+@pytest.fixture(scope="session")
 def resnet():
     """A randomly initialised torchvision ResNet-18 in eval mode (no weights are downloaded)."""
     tv = pytest.importorskip("torchvision")

@@ -18,20 +18,6 @@ from interp_lib.utils import assert_close
 
 
 @pytest.fixture(scope="module")
-def texture_model():
-    from interp_lib.models import load_model
-
-    return load_model("shapes_texture")
-
-
-@pytest.fixture(scope="module")
-def shape_model():
-    from interp_lib.models import load_model
-
-    return load_model("shapes_shape")
-
-
-@pytest.fixture(scope="module")
 def circles():
     test = data.make_shapes(200, seed=22, texture_rate=1.0)
     return test.x[test.y == 0][:40]
@@ -144,13 +130,13 @@ def test_tcav_score_worked_case():
 
 
 @pytest.mark.exercise("11.2", weight=2)
-def test_tcav_score_equals_forward_mode_directional_derivative(texture_model, circles):
+def test_tcav_score_equals_forward_mode_directional_derivative(shapes_model, circles):
     """The directional derivative by forward-mode AD through the layers after `pool2`."""
     x = circles[:16]
-    names = [n for n, _ in texture_model.named_children()]
-    tail = nn.Sequential(*list(texture_model.children())[names.index("pool2") + 1 :])
+    names = [n for n, _ in shapes_model.named_children()]
+    tail = nn.Sequential(*list(shapes_model.children())[names.index("pool2") + 1 :])
     with torch.no_grad():
-        h = texture_model[: names.index("pool2") + 1](x)
+        h = shapes_model[: names.index("pool2") + 1](x)
     g = torch.Generator().manual_seed(0)
     cavs = torch.randn(6, h[0].numel(), generator=g, dtype=torch.float64)
     signs = []
@@ -159,25 +145,25 @@ def test_tcav_score_equals_forward_mode_directional_derivative(texture_model, ci
         signs.append((d > 0).double().mean())
     want = torch.stack(signs)
     assert ((want > 0) & (want < 1)).any()  # not a degenerate case
-    assert_close(C.tcav_score(texture_model, x, 0, "pool2", cavs), want, rtol=1e-12)
+    assert_close(C.tcav_score(shapes_model, x, 0, "pool2", cavs), want, rtol=1e-12)
 
 
 @pytest.mark.exercise("11.2", weight=1)
-def test_tcav_score_leaves_model_and_input_unchanged(texture_model, circles):
+def test_tcav_score_leaves_model_and_input_unchanged(shapes_model, circles):
     x = circles[:4].clone()
-    before = snapshot(texture_model)
-    C.tcav_score(texture_model, x, 0, "pool3", torch.ones(2, 512, dtype=torch.float64))
-    assert_unchanged(texture_model, before)
+    before = snapshot(shapes_model)
+    C.tcav_score(shapes_model, x, 0, "pool3", torch.ones(2, 512, dtype=torch.float64))
+    assert_unchanged(shapes_model, before)
     assert torch.equal(x, circles[:4]) and not x.requires_grad and x.grad is None
 
 
 @pytest.mark.exercise("11.2", weight=2)
-def test_tcav_finds_the_texture_shortcut(texture_model, shape_model, circles):
+def test_tcav_finds_the_texture_shortcut(shapes_model, shape_model, circles):
     """Lesson 03 seen through TCAV: stripes push 'circle' up in the texture-biased model
     (stripes always came with circles), not in the shape-biased one."""
     concept = C.texture_images(0, 30, seed=5)
     randoms = [C.random_images(30, seed=100 + i) for i in range(6)]
-    biased = C.tcav(texture_model, circles, 0, "pool2", concept, randoms, name="stripes")
+    biased = C.tcav(shapes_model, circles, 0, "pool2", concept, randoms, name="stripes")
     honest = C.tcav(shape_model, circles, 0, "pool2", concept, randoms, name="stripes")
     assert biased.scores.shape == biased.null.shape == (5,)
     assert biased.verdict() == "pushes up" and biased.scores.min() > 0.9 and biased.p < 1e-3
@@ -185,7 +171,7 @@ def test_tcav_finds_the_texture_shortcut(texture_model, shape_model, circles):
 
 
 @pytest.mark.reference
-def test_tcav_matches_captum(texture_model, circles, tmp_path):
+def test_tcav_matches_captum(shapes_model, circles, tmp_path):
     """captum's TCAV (its own activations, layer gradients and sign counts) with our CAVs
     as its classifier gives the same scores, to float32 rounding (1e-6)."""
     pytest.importorskip("captum")
@@ -201,24 +187,24 @@ def test_tcav_matches_captum(texture_model, circles, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # captum warns about its default classifier's memory use
         out = TCAV(
-            texture_model, layers=layers, classifier=C.captum_ridge_classifier(), save_path=str(tmp_path)
+            shapes_model, layers=layers, classifier=C.captum_ridge_classifier(), save_path=str(tmp_path)
         ).interpret(circles, experimental_sets=pairs, target=0)
     for layer in layers:
         theirs = torch.tensor([out[f"{a.id}-{b.id}"][layer]["sign_count"][0].item() for a, b in pairs])
-        result = C.tcav(texture_model, circles, 0, layer, concept, randoms)
+        result = C.tcav(shapes_model, circles, 0, layer, concept, randoms)
         ours = torch.cat([result.scores, result.null])
         assert_close(ours, theirs.double(), rtol=1e-6, what=f"TCAV sign counts vs captum at {layer}")
 
 
-def test_tcav_score_bad_input(texture_model, circles):
+def test_tcav_score_bad_input(shapes_model, circles):
     with pytest.raises(ValueError, match="layer"):
-        C.tcav_score(texture_model, circles[:2], 0, "conv9", torch.ones(1, 512))
+        C.tcav_score(shapes_model, circles[:2], 0, "conv9", torch.ones(1, 512))
     with pytest.raises(ValueError, match="cavs"):
-        C.tcav_score(texture_model, circles[:2], 0, "pool3", torch.ones(512))
+        C.tcav_score(shapes_model, circles[:2], 0, "pool3", torch.ones(512))
     with pytest.raises(ValueError, match="cavs"):
-        C.tcav_score(texture_model, circles[:2], 0, "pool3", torch.ones(2, 100))
+        C.tcav_score(shapes_model, circles[:2], 0, "pool3", torch.ones(2, 100))
     with pytest.raises(ValueError, match="target"):
-        C.tcav_score(texture_model, circles[:2], 7, "pool3", torch.ones(1, 512))
+        C.tcav_score(shapes_model, circles[:2], 7, "pool3", torch.ones(1, 512))
 
 
 # --------------------------------------------------------------------------- t-test
@@ -289,23 +275,23 @@ def _naive_iou(acts, masks, top):
 
 
 @pytest.mark.exercise("11.3", weight=2)
-def test_unit_iou_matches_naive_loop(texture_model):
+def test_unit_iou_matches_naive_loop(shapes_model):
     shapes = data.make_shapes(24, seed=11, texture_rate=1.0, tag_rate=0.5)
     masks, _ = data.concept_masks(shapes)
-    acts = C.feature_maps(texture_model, "relu3", shapes.x)[:, :6]
+    acts = C.feature_maps(shapes_model, "relu3", shapes.x)[:, :6]
     iou = C.unit_iou(acts, masks, top=0.02)
     assert_close(iou, _naive_iou(acts, masks, 0.02), rtol=1e-9)
     assert ((iou >= 0) & (iou <= 1)).all()
 
 
 @pytest.mark.exercise("11.3", weight=1)
-def test_dissection_counts_texture_detectors(texture_model, shape_model):
+def test_dissection_counts_texture_detectors(shapes_model, shape_model):
     """The lesson's dissection: conv3 units of the texture-biased model detect textures,
     those of the shape-biased model do not (exact counts of the stored lesson)."""
     shapes = data.make_shapes(400, seed=11, texture_rate=1.0, tag_rate=0.5)
     masks, names = data.concept_masks(shapes)
     counts = {}
-    for name, model in (("texture", texture_model), ("shape", shape_model)):
+    for name, model in (("texture", shapes_model), ("shape", shape_model)):
         labels = C.unit_labels(C.unit_iou(C.feature_maps(model, "relu3", shapes.x), masks), names)
         counts[name] = sum(label in data.TEXTURES for label in labels)
     assert counts == {"texture": 10, "shape": 0}
@@ -356,12 +342,12 @@ def test_control_task_is_a_function_of_the_input_type():
     assert set(colours.tolist()) == {0, 1, 2}
 
 
-def test_probe_selectivity_separates_the_models(texture_model, shape_model):
+def test_probe_selectivity_separates_the_models(shapes_model, shape_model):
     train = data.make_shapes(300, seed=41, texture_rate=1.0)  # the lesson's probe sets
     test = data.make_shapes(150, seed=42, texture_rate=1.0)
     sel = {
         (m, c): C.probe_selectivity(model, "relu4", train, test, c)[2]
-        for m, model in (("texture", texture_model), ("shape", shape_model))
+        for m, model in (("texture", shapes_model), ("shape", shape_model))
         for c in ("shape", "texture")
     }
     assert sel["shape", "shape"] > 0.3 and sel["shape", "texture"] < 0.1
@@ -371,13 +357,13 @@ def test_probe_selectivity_separates_the_models(texture_model, shape_model):
 # --------------------------------------------------------------------------- widget
 
 
-def test_dissection_explorer(texture_model, shape_model):
+def test_dissection_explorer(shapes_model, shape_model):
     W = pytest.importorskip("ipywidgets")
     from interp_lib import plot, widgets
     from interp_lib.widgets.concepts import dissection_explorer
 
     shapes = data.make_shapes(40, seed=11, texture_rate=1.0, tag_rate=0.5)
-    box = dissection_explorer({"texture-biased": texture_model, "shape-biased": shape_model}, shapes)
+    box = dissection_explorer({"texture-biased": shapes_model, "shape-biased": shape_model}, shapes)
     outs, controls, stack = [], [], [box]
     while stack:
         w = stack.pop()

@@ -27,13 +27,6 @@ def toy():
 
 
 @pytest.fixture(scope="module")
-def cleverhans():
-    from interp_lib.models import load_model
-
-    return load_model("shapes_cleverhans")
-
-
-@pytest.fixture(scope="module")
 def tagged():
     from interp_lib.data import load_shapes
 

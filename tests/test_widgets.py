@@ -118,12 +118,12 @@ def test_live_channel():
     assert featvis.live_channel(-acts.abs() - 1) == 0
 
 
-def test_region_probe_reports_the_intervention_effect():
+def test_region_probe_reports_the_intervention_effect(cleverhans):
     from interp_lib import capstone as C
-    from interp_lib import data, models
+    from interp_lib import data
     from interp_lib.widgets import capstone
 
-    clever = models.load_model("shapes_cleverhans")
+    clever = cleverhans
     shapes = data.load_shapes("test", n=48, texture_rate=1.0, tag_rate=1.0)  # tagged, as in lesson 14
     box = capstone.region_probe({"Clever Hans": clever}, shapes.x, shapes.y)
     _check_figure(box)
