@@ -6,10 +6,9 @@ import pathlib
 import shutil
 import subprocess
 import sys
-import tempfile
 
 from interp_lib.course import grading
-from interp_lib.course.bench import ROOT, Row
+from interp_lib.course.bench import ROOT, Row, scratch_dir
 from interp_lib.course.release import build_release, fill_bodies
 
 
@@ -31,7 +30,7 @@ def _pytest(cwd: pathlib.Path, files: list[str], solutions: str | None = None) -
 
 
 def rows():
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix="bench-check-"))
+    tmp = scratch_dir("bench-check-")
     stubs = tmp / "stubs"
     build_release(stubs)
     one = tmp / "one"

@@ -1,11 +1,11 @@
 """Benchmark row for the classroom workflow: grading a batch of 20 submissions."""
 
+import atexit
 import pathlib
 import shutil
-import tempfile
 
 from interp_lib.course import grading
-from interp_lib.course.bench import ROOT, Row
+from interp_lib.course.bench import ROOT, Row, scratch_dir
 from interp_lib.course.release import fill_bodies
 
 EXERCISES = ["00.1", "01.1", "01.2"]
@@ -26,7 +26,7 @@ def _submissions(folder: pathlib.Path, n: int = 20) -> pathlib.Path:
 
 
 def rows():
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix="bench-grading-"))
+    tmp = scratch_dir("bench-grading-")
     subs = _submissions(tmp / "subs")
 
     def batch(workers):
@@ -122,14 +122,16 @@ def startup_rows():
     from interp_lib.course import sandbox as S
 
     iso = S.detect()
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix="bench-sandbox-"))
+    tmp = scratch_dir("bench-sandbox-")
     sub = _complete_submission(tmp)
     base = S.private_dir("bench-copies-")
+    atexit.register(shutil.rmtree, base, ignore_errors=True)
     (base / "modules").mkdir()
     for p in (sub / "interp_lib").glob("*.py"):
         shutil.copyfile(p, base / "modules" / p.name)
     copies = grading.build_copies(base, iso)
     session, remote = _child_start_up(iso, copies["view"], base / "modules")
+    atexit.register(session.close)  # its sandbox server and private folder
     if iso.level == S.SANDBOX:
         session.sandbox_server()  # the once-per-process cost is not per exercise
 
@@ -160,7 +162,7 @@ _rows_batch = rows
 
 
 def rows():
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix="bench-complete-"))
+    tmp = scratch_dir("bench-complete-")
     sub = _complete_submission(tmp)
     complete = Row(
         "grade: one complete submission (all exercises, best isolation)",

@@ -12,15 +12,19 @@ Two kinds of measurement, written to ``bench/results.json`` and printed as a tab
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import datetime
 import importlib.util
 import json
 import os
+import pathlib
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 
@@ -29,7 +33,7 @@ from .common import ROOT
 BENCH_DIR = ROOT / "bench"
 RESULTS = BENCH_DIR / "results.json"
 
-__all__ = ["Row", "time_call", "run_rows", "run_lessons", "main"]
+__all__ = ["Row", "scratch_dir", "time_call", "run_rows", "run_lessons", "main"]
 
 
 @dataclasses.dataclass
@@ -44,6 +48,13 @@ class Row:
     lesson: str = ""
     runs: int | None = None  # repetitions for this row (default: --runs); long rows use 1
     warmup: bool = True  # run both once before timing
+
+
+def scratch_dir(prefix: str) -> pathlib.Path:
+    """A new temporary folder for a row file's fixtures, removed when the benchmark exits."""
+    path = pathlib.Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 def time_call(fn: Callable[[], object]) -> float:
