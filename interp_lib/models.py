@@ -393,11 +393,25 @@ def imagenet_weights(name: str):
     return torchvision.models.get_model_weights(name).DEFAULT
 
 
+#: the file name of each model's default ImageNet weights (the last part of torchvision's
+#: ``weights.url``; a test checks they agree). Looking a file up here instead of in
+#: torchvision lets a lesson find out that the weights are missing without importing
+#: torchvision (two seconds, in every "On real photographs" section that then skips).
+IMAGENET_WEIGHT_FILES = {
+    "vgg16": "vgg16-397923af.pth",
+    "vgg16_bn": "vgg16_bn-6c64b313.pth",
+    "resnet18": "resnet18-f37072fd.pth",
+    "googlenet": "googlenet-1378be20.pth",
+    "squeezenet1_1": "squeezenet1_1-b8a52dc0.pth",
+}
+
+
 def imagenet_weights_path(name: str) -> pathlib.Path:
     """Where torch's cache keeps ``name``'s ImageNet weights: the file
     ``torch.hub.load_state_dict_from_url`` writes, ``$TORCH_HOME/hub/checkpoints/<file>``."""
-    url = imagenet_weights(name).url
-    return pathlib.Path(torch.hub.get_dir()) / "checkpoints" / pathlib.Path(url).name
+    if name not in IMAGENET_WEIGHT_FILES:
+        raise ValueError(f"unknown torchvision model {name!r}; choose one of {', '.join(TORCHVISION_MODELS)}")
+    return pathlib.Path(torch.hub.get_dir()) / "checkpoints" / IMAGENET_WEIGHT_FILES[name]
 
 
 def torchvision_model(name: str, pretrained: bool = True, download: bool = False) -> nn.Module:
@@ -491,6 +505,7 @@ __all__ += [
     "WeightsMissing",
     "imagenet_weights",
     "imagenet_weights_path",
+    "IMAGENET_WEIGHT_FILES",
     "torchvision_model",
     "imagenet_model",
     "ImageNetNormalise",

@@ -117,6 +117,15 @@ def test_section_without_weights_prints_one_line(lesson, torch_home, capsys, mon
     assert not (torch_home / "hub").exists() or not any((torch_home / "hub").rglob("*.pth"))
 
 
+def test_weight_file_names_are_torchvisions():
+    """The cache check needs no torchvision import; its table must name torchvision's files."""
+    assert set(models.IMAGENET_WEIGHT_FILES) == set(models.TORCHVISION_MODELS)
+    for name, file in models.IMAGENET_WEIGHT_FILES.items():
+        assert file == pathlib.Path(models.imagenet_weights(name).url).name
+    with pytest.raises(ValueError, match="unknown torchvision model 'resnet50'"):
+        models.imagenet_weights_path("resnet50")
+
+
 def test_imagenet_or_skip_and_pixel_model(torch_home):
     said = []
     assert models.imagenet_or_skip("resnet18", out=said.append) is None

@@ -383,9 +383,11 @@ def execute_notebook(path: pathlib.Path, timeout: int = 600) -> float:
     )
     start = time.perf_counter()
     try:
-        ExecutePreprocessor(timeout=timeout, kernel_name="python3", store_widget_state=True).preprocess(
-            nb, {"metadata": {"path": str(path.parent)}}
-        )
+        # the kernel is killed once the last cell has answered: its graceful shutdown (torch's
+        # and matplotlib's exit handlers) takes one to two seconds and is no part of the lesson
+        ExecutePreprocessor(
+            timeout=timeout, kernel_name="python3", store_widget_state=True, shutdown_kernel="immediate"
+        ).preprocess(nb, {"metadata": {"path": str(path.parent)}})
     finally:
         os.environ.clear()
         os.environ.update(env_backup)
