@@ -194,18 +194,108 @@ def _scopes(table: symtable.SymbolTable) -> Iterator[symtable.SymbolTable]:
         yield from _scopes(child)
 
 
+_NESTED = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+
+
+def _scope_reads(node: ast.AST) -> set[str]:
+    """The global names a function, class, lambda or comprehension reads: what it reads
+    when it is made (decorators, defaults, a comprehension's first iterable) and the
+    global names its body reads (a function counts as reading them when it is defined)."""
+    source = ast.unparse(node if isinstance(node, ast.stmt) else ast.Expr(node))
+    table = symtable.symtable(source, "<cell>", "exec")
+    reads = {s.get_name() for s in table.get_symbols() if s.is_referenced()}
+    for scope in _scopes(table):
+        reads |= {s.get_name() for s in scope.get_symbols() if s.is_global() and s.is_referenced()}
+    return reads
+
+
+class _Reads(ast.NodeVisitor):
+    """The names a statement reads before it binds them itself, in execution order: the
+    loop variable of ``for name in names: print(name)`` is bound by the loop before its
+    body reads it, while ``x = f(x)`` reads ``x`` first."""
+
+    def __init__(self) -> None:
+        self.bound: set[str] = set()
+        self.reads: set[str] = set()
+
+    def _read(self, name: str) -> None:
+        if name not in self.bound:
+            self.reads.add(name)
+
+    def _visit_all(self, *nodes: Any) -> None:
+        for node in nodes:
+            for item in node if isinstance(node, list) else [node]:
+                if item is not None:
+                    self.visit(item)
+
+    def visit_Name(self, node: ast.Name) -> None:
+        if isinstance(node.ctx, ast.Store):
+            self.bound.add(node.id)
+        else:  # Load, Del
+            self._read(node.id)
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        self._visit_all(node.value, node.targets)
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
+        self._visit_all(node.value, node.annotation, node.target)
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> None:
+        if isinstance(node.target, ast.Name):
+            self._read(node.target.id)
+        self._visit_all(node.value, node.target)
+
+    def visit_NamedExpr(self, node: ast.NamedExpr) -> None:
+        self._visit_all(node.value, node.target)
+
+    def visit_For(self, node: ast.For | ast.AsyncFor) -> None:
+        self._visit_all(node.iter, node.target, node.body, node.orelse)
+
+    visit_AsyncFor = visit_For
+
+    def visit_With(self, node: ast.With | ast.AsyncWith) -> None:
+        for item in node.items:
+            self._visit_all(item.context_expr, item.optional_vars)
+        self._visit_all(node.body)
+
+    visit_AsyncWith = visit_With
+
+    def visit_ExceptHandler(self, node: ast.ExceptHandler) -> None:
+        self._visit_all(node.type)
+        if node.name:
+            self.bound.add(node.name)
+        self._visit_all(node.body)
+
+    def visit_Import(self, node: ast.Import | ast.ImportFrom) -> None:
+        for alias in node.names:
+            self.bound.add((alias.asname or alias.name).split(".")[0])
+
+    visit_ImportFrom = visit_Import
+
+    def generic_visit(self, node: ast.AST) -> None:
+        if isinstance(node, _NESTED + _COMPREHENSIONS):
+            for name in _scope_reads(node):
+                self._read(name)
+            if isinstance(node, _NESTED) and not isinstance(node, ast.Lambda):
+                self.bound.add(node.name)
+            return
+        super().generic_visit(node)
+
+
 def _loads_and_stores(stmt: ast.stmt) -> tuple[set[str], set[str]]:
-    """Global names one top-level statement reads, and those it assigns or changes."""
+    """Global names one top-level statement reads before assigning them itself, and those
+    it assigns or changes."""
     try:
         table = symtable.symtable(ast.unparse(stmt), "<cell>", "exec")
+        reads = _Reads()
+        reads.visit(stmt)
     except (SyntaxError, ValueError):
         return set(), set()
-    loads = {s.get_name() for s in table.get_symbols() if s.is_referenced()}
+    loads = reads.reads
     stores = {s.get_name() for s in table.get_symbols() if s.is_assigned() or s.is_imported()}
     for scope in _scopes(table):
         for s in scope.get_symbols():
-            if s.is_global() and s.is_referenced():
-                loads.add(s.get_name())
             if s.is_declared_global() and s.is_assigned():
                 stores.add(s.get_name())
     for node in ast.walk(stmt):

@@ -70,6 +70,37 @@ def test_data_flow_names_the_exercise_a_later_cell_needs(shell, capsys):
     assert result.success and "6" in capsys.readouterr().out
 
 
+def test_a_name_bound_before_it_is_read_does_not_depend_on_a_skipped_cell(shell, capsys):
+    """Only a read of the *skipped* value skips: loop variables, ``with ... as``, names a
+    statement assigns before reading them, comprehension variables, parameters."""
+    shell.run_cell("for name, f in [('g', attacks.input_gradient)]:\n    g = f(model, x, y)")
+    capsys.readouterr()
+    assert {"name", "f", "g"} <= set(shell.user_ns[lesson.NAME].missing)
+    cells = {
+        "for name in ['a', 'b']:\n    print('loop', name)": "loop b",
+        "for f in [len]:\n    print('nested', [f(s) for s in ['ab']])": "nested [2]",
+        "import contextlib\nwith contextlib.nullcontext(5) as g:\n    print('with', g)": "with 5",
+        "print('comprehension', [name for name in 'xy'])": "comprehension ['x', 'y']",
+        "print('lambda', (lambda name: name)(3))": "lambda 3",
+    }
+    for cell, expected in cells.items():
+        result = shell.run_cell(cell)
+        out = capsys.readouterr().out
+        assert result.success and "needs 02.1" not in out and expected in out, (cell, out)
+    # still skipped: a read of the skipped value before the cell assigns it
+    shell.run_cell("h = attacks.input_gradient(model, x, y)")
+    capsys.readouterr()
+    for cell in (
+        "h = h + 1",
+        "h += 1",
+        "for k in h:\n    pass",
+        "print([v for v in h])",
+        "def show():\n    return h",
+    ):
+        result = shell.run_cell(cell)
+        assert result.success and "needs 02.1 input_gradient" in capsys.readouterr().out, cell
+
+
 def test_blocked_by_an_unwritten_exercise_that_a_written_one_calls(shell, capsys, monkeypatch):
     monkeypatch.setenv("INTERP_LIB_SOLUTIONS", "05.2")  # integrated_gradients written, its path not
     shell.run_cell("from interp_lib import integrated_gradients as ig")
