@@ -383,13 +383,17 @@ class WeightsMissing(FileNotFoundError):
     """The ImageNet weights of a torchvision model are not in torch's cache."""
 
 
+def _check_torchvision_name(name: str) -> None:
+    if name not in TORCHVISION_MODELS:
+        raise ValueError(f"unknown torchvision model {name!r}; choose one of {', '.join(TORCHVISION_MODELS)}")
+
+
 def imagenet_weights(name: str):
     """torchvision's default ImageNet weights entry of ``name`` (``weights.url``,
     ``weights.meta["categories"]``...); needs no download."""
     import torchvision
 
-    if name not in TORCHVISION_MODELS:
-        raise ValueError(f"unknown torchvision model {name!r}; choose one of {', '.join(TORCHVISION_MODELS)}")
+    _check_torchvision_name(name)
     return torchvision.models.get_model_weights(name).DEFAULT
 
 
@@ -409,8 +413,7 @@ IMAGENET_WEIGHT_FILES = {
 def imagenet_weights_path(name: str) -> pathlib.Path:
     """Where torch's cache keeps ``name``'s ImageNet weights: the file
     ``torch.hub.load_state_dict_from_url`` writes, ``$TORCH_HOME/hub/checkpoints/<file>``."""
-    if name not in IMAGENET_WEIGHT_FILES:
-        raise ValueError(f"unknown torchvision model {name!r}; choose one of {', '.join(TORCHVISION_MODELS)}")
+    _check_torchvision_name(name)
     return pathlib.Path(torch.hub.get_dir()) / "checkpoints" / IMAGENET_WEIGHT_FILES[name]
 
 

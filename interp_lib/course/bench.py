@@ -3,7 +3,8 @@
 Two kinds of measurement, written to ``bench/results.json`` and printed as a table:
 
 * **lessons** - wall-clock time and peak memory (resident set of the kernel) of
-  executing each lesson top to bottom in solutions mode, one thread;
+  executing each lesson top to bottom in solutions mode, one thread (from starting its
+  kernel to the last cell's answer, as ``execute`` runs it: the kernel is then killed);
 * **methods** - rows defined in ``bench/rows_*.py``. Each file has a function
   ``rows()`` returning :class:`Row` objects: our method and the reference library's
   (or the physical limit, e.g. the forward and backward passes a method must make) on
@@ -196,7 +197,12 @@ def readme_section(result: dict) -> str:
                 lines.append(f"| {row['lesson']} | failed | | |")
         if "course_seconds" in result:
             lines.append(f"| **whole course** | **{result['course_seconds']:.1f}** | | |")
-        lines.append("")
+        lines += [
+            "",
+            "Each lesson once, alone, in a fresh kernel: from the kernel's start to the last cell's "
+            "answer. On a shared 2-core VM one lesson's time varies by up to 20 % from run to run.",
+            "",
+        ]
     if result.get("methods"):
         lines += [
             "| method | against | ours (ms) | reference (ms) | ratio | goal |",
