@@ -98,17 +98,18 @@ def test_stub_recognised_from_the_syntax_tree():
 def _check(folder, *args) -> tuple[subprocess.CompletedProcess, dict]:
     """``python -m interp_lib check ARGS --json`` in ``folder`` (student mode)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INTERP_", "PYTEST_"))}
-    out = folder / "check.json" if folder != common.ROOT else pathlib.Path(tempfile.mkdtemp()) / "check.json"
-    proc = subprocess.run(
-        [sys.executable, "-m", "interp_lib", "check", *args, "--json", str(out)],
-        cwd=folder,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc, json.loads(out.read_text())
+    with tempfile.TemporaryDirectory() as tmp:  # never a file in this checkout
+        out = folder / "check.json" if folder != common.ROOT else pathlib.Path(tmp) / "check.json"
+        proc = subprocess.run(
+            [sys.executable, "-m", "interp_lib", "check", *args, "--json", str(out)],
+            cwd=folder,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc, json.loads(out.read_text())
 
 
 def course_copy(dest: pathlib.Path, bodies: dict[str, str]) -> pathlib.Path:
