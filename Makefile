@@ -49,8 +49,14 @@ lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check --quiet .
 	$(VENV)/bin/ruff format --check --quiet .
 
+# the tests on two workers, then the lessons' stored outputs (strict nbval, solutions mode)
+# in one process: two notebook kernels side by side oversubscribe the cores (2:53 alone,
+# 10:42 side by side on two cores)
+NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg -p no:xdist
+
 test: lint
-	$(PY) -m pytest -n 2 --dist loadfile --solutions=all $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadfile --solutions=all $(PYTEST_ARGS) tests
+	$(PY) -m pytest --solutions=all $(NBVAL) lessons
 
 check: $(VENV)/.installed
 	$(PY) -m interp_lib check
