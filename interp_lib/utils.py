@@ -31,7 +31,7 @@ def seed_everything(seed: int = 0, threads: int | None = None) -> torch.Generato
     ``threads`` defaults to the environment variable ``INTERP_LIB_THREADS`` or 1; one
     thread makes every float sum come out in the same order on every run. On the CPU that
     is all it takes: the kernels the course uses give the same numbers for a given thread
-    count (CI compares the lessons' stored outputs at 1 and 2 threads). On a GPU, atomic
+    count (the lessons' stored outputs come from one thread; CI compares them at two). On a GPU, atomic
     additions reorder sums from run to run, so there ``torch.use_deterministic_algorithms``
     is switched on too (not on the CPU: there it changes nothing the course uses and costs
     over a second, loading torch's compiler configuration). Returns a ``torch.Generator``
