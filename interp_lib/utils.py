@@ -31,11 +31,12 @@ def seed_everything(seed: int = 0, threads: int | None = None) -> torch.Generato
     ``threads`` defaults to the environment variable ``INTERP_LIB_THREADS`` or 1; one
     thread makes every float sum come out in the same order on every run. On the CPU that
     is all it takes: the kernels the course uses give the same numbers for a given thread
-    count (the lessons' stored outputs come from one thread; CI compares them at two). On a GPU, atomic
-    additions reorder sums from run to run, so there ``torch.use_deterministic_algorithms``
-    is switched on too (not on the CPU: there it changes nothing the course uses and costs
-    over a second, loading torch's compiler configuration). Returns a ``torch.Generator``
-    seeded with ``seed`` for the exercises that take one.
+    count (the lessons' stored outputs come from one thread; CI compares them at two). On
+    a GPU, atomic additions reorder sums from run to run, so there
+    ``torch.use_deterministic_algorithms`` is switched on too (not on the CPU: there it
+    changes nothing the course uses and costs over a second, loading torch's compiler
+    configuration). Returns a ``torch.Generator`` seeded with ``seed`` for the exercises
+    that take one.
     """
     threads = int(os.environ.get("INTERP_LIB_THREADS", DEFAULT_THREADS)) if threads is None else threads
     if threads < 1:
