@@ -79,6 +79,28 @@ def test_attack_explorer(digits_model, digits_few):
     _check_figure(box)
 
 
+def test_a_new_image_draws_once_with_its_class_selected(digits_model, digits_few, monkeypatch):
+    """Moving the image slider selects that image's true class and draws one figure (the
+    class change used to draw, then the slider's own handler drew again)."""
+    shown = []
+    real = widgets.show
+    monkeypatch.setattr(widgets, "show", lambda out, fig: (shown.append(fig), real(out, fig)))
+    x, y = digits_few
+    box = integrated_gradients.ig_explorer(digits_model, x, y)
+    assert len(shown) == 1
+    (index,) = [c for c in _controls(box) if c.description == "image"]
+    (target,) = [c for c in _controls(box) if isinstance(c, W.Dropdown) and c.description == "class"]
+    other = next(i for i in range(1, len(y)) if int(y[i]) != int(y[0]))
+    index.value = other  # another class: the class control changes, one draw
+    assert len(shown) == 2 and target.value == int(y[other])
+    same = next((i for i in range(len(y)) if i != other and int(y[i]) == int(y[other])), None)
+    if same is not None:  # the same class again: nothing else changes, still one draw
+        index.value = same
+        assert len(shown) == 3
+    target.value = (int(y[index.value]) + 1) % 10  # the class alone: one draw
+    assert len(shown) == (4 if same is not None else 3)
+
+
 def test_ig_explorer(digits_model, digits_few):
     box = integrated_gradients.ig_explorer(digits_model, *digits_few)
     _check_figure(box)

@@ -42,3 +42,30 @@ def description_style(width: str) -> dict:
     """``style=`` for every control of one explorer: the same description width, so the
     labels line up and each sits next to its control (toggle buttons included)."""
     return {"description_width": width}
+
+
+def redraw_on(draw, *controls, image=None, target=None, labels=None) -> None:
+    """Call ``draw()`` now and again whenever one of ``controls`` changes value.
+
+    With ``image`` (the image index control), ``target`` (the class control) and
+    ``labels``: choosing another image first selects its true class in ``target`` and
+    draws once (through ``target``'s change, or directly when that class is already
+    selected), never twice."""
+
+    def changed(_change=None):
+        draw()
+
+    for w in (*controls, target):
+        if w is not None:
+            w.observe(changed, names="value")
+    if image is not None:
+
+        def new_image(_change):
+            label = int(labels[image.value])
+            if target.value == label:
+                draw()
+            else:
+                target.value = label  # its observer draws
+
+        image.observe(new_image, names="value")
+    draw()

@@ -35,7 +35,7 @@ def attack_explorer(model, x, y, class_names=None, max_eps: float = 0.3):
     import ipywidgets as W
 
     from .. import plot
-    from . import LABEL_FONT, TITLE_FONT, description_style, figure, show
+    from . import LABEL_FONT, TITLE_FONT, description_style, figure, redraw_on, show
 
     names = class_names or [str(i) for i in range(1000)]
     style = description_style("60px")
@@ -85,7 +85,5 @@ def attack_explorer(model, x, y, class_names=None, max_eps: float = 0.3):
         fig.tight_layout()
         show(out, fig)
 
-    for w in (index, attack, eps):
-        w.observe(draw, names="value")
-    draw()
+    redraw_on(draw, index, attack, eps)
     return W.VBox([W.HBox([index, eps]), attack, out])  # the toggle buttons' label beside them

@@ -25,7 +25,7 @@ def region_probe(models: dict, x, y, fill: float = 0.5, side: int = 6):
     from ..evaluation import bootstrap_ci
     from ..exercises import ExerciseNotWritten
     from ..plot import heatmap
-    from . import LABEL_FONT, TITLE_FONT, description_style, figure, show
+    from . import LABEL_FONT, TITLE_FONT, description_style, figure, redraw_on, show
 
     size = x.shape[-1]
     style = description_style("50px")
@@ -68,7 +68,5 @@ def region_probe(models: dict, x, y, fill: float = 0.5, side: int = 6):
         fig.tight_layout()
         show(out, fig)
 
-    for w in (model, cls, row, col, width):
-        w.observe(draw, names="value")
-    draw()
+    redraw_on(draw, model, cls, row, col, width)
     return W.VBox([W.HBox([model, cls]), W.HBox([row, col, width]), out])

@@ -24,7 +24,7 @@ def dissection_explorer(models: dict, shapes, layers=("relu1", "relu2", "relu3")
     from .. import data
     from ..concepts import DETECTOR_IOU, feature_maps, unit_iou
     from ..plot import heatmap, to_image
-    from . import LABEL_FONT, TITLE_FONT, description_style, figure, show
+    from . import LABEL_FONT, TITLE_FONT, description_style, figure, redraw_on, show
 
     masks, names = data.concept_masks(shapes)
     style = description_style("60px")
@@ -75,7 +75,5 @@ def dissection_explorer(models: dict, shapes, layers=("relu1", "relu2", "relu3")
         fig.tight_layout()
         show(out, fig)
 
-    for w in (model, layer, unit, image, quantile):
-        w.observe(draw, names="value")
-    draw()
+    redraw_on(draw, model, layer, unit, image, quantile)
     return W.VBox([W.HBox([model, layer, quantile]), W.HBox([unit, image]), out])

@@ -47,7 +47,7 @@ def ig_explorer(model, x, y, data_mean=None, class_names=None):
 
     from ..integrated_gradients import METHODS, completeness_gap, integrated_gradients
     from ..plot import heatmap, to_image
-    from . import TITLE_FONT, description_style, figure, show
+    from . import TITLE_FONT, description_style, figure, redraw_on, show
 
     k = model[-1].out_features if hasattr(model[-1], "out_features") else 10
     names = class_names or [str(i) for i in range(k)]
@@ -86,12 +86,5 @@ def ig_explorer(model, x, y, data_mean=None, class_names=None):
         fig.tight_layout()
         show(out, fig)
 
-    def new_image(*_):
-        target.value = int(y[index.value])
-        draw()
-
-    index.observe(new_image, names="value")
-    for w in (target, method, steps, base):
-        w.observe(draw, names="value")
-    draw()
+    redraw_on(draw, method, steps, base, image=index, target=target, labels=y)
     return W.VBox([W.HBox([index, target]), W.HBox([method, steps]), base, out])

@@ -43,7 +43,7 @@ def explorer(model: nn.Module, images: torch.Tensor, labels=None, class_names=No
     from .. import lrp, lrp_graph, lrp_rules
     from ..models import bias_free_copy
     from ..plot import heatmap, to_image
-    from . import LABEL_FONT, TITLE_FONT, description_style, figure, show
+    from . import LABEL_FONT, TITLE_FONT, description_style, figure, redraw_on, show
 
     style = description_style("90px")
     index = W.IntSlider(0, 0, len(images) - 1, description="image", style=style)
@@ -102,9 +102,7 @@ def explorer(model: nn.Module, images: torch.Tensor, labels=None, class_names=No
             f"logit {float(logits[c]):.3f}; input relevance {values[0]:.3f} ({100 * kept:.0f} % of the logit)"
         )
 
-    for w in [index, epsilon, gamma, target, no_bias, *groups.values()]:
-        w.observe(draw, names="value")
-    draw()
+    redraw_on(draw, index, epsilon, gamma, target, no_bias, *groups.values())
     left = W.VBox([index, target, *groups.values()])
     right = W.VBox([epsilon, gamma, no_bias])
     return W.VBox([W.HBox([left, right]), status, out])

@@ -17,7 +17,7 @@ def toy_explorer(models):
     import ipywidgets as W
 
     from ..superposition import dimensions_per_feature, draw_toy_model, geometry
-    from . import TITLE_FONT, description_style, figure, show
+    from . import TITLE_FONT, description_style, figure, redraw_on, show
 
     style = description_style("90px")
     labels = [f"{d:g}" for d in models.density.tolist()]
@@ -37,6 +37,5 @@ def toy_explorer(models):
         fig.tight_layout()
         show(out, fig)
 
-    pick.observe(draw, names="value")
-    draw()
+    redraw_on(draw, pick)
     return W.VBox([pick, out])

@@ -23,7 +23,7 @@ def vit_explorer(model, x, y, tag_mask=None, class_names=None):
     from ..evaluation import relevance_mass
     from ..exercises import ExerciseNotWritten
     from ..plot import heatmap, to_image
-    from . import TITLE_FONT, description_style, figure, show
+    from . import TITLE_FONT, description_style, figure, redraw_on, show
 
     names = class_names or [str(i) for i in range(model.head.out_features)]
     style = description_style("70px")
@@ -63,12 +63,5 @@ def vit_explorer(model, x, y, tag_mask=None, class_names=None):
         fig.tight_layout()
         show(out, fig)
 
-    def new_image(*_):
-        target.value = int(y[index.value])
-        draw()
-
-    index.observe(new_image, names="value")
-    for w in (target, method, block, head):
-        w.observe(draw, names="value")
-    draw()
+    redraw_on(draw, method, block, head, image=index, target=target, labels=y)
     return W.VBox([W.HBox([index, target]), W.HBox([method, block, head]), out])
