@@ -55,7 +55,7 @@ lint: $(VENV)/.installed-dev
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg -p no:xdist
 
 test: lint
-	$(PY) -m pytest -n 2 --dist loadfile --solutions=all $(PYTEST_ARGS) tests
+	$(PY) -m pytest -n 2 --dist loadfile --solutions=all $(PYTEST_ARGS)
 	$(PY) -m pytest --solutions=all $(NBVAL) lessons
 
 check: $(VENV)/.installed
